@@ -1,0 +1,113 @@
+/* util.c: clocks, atomic durable file writes, small string helpers. */
+#include "util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+usec_t now_usec(int clock_id) {
+        struct timespec ts;
+        if (clock_gettime(clock_id, &ts) < 0)
+                abort(); /* only fails for an invalid clock id: a programmer error */
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+int free_and_strdup(char **dst, const char *src) {
+        char *copy = NULL;
+        if (src) {
+                copy = strdup(src);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        free(*dst);
+        *dst = copy;
+        return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len) {
+        const char *p = data;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len) {
+        char tmp[4096], dst[4096];
+        int r;
+
+        if ((size_t) snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= sizeof tmp ||
+            (size_t) snprintf(dst, sizeof dst, "%s/%s", dir, name) >= sizeof dst)
+                return -ENAMETOOLONG;
+
+        (void) unlink(tmp); /* a leftover from a crash between create and rename */
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, dst) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (fsync(dfd) < 0)
+                return -errno;
+        return 0;
+}
+
+int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        size_t cap = 4096, len = 0;
+        _cleanup_free_ char *buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (len == cap) {
+                        if (cap >= max)
+                                return -EFBIG;
+                        cap = cap * 2 > max ? max : cap * 2;
+                        char *n = realloc(buf, cap + 1);
+                        if (!n)
+                                return -ENOMEM;
+                        buf = n;
+                }
+                ssize_t k = read(fd, buf + len, cap - len);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        buf[len] = 0;
+        if (ret_len)
+                *ret_len = len;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+void format_iso8601(usec_t realtime, char buf[static 21]) {
+        time_t t = (time_t) (realtime / USEC_PER_SEC);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
