@@ -18,6 +18,8 @@ typedef uint64_t usec_t;
 #define USEC_PER_MINUTE (60ULL * USEC_PER_SEC)
 #define USEC_PER_HOUR   (60ULL * USEC_PER_MINUTE)
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -107,3 +109,8 @@ int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);
 
 /* Format a wall-clock time (usec since epoch) as "2026-11-26T20:31:51Z" into buf[21]. */
 void format_iso8601(usec_t realtime, char buf[static 21]);
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}

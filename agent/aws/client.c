@@ -1,0 +1,287 @@
+/* client.c: builds, signs and sends AWS JSON-protocol requests. Signing happens as late as
+ * possible (just before the send) so a retry after a clock-skew answer is signed afresh. */
+#include "aws/client.h"
+
+#include <time.h>
+
+#include "aws/timestamp.h"
+#include "log.h"
+
+struct AwsClient {
+        Http *http;
+        Credentials *creds;
+        SigV4Signer *signer;
+        int64_t clock_offset; /* usec */
+        AwsCall *calls;
+};
+
+struct AwsCall {
+        AwsClient *client;
+        AwsCall *prev, *next;
+        char *endpoint, *host, *path, *region, *service, *target, *content_type, *body;
+        size_t body_len;
+        usec_t timeout;
+        aws_done_fn done;
+        void *userdata;
+        HttpRequest *req;
+        bool skew_retried;
+};
+
+int aws_endpoint_split(const char *url, char **ret_host, char **ret_path) {
+        const char *p = strstr(url, "://");
+        if (!p || p == url)
+                return -EINVAL;
+        p += 3;
+        size_t host_len = strcspn(p, "/?#");
+        if (host_len == 0)
+                return -EINVAL;
+        const char *path = p + host_len;
+        if (*path == '?' || *path == '#')
+                return -EINVAL;
+        char *host = strndup(p, host_len);
+        char *pth = strdup(*path ? path : "/");
+        if (!host || !pth) {
+                free(host);
+                free(pth);
+                return -ENOMEM;
+        }
+        *ret_host = host;
+        *ret_path = pth;
+        return 0;
+}
+
+static void call_free(AwsCall *call) {
+        if (!call)
+                return;
+        AwsClient *c = call->client;
+        if (call->prev)
+                call->prev->next = call->next;
+        else
+                c->calls = call->next;
+        if (call->next)
+                call->next->prev = call->prev;
+        if (call->req)
+                http_cancel(call->req);
+        free(call->endpoint);
+        free(call->host);
+        free(call->path);
+        free(call->region);
+        free(call->service);
+        free(call->target);
+        free(call->content_type);
+        free(call->body);
+        free(call);
+}
+
+static void call_finish(AwsCall *call, const AwsResult *result) {
+        call->req = NULL;
+        call->done(result, call->userdata);
+        call_free(call);
+}
+
+static int call_send(AwsCall *call);
+
+static void on_http_done(HttpRequest *req, int error, long status, void *userdata) {
+        AwsCall *call = userdata;
+        AwsClient *c = call->client;
+        AwsResult result = { .error = error, .status = status };
+        AwsError aws = {};
+
+        result.body = http_response_body(req, &result.body_len);
+        if (error < 0) {
+                result.transport_message = http_error_message(req);
+                return call_finish(call, &result);
+        }
+        if (status >= 200 && status < 300)
+                return call_finish(call, &result);
+
+        aws_error_parse(status, http_response_header(req, "x-amzn-ErrorType"), result.body, result.body_len, &aws);
+        result.aws = &aws;
+
+        usec_t server_time;
+        const char *date = http_response_header(req, "Date");
+        if (aws.error_class == AWS_ERROR_CLOCK_SKEW && !call->skew_retried && date && http_date_parse(date, &server_time) >= 0) {
+                /* Correct our signing clock by the server's and try once more. */
+                int64_t before = c->clock_offset;
+                c->clock_offset = (int64_t) server_time - (int64_t) now_usec(CLOCK_REALTIME);
+                log_event(LOG_WARNING, "clock-skew",
+                          "AWS says our clock is off (%s); signing with an offset of %+lld s from now on "
+                          "(was %+lld s). Check NTP (chrony) on this instance.",
+                          aws.code, (long long) (c->clock_offset / (int64_t) USEC_PER_SEC),
+                          (long long) (before / (int64_t) USEC_PER_SEC));
+                call->skew_retried = true;
+                call->req = NULL;
+                int r = call_send(call);
+                if (r >= 0)
+                        return;
+                result.error = r;
+                result.transport_message = "re-signing failed";
+        }
+        call_finish(call, &result);
+}
+
+static int call_send(AwsCall *call) {
+        AwsClient *c = call->client;
+        const SigV4Credentials *creds = credentials_get(c->creds);
+        if (!creds)
+                return -ENOKEY;
+
+        char amz_date[SIGV4_AMZ_DATE_SIZE];
+        time_t t = (time_t) (((int64_t) now_usec(CLOCK_REALTIME) + c->clock_offset) / (int64_t) USEC_PER_SEC);
+        int r = sigv4_format_amz_date(t, amz_date);
+        if (r < 0)
+                return r;
+
+        SigV4Header headers[] = {
+                { "host", call->host },
+                { "content-type", call->content_type },
+                { "x-amz-date", amz_date },
+                { "x-amz-target", call->target },
+                { "x-amz-security-token", creds->session_token },
+        };
+        size_t n_headers = creds->session_token ? 5 : 4;
+        SigV4Request sreq = {
+                .method = "POST",
+                .path = call->path,
+                .headers = headers,
+                .n_headers = n_headers,
+                .payload = call->body,
+                .payload_len = call->body_len,
+        };
+        SigV4Scope scope = { .region = call->region, .service = call->service, .amz_date = amz_date };
+        _cleanup_secret_ char *authz = NULL;
+        r = sigv4_signer_authorization(c->signer, &sreq, creds, &scope, &authz);
+        if (r < 0)
+                return r;
+
+        /* curl sends Host from the URL, which is what was signed. */
+        struct curl_slist *list = NULL;
+        char line[8192];
+        const char *names[] = { "Content-Type", NULL, "X-Amz-Date", "X-Amz-Target", "X-Amz-Security-Token" };
+        for (size_t i = 0; i < n_headers; i++) {
+                if (!names[i])
+                        continue;
+                if ((size_t) snprintf(line, sizeof line, "%s: %s", names[i], headers[i].value) >= sizeof line) {
+                        r = -E2BIG;
+                        break;
+                }
+                struct curl_slist *n = curl_slist_append(list, line);
+                if (!n) {
+                        r = -ENOMEM;
+                        break;
+                }
+                list = n;
+        }
+        if (r >= 0 && (size_t) snprintf(line, sizeof line, "Authorization: %s", authz) >= sizeof line)
+                r = -E2BIG;
+        struct curl_slist *n = r >= 0 ? curl_slist_append(list, line) : NULL;
+        secure_zero(line, sizeof line);
+        if (r >= 0 && !n)
+                r = -ENOMEM;
+        if (r >= 0) {
+                list = n;
+                /* Expect: 100-continue would cost a round trip per request for nothing. */
+                n = curl_slist_append(list, "Expect:");
+                if (!n)
+                        r = -ENOMEM;
+                else
+                        list = n;
+        }
+        if (r < 0) {
+                for (struct curl_slist *l = list; l; l = l->next)
+                        secure_zero(l->data, strlen(l->data));
+                curl_slist_free_all(list);
+                return r;
+        }
+
+        char url[2048];
+        if ((size_t) snprintf(url, sizeof url, "%s", call->endpoint) >= sizeof url) {
+                curl_slist_free_all(list);
+                return -ENAMETOOLONG;
+        }
+        HttpRequestSpec spec = {
+                .method = "POST",
+                .url = url,
+                .headers = list,
+                .body = call->body,
+                .body_len = call->body_len,
+                .timeout = call->timeout,
+        };
+        return http_start(c->http, &spec, on_http_done, call, &call->req);
+}
+
+int aws_call_start(AwsClient *c, const AwsCallSpec *spec, aws_done_fn done, void *userdata, AwsCall **ret) {
+        AwsCall *call = calloc(1, sizeof *call);
+        if (!call)
+                return -ENOMEM;
+        call->client = c;
+        call->next = c->calls;
+        if (c->calls)
+                c->calls->prev = call;
+        c->calls = call;
+        call->done = done;
+        call->userdata = userdata;
+        call->timeout = spec->timeout;
+        call->body_len = spec->body_len;
+
+        int r = aws_endpoint_split(spec->endpoint, &call->host, &call->path);
+        if (r < 0) {
+                call_free(call);
+                return r;
+        }
+        call->endpoint = strdup(spec->endpoint);
+        call->region = strdup(spec->region);
+        call->service = strdup(spec->service);
+        call->target = strdup(spec->target);
+        call->content_type = strdup(spec->content_type);
+        call->body = malloc(spec->body_len + 1);
+        if (!call->endpoint || !call->region || !call->service || !call->target || !call->content_type ||
+            !call->body) {
+                call_free(call);
+                return -ENOMEM;
+        }
+        memcpy(call->body, spec->body, spec->body_len);
+        call->body[spec->body_len] = 0;
+
+        r = call_send(call);
+        if (r < 0) {
+                call_free(call);
+                return r;
+        }
+        if (ret)
+                *ret = call;
+        return 0;
+}
+
+void aws_call_cancel(AwsCall *call) {
+        call_free(call);
+}
+
+int aws_client_new(Http *http, Credentials *creds, AwsClient **ret) {
+        AwsClient *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->http = http;
+        c->creds = creds;
+        int r = sigv4_signer_new(&c->signer);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+AwsClient *aws_client_free(AwsClient *c) {
+        if (!c)
+                return NULL;
+        while (c->calls)
+                call_free(c->calls);
+        sigv4_signer_free(c->signer);
+        free(c);
+        return NULL;
+}
+
+int64_t aws_client_clock_offset(const AwsClient *c) {
+        return c->clock_offset;
+}

@@ -1,0 +1,49 @@
+/* client.h: one signed AWS JSON-protocol request (SigV4), with the clock-skew retry. */
+#pragma once
+
+#include "aws/awserror.h"
+
+#include "aws/credentials.h"
+#include "http.h"
+
+typedef struct AwsClient AwsClient;
+typedef struct AwsCall AwsCall;
+
+typedef struct AwsResult {
+        int error;            /* 0, or a negative errno: transport failure, -ENOKEY without credentials */
+        const char *transport_message; /* for error < 0 */
+        long status;          /* HTTP status when error == 0 */
+        const char *body;     /* response body, NUL-terminated */
+        size_t body_len;
+        const AwsError *aws;  /* parsed error when status is not 2xx, else NULL */
+} AwsResult;
+
+/* The result is borrowed until the callback returns; the call is freed after it. */
+typedef void (*aws_done_fn)(const AwsResult *result, void *userdata);
+
+typedef struct AwsCallSpec {
+        const char *endpoint;     /* "https://events.us-east-1.amazonaws.com" or an override */
+        const char *region;
+        const char *service;      /* signing name: "events", "sqs", "states" */
+        const char *target;       /* X-Amz-Target: "AWSEvents.PutEvents" */
+        const char *content_type; /* "application/x-amz-json-1.1" */
+        const char *body;
+        size_t body_len;
+        usec_t timeout;
+} AwsCallSpec;
+
+/* http and creds are borrowed and must outlive the client. */
+int aws_client_new(Http *http, Credentials *creds, AwsClient **ret);
+AwsClient *aws_client_free(AwsClient *c); /* cancels calls without callbacks */
+DEFINE_TRIVIAL_CLEANUP_FUNC(AwsClient *, aws_client_free);
+
+int aws_call_start(AwsClient *c, const AwsCallSpec *spec, aws_done_fn done, void *userdata, AwsCall **ret);
+void aws_call_cancel(AwsCall *call);
+
+/* What heald adds to its wall clock when signing (server time minus ours), learnt from
+ * a RequestTimeTooSkewed answer's Date header. */
+int64_t aws_client_clock_offset(const AwsClient *c);
+
+/* Split "scheme://host[:port][/path]" into the Host header value and the path ("/" when
+ * none). Returns -EINVAL for anything else. Caller frees both. */
+int aws_endpoint_split(const char *url, char **ret_host, char **ret_path);

@@ -1,0 +1,516 @@
+/* manager.c: builds the modules in dependency order, learns the instance's identity from
+ * IMDS, and runs the daemon (or the one-shot send-event) on one sd-event loop. */
+#include "manager.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "aws/client.h"
+#include "aws/credentials.h"
+#include "aws/eventbridge.h"
+#include "aws/imds.h"
+#include "aws/imds_doc.h"
+#include "backoff.h"
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "outbox.h"
+#include "publisher.h"
+
+#define IDENTITY_PATH "/latest/dynamic/instance-identity/document"
+#define STOP_DEADLINE (2 * USEC_PER_SEC)
+#define SEND_EVENT_DEADLINE (30 * USEC_PER_SEC)
+#define HEARTBEAT_SEQ_FILE "heartbeat.seq"
+
+struct Manager {
+        Config *config;
+        sd_event *event;
+        Http *http;
+        Imds *imds;
+        Credentials *credentials;
+        AwsClient *aws;
+        Outbox *outbox;       /* daemon only */
+        Publisher *publisher; /* daemon only */
+
+        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer;
+        unsigned identity_failures;
+        char *region, *instance_arn;
+        bool target_known;
+
+        uint64_t heartbeat_seq;
+        char boot_id[40];
+        usec_t started_at; /* CLOCK_MONOTONIC */
+        bool stopping;
+
+        /* send-event */
+        const char *oneshot_type, *oneshot_detail;
+        AwsCall *oneshot_call;
+        int oneshot_result;
+};
+
+static void read_boot_id(char buf[static 40]) {
+        _cleanup_free_ char *s = NULL;
+        if (read_file_full("/proc/sys/kernel/random/boot_id", 64, &s, NULL) < 0) {
+                snprintf(buf, 40, "unknown");
+                return;
+        }
+        s[strcspn(s, "\n")] = 0;
+        snprintf(buf, 40, "%s", s);
+}
+
+static void status_update(Manager *m) {
+        if (m->outbox)
+                (void) sd_notifyf(false, "STATUS=%s; outbox %zu events", m->target_known ? "publishing" : "waiting for IMDS identity",
+                                  outbox_count(m->outbox));
+}
+
+int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
+        _cleanup_free_ char *record = NULL;
+        int r = event_record_encode(detail_type, detail, now_usec(CLOCK_REALTIME), &record);
+        cJSON_Delete(detail);
+        if (r < 0)
+                return r;
+        r = outbox_append(m->outbox, record, strlen(record), NULL);
+        if (r < 0)
+                return r;
+        publisher_kick(m->publisher);
+        return 0;
+}
+
+/* ---- one-shot send-event ---- */
+
+static void oneshot_done(Manager *m, int result) {
+        m->oneshot_result = result;
+        (void) sd_event_exit(m->event, 0);
+}
+
+static void on_oneshot_response(const AwsResult *res, void *userdata) {
+        Manager *m = userdata;
+        m->oneshot_call = NULL;
+        if (res->error < 0) {
+                log_error("PutEvents failed: %s", res->transport_message ? res->transport_message : strerror(-res->error));
+                return oneshot_done(m, res->error);
+        }
+        if (res->status < 200 || res->status >= 300) {
+                log_event(LOG_ERR, "aws-refused", "EventBridge refused PutEvents: %s: %s. Fix: %s", res->aws->code,
+                          res->aws->message, aws_error_hint(res->aws));
+                return oneshot_done(m, -EACCES);
+        }
+        EventBridgeEntryResult result;
+        _cleanup_free_ char *why = NULL;
+        int r = eventbridge_parse_response(res->body, res->body_len, 1, &result, &why);
+        if (r < 0) {
+                log_error("Unreadable PutEvents response: %s", why ? why : "?");
+                return oneshot_done(m, r);
+        }
+        if (result.status != EVENTBRIDGE_ENTRY_OK) {
+                log_error("EventBridge did not accept the event: %s: %s", result.error_code, result.error_message);
+                return oneshot_done(m, -EBADMSG);
+        }
+        log_info("EventBridge accepted the event");
+        oneshot_done(m, 0);
+}
+
+static void oneshot_send(Manager *m) {
+        if (!m->target_known || m->oneshot_call || m->oneshot_result != 1)
+                return;
+        _cleanup_free_ char *endpoint = NULL, *body = NULL;
+        size_t body_len;
+        EventBridgeBatch *eb = NULL;
+        EventBridgeEntry e = {
+                .source = m->config->source,
+                .detail_type = m->oneshot_type,
+                .detail = m->oneshot_detail,
+                .event_bus = m->config->event_bus,
+                .resource = m->instance_arn,
+                .time = now_usec(CLOCK_REALTIME),
+        };
+        int r = config_service_endpoint(m->config, "events", m->region, &endpoint);
+        if (r >= 0)
+                r = eventbridge_batch_new(m->config->max_request_bytes, &eb);
+        if (r >= 0)
+                r = eventbridge_batch_add(eb, &e);
+        if (r >= 0)
+                r = eventbridge_batch_body(eb, &body, &body_len);
+        eventbridge_batch_free(eb);
+        if (r < 0) {
+                log_error_errno(r, "Cannot build the PutEvents request: %m");
+                return oneshot_done(m, r);
+        }
+        AwsCallSpec spec = {
+                .endpoint = endpoint,
+                .region = m->region,
+                .service = "events",
+                .target = "AWSEvents.PutEvents",
+                .content_type = "application/x-amz-json-1.1",
+                .body = body,
+                .body_len = body_len,
+                .timeout = m->config->request_timeout,
+        };
+        r = aws_call_start(m->aws, &spec, on_oneshot_response, m, &m->oneshot_call);
+        if (r == -ENOKEY)
+                return; /* credentials not there yet: on_credentials_changed() calls again */
+        if (r < 0) {
+                log_error_errno(r, "Cannot send PutEvents: %m");
+                oneshot_done(m, r);
+        }
+}
+
+/* ---- identity ---- */
+
+static int target_known(Manager *m, const char *region, const char *instance_arn) {
+        int r = free_and_strdup(&m->region, region);
+        if (r >= 0)
+                r = free_and_strdup(&m->instance_arn, instance_arn);
+        if (r < 0)
+                return r;
+        m->target_known = true;
+        if (m->publisher) {
+                r = publisher_set_target(m->publisher, m->region, m->instance_arn);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot publish to EventBridge in %s: %m", m->region);
+                status_update(m);
+        } else
+                oneshot_send(m);
+        return 0;
+}
+
+static void schedule_identity(Manager *m, usec_t delay) {
+        (void) sd_event_source_set_time(m->identity_timer, now_usec(CLOCK_BOOTTIME) + delay);
+        (void) sd_event_source_set_enabled(m->identity_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_identity(int error, const char *body, size_t len, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *why = NULL;
+        ImdsIdentity id = {};
+        if (error >= 0)
+                error = imds_parse_identity(body, len, &id, &why);
+        if (error < 0) {
+                usec_t delay = backoff_delay(m->identity_failures, USEC_PER_SEC, 60 * USEC_PER_SEC, backoff_random());
+                log_internal(m->identity_failures == 0 ? LOG_WARNING : LOG_DEBUG, error, "imds-error",
+                             "Failed to read the instance identity from IMDS%s%s: %m; events wait in the outbox; "
+                             "retrying in %llu ms",
+                             why ? ": " : "", why ? why : "", (unsigned long long) (delay / USEC_PER_MSEC));
+                m->identity_failures++;
+                schedule_identity(m, delay);
+                return;
+        }
+        /* The ARN names where the instance is; the region heald publishes to may be configured. */
+        const char *region = m->config->region ? m->config->region : id.region;
+        _cleanup_free_ char *arn = NULL;
+        int r = imds_identity_instance_arn(&id, &arn);
+        if (r >= 0) {
+                log_info("Instance %s in %s (account %s); publishing to EventBridge in %s", id.instance_id, id.region,
+                         id.account_id, region);
+                r = target_known(m, region, arn);
+        }
+        if (r < 0 && !m->publisher)
+                oneshot_done(m, r);
+}
+
+static int on_identity_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        int r = imds_fetch(m->imds, IDENTITY_PATH, on_identity, m);
+        if (r < 0)
+                on_identity(r, NULL, 0, m);
+        return 0;
+}
+
+static void on_credentials_changed(void *userdata) {
+        Manager *m = userdata;
+        if (m->publisher)
+                publisher_kick(m->publisher);
+        else
+                oneshot_send(m);
+}
+
+/* ---- set-up shared by both modes ---- */
+
+int manager_new(Config *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = calloc(1, sizeof *m);
+        if (!m) {
+                config_free(config);
+                return -ENOMEM;
+        }
+        m->config = config;
+        m->started_at = now_usec(CLOCK_MONOTONIC);
+        read_boot_id(m->boot_id);
+
+        int r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        r = http_new(m->event, &m->http);
+        if (r < 0)
+                return r;
+        r = imds_new(m->http, config->imds_endpoint, config->imds_timeout, &m->imds);
+        if (r < 0)
+                return r;
+        r = credentials_new(m->event, m->imds, &m->credentials);
+        if (r < 0)
+                return r;
+        credentials_set_callback(m->credentials, on_credentials_changed, m);
+        r = aws_client_new(m->http, m->credentials, &m->aws);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(m->event, &m->identity_timer, CLOCK_BOOTTIME, USEC_INFINITY, USEC_PER_MSEC * 10,
+                              on_identity_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->identity_timer, SD_EVENT_OFF);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        publisher_free(m->publisher);
+        if (m->oneshot_call)
+                aws_call_cancel(m->oneshot_call);
+        aws_client_free(m->aws);
+        credentials_free(m->credentials);
+        if (m->imds)
+                imds_cancel(m->imds, m);
+        imds_free(m->imds);
+        http_free(m->http);
+        outbox_free(m->outbox);
+        sd_event_source_disable_unref(m->identity_timer);
+        sd_event_source_disable_unref(m->heartbeat_timer);
+        sd_event_source_disable_unref(m->deadline_timer);
+        sd_event_unref(m->event);
+        free(m->region);
+        free(m->instance_arn);
+        config_free(m->config);
+        free(m);
+        return NULL;
+}
+
+/* Start learning the identity and credentials. With environment credentials and a
+ * configured region (development) heald publishes at once, without the instance ARN
+ * until IMDS tells it. */
+static int manager_start_aws(Manager *m) {
+        if (credentials_from_environment(m->credentials) && m->config->region) {
+                int r = target_known(m, m->config->region, NULL);
+                if (r < 0)
+                        return r;
+        }
+        schedule_identity(m, 0);
+        return credentials_start(m->credentials);
+}
+
+static int on_deadline(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Manager *m = userdata;
+        if (m->publisher)
+                log_warning("Stopping with %zu events left in the outbox; they are sent at the next start",
+                            outbox_count(m->outbox));
+        else
+                log_error("Timed out waiting for IMDS and AWS");
+        if (!m->publisher)
+                m->oneshot_result = -ETIMEDOUT;
+        return sd_event_exit(m->event, 0);
+}
+
+static int arm_deadline(Manager *m, usec_t delay) {
+        m->deadline_timer = sd_event_source_disable_unref(m->deadline_timer);
+        return sd_event_add_time_relative(m->event, &m->deadline_timer, CLOCK_MONOTONIC, delay, USEC_PER_MSEC,
+                                          on_deadline, m);
+}
+
+int manager_run_send_event(Manager *m, const char *detail_type, const char *detail_json) {
+        cJSON *detail = cJSON_Parse(detail_json);
+        bool is_object = cJSON_IsObject(detail);
+        cJSON_Delete(detail);
+        if (!is_object)
+                return log_error_errno(EINVAL, "DETAIL_JSON must be a JSON object, e.g. '{\"note\":\"hello\"}'");
+        if (!event_detail_type_is_valid(detail_type))
+                return log_error_errno(EINVAL, "DETAIL_TYPE must be 1 to %d printable characters", EVENT_DETAIL_TYPE_MAX);
+        m->oneshot_type = detail_type;
+        m->oneshot_detail = detail_json;
+        m->oneshot_result = 1; /* pending */
+        int r = arm_deadline(m, SEND_EVENT_DEADLINE);
+        if (r < 0)
+                return r;
+        r = manager_start_aws(m);
+        if (r < 0)
+                return r;
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return r;
+        return m->oneshot_result;
+}
+
+/* ---- daemon ---- */
+
+static int heartbeat_seq_load(Manager *m) {
+        char path[4096];
+        _cleanup_free_ char *s = NULL;
+        snprintf(path, sizeof path, "%s/" HEARTBEAT_SEQ_FILE, m->config->state_dir);
+        int r = read_file_full(path, 64, &s, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno != 0 || end == s || (*end && *end != '\n')) {
+                log_warning("%s is corrupt; heartbeat numbers start again at 1", path);
+                v = 0;
+        }
+        m->heartbeat_seq = v;
+        return 0;
+}
+
+static int emit_heartbeat(Manager *m) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%llu\n", (unsigned long long) (m->heartbeat_seq + 1));
+        /* The number is made durable before it is used, so it never repeats across restarts. */
+        int r = write_file_atomic(m->config->state_dir, HEARTBEAT_SEQ_FILE, buf, (size_t) n);
+        if (r < 0)
+                return r;
+        m->heartbeat_seq++;
+        cJSON *d = cJSON_CreateObject();
+        if (!d || !cJSON_AddNumberToObject(d, "seq", (double) m->heartbeat_seq) ||
+            !cJSON_AddNumberToObject(d, "uptime_s", (double) ((now_usec(CLOCK_MONOTONIC) - m->started_at) / USEC_PER_SEC)) ||
+            !cJSON_AddNumberToObject(d, "outbox_depth", (double) outbox_count(m->outbox))) {
+                cJSON_Delete(d);
+                return -ENOMEM;
+        }
+        return manager_emit(m, "Agent Heartbeat", d);
+}
+
+static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r = emit_heartbeat(m);
+        if (r < 0)
+                log_error_errno(r, "Failed to record a heartbeat: %m");
+        status_update(m);
+        (void) sd_event_source_set_time(s, usec + m->config->heartbeat_interval);
+        return 0;
+}
+
+static void on_publisher_idle(void *userdata) {
+        Manager *m = userdata;
+        if (m->stopping)
+                (void) sd_event_exit(m->event, 0);
+}
+
+static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        if (m->stopping)
+                return sd_event_exit(m->event, 0); /* a second signal: no more waiting */
+        m->stopping = true;
+        log_event(LOG_INFO, "stopping", "Received %s; stopping", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: sending what is in flight");
+        m->heartbeat_timer = sd_event_source_disable_unref(m->heartbeat_timer);
+
+        cJSON *d = cJSON_CreateObject();
+        if (!d || !cJSON_AddStringToObject(d, "reason", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT") ||
+            !cJSON_AddNumberToObject(d, "uptime_s", (double) ((now_usec(CLOCK_MONOTONIC) - m->started_at) / USEC_PER_SEC))) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        int r = d ? manager_emit(m, "Agent Stopping", d) : -ENOMEM;
+        if (r < 0)
+                log_error_errno(r, "Failed to record the Agent Stopping event: %m");
+        r = arm_deadline(m, STOP_DEADLINE);
+        if (r < 0)
+                return sd_event_exit(m->event, 0);
+        publisher_kick(m->publisher);
+        return 0;
+}
+
+static int state_dir_prepare(const char *dir) {
+        _cleanup_free_ char *p = strdup(dir);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = 0;
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int emit_started(Manager *m) {
+        cJSON *d = cJSON_CreateObject();
+        if (!d || !cJSON_AddStringToObject(d, "version", HEALD_VERSION) ||
+            !cJSON_AddStringToObject(d, "config_digest", m->config->digest) ||
+            !cJSON_AddStringToObject(d, "boot_id", m->boot_id) ||
+            !cJSON_AddNumberToObject(d, "pid", (double) getpid())) {
+                cJSON_Delete(d);
+                return -ENOMEM;
+        }
+        return manager_emit(m, "Agent Started", d);
+}
+
+int manager_run_daemon(Manager *m) {
+        int r = state_dir_prepare(m->config->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create state directory %s: %m", m->config->state_dir);
+
+        OutboxOpenReport report = {};
+        r = outbox_open(m->config->state_dir, m->config->outbox_max_bytes, &m->outbox, &report);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the outbox in %s/outbox: %m", m->config->state_dir);
+        if (report.corrupt_records > 0 || report.torn_tails > 0)
+                log_event(LOG_WARNING, "outbox-corrupt",
+                          "The outbox had %llu corrupt records and %llu torn tails (%llu bytes skipped), first: %s; "
+                          "the rest is intact",
+                          (unsigned long long) report.corrupt_records, (unsigned long long) report.torn_tails,
+                          (unsigned long long) report.corrupt_bytes, report.first_problem);
+        if (report.records > 0)
+                log_info("The outbox holds %llu events from before; sending them first",
+                         (unsigned long long) report.records);
+
+        r = heartbeat_seq_load(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s/" HEARTBEAT_SEQ_FILE ": %m", m->config->state_dir);
+
+        r = publisher_new(m->event, m->config, m->outbox, m->aws, &m->publisher);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the publisher: %m");
+        publisher_set_idle_callback(m->publisher, on_publisher_idle, m);
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m");
+        if (sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m) < 0 ||
+            sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m) < 0)
+                return log_error("Failed to watch SIGTERM/SIGINT");
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = emit_started(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to record the Agent Started event: %m");
+        if (m->config->heartbeat_interval > 0) {
+                r = sd_event_add_time_relative(m->event, &m->heartbeat_timer, CLOCK_BOOTTIME,
+                                               m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
+                (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
+        }
+        r = manager_start_aws(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start AWS access: %m");
+
+        (void) sd_notify(false, "READY=1");
+        status_update(m);
+        log_event(LOG_INFO, "started", "heald %s started (config %s, state in %s)", HEALD_VERSION, m->config->path,
+                  m->config->state_dir);
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}

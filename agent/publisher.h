@@ -1,0 +1,25 @@
+/* publisher.h: drains the outbox into EventBridge PutEvents, oldest first, with retries. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "aws/client.h"
+#include "config.h"
+#include "outbox.h"
+
+typedef struct Publisher Publisher;
+typedef void (*publisher_idle_fn)(void *userdata);
+
+/* Everything borrowed; must outlive the publisher. */
+int publisher_new(sd_event *event, const Config *config, Outbox *outbox, AwsClient *aws, Publisher **ret);
+Publisher *publisher_free(Publisher *p); /* abandons requests in flight; the outbox keeps them */
+DEFINE_TRIVIAL_CLEANUP_FUNC(Publisher *, publisher_free);
+
+/* Nothing is sent until the region and endpoint are known; instance_arn may be NULL
+ * (then events carry no Resources). Copies both. */
+int publisher_set_target(Publisher *p, const char *region, const char *instance_arn);
+/* Something changed (new records, new credentials): send now unless backing off. */
+void publisher_kick(Publisher *p);
+/* idle() runs whenever nothing is in flight and the outbox is empty (for shutdown). */
+void publisher_set_idle_callback(Publisher *p, publisher_idle_fn idle, void *userdata);
+size_t publisher_in_flight(const Publisher *p);

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs every test suite of `make check` and ends with one line: N passed, N failed, N skipped.
+# Unit tests and corpus replays run under ASan+UBSan; integration tests run the real daemon
+# against moto; skipped suites are named with the reason.
+set -u
+cd "$(dirname "$0")/.."
+export HEALD_TESTDATA=${HEALD_TESTDATA:-$(cd .. && pwd)/shared/testdata}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+LOGDIR=build/test-logs
+mkdir -p "$LOGDIR"
+
+passed=0 failed=0 skipped=0
+failures=() skips=()
+pass() { passed=$((passed + $1)); }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
+skip() { skipped=$((skipped + 1)); skips+=("$1"); echo "SKIP $1"; }
+
+section() { printf '\n== %s\n' "$1"; }
+
+section "unit tests (cmocka, ASan+UBSan)"
+for t in build/unit/test_*; do
+        [ -x "$t" ] || continue
+        name=$(basename "$t")
+        if "$t" >"$LOGDIR/$name.log" 2>&1; then
+                n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$LOGDIR/$name.log" | tail -1)
+                pass "${n:-1}"
+                echo "PASS $name (${n:-1} tests)"
+        else
+                n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$LOGDIR/$name.log" | tail -1)
+                pass "${n:-0}"
+                grep -E '^\[  FAILED  \]|ERROR|runtime error|Sanitizer' "$LOGDIR/$name.log" | head -20
+                fail "$name (see $LOGDIR/$name.log)"
+        fi
+done
+
+section "fuzz corpus replay (ASan+UBSan)"
+for t in build/replay/fuzz_*; do
+        [ -x "$t" ] || continue
+        name=$(basename "$t")
+        corpus=tests/fuzz/corpus/${name#fuzz_}
+        if [ ! -d "$corpus" ]; then
+                fail "$name: no seed corpus in $corpus"
+        elif "$t" "$corpus" >"$LOGDIR/$name.log" 2>&1; then
+                pass 1
+                echo "PASS $name ($(tail -1 "$LOGDIR/$name.log"))"
+        else
+                tail -20 "$LOGDIR/$name.log"
+                fail "$name (see $LOGDIR/$name.log)"
+        fi
+done
+
+section "SigV4 test suite through build/sigv4-vector"
+if tests/tools/check-sigv4-vector.sh >"$LOGDIR/sigv4-vector.log" 2>&1; then
+        pass 1
+        echo "PASS sigv4-vector ($(tail -1 "$LOGDIR/sigv4-vector.log"))"
+else
+        tail -20 "$LOGDIR/sigv4-vector.log"
+        fail "sigv4-vector (see $LOGDIR/sigv4-vector.log)"
+fi
+
+section "static analysis"
+if cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
+        --suppress=missingIncludeSystem -I agent agent >"$LOGDIR/cppcheck.log" 2>&1; then
+        pass 1
+        echo "PASS cppcheck"
+else
+        cat "$LOGDIR/cppcheck.log" | head -30
+        fail "cppcheck (see $LOGDIR/cppcheck.log)"
+fi
+
+section "integration tests (build/heald against moto with IAM auth, IMDSv2 server, fault proxy)"
+if python3 tests/integration/run.py --logdir "$LOGDIR/integration" >"$LOGDIR/integration.log" 2>&1; then rc=0; else rc=$?; fi
+grep -E '^(PASS|FAIL|SKIP) ' "$LOGDIR/integration.log"
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGDIR/integration.log" | tail -1)
+if [ -n "$summary" ]; then
+        read -r ip _ if _ is _ <<<"$(echo "$summary" | tr -d ',')"
+        pass "$ip"
+        failed=$((failed + if)); skipped=$((skipped + ${is:-0}))
+        while read -r line; do failures+=("integration: ${line#FAIL }"); done < <(grep '^FAIL ' "$LOGDIR/integration.log")
+        while read -r line; do skips+=("integration: ${line#SKIP }"); done < <(grep '^SKIP ' "$LOGDIR/integration.log")
+        [ "$rc" = 0 ] || [ "$if" != 0 ] || fail "integration runner exited $rc"
+else
+        tail -30 "$LOGDIR/integration.log"
+        fail "integration runner printed no summary (exit $rc; see $LOGDIR/integration.log)"
+fi
+
+echo
+for s in "${skips[@]}"; do echo "skipped: $s"; done
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
