@@ -1,4 +1,4 @@
-/* main.c: the command line. Exit codes (heald(8)): 0 success, 1 failure, 2 usage,
+/* main.c: the command line. Exit codes (heald(8)): 0 success, 1 failure, 64 usage, 65 bad event,
  * 69 (EX_UNAVAILABLE) send-event not accepted, 78 (EX_CONFIG) bad configuration. */
 #include <getopt.h>
 #include <sysexits.h>

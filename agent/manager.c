@@ -72,7 +72,8 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         cJSON_Delete(detail);
         if (r < 0)
                 return r;
-        r = outbox_append(m->outbox, record, strlen(record), NULL);
+        uint64_t id;
+        r = outbox_append(m->outbox, record, strlen(record), &id);
         if (r < 0)
                 return r;
         publisher_kick(m->publisher);

@@ -95,12 +95,13 @@ static void report_dropped(Publisher *p) {
                 return;
         cJSON *detail = cJSON_CreateObject();
         _cleanup_free_ char *record = NULL;
+        uint64_t id;
         int r = detail && cJSON_AddNumberToObject(detail, "count", (double) dropped) ? 0 : -ENOMEM;
         if (r >= 0)
                 r = event_record_encode("Events Dropped", detail, now_usec(CLOCK_REALTIME), &record);
         cJSON_Delete(detail);
         if (r >= 0)
-                r = outbox_append(p->outbox, record, strlen(record), NULL);
+                r = outbox_append(p->outbox, record, strlen(record), &id);
         if (r >= 0)
                 r = outbox_dropped_reported(p->outbox, dropped);
         if (r < 0)
@@ -180,7 +181,7 @@ static int batch_send(Publisher *p) {
         if (r > 0)
                 r = eventbridge_batch_body(eb, &body, &body_len);
         eventbridge_batch_free(eb);
-        if (r <= 0)
+        if (r < 0 || b->n == 0)
                 return r;
 
         AwsCallSpec spec = {

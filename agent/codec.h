@@ -1,0 +1,27 @@
+/* codec.h: helpers the pure parsers and encoders share: error texts, whole-document JSON, safe log copies. */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+#define _cleanup_cjson_ _cleanup_(cJSON_Deletep)
+
+/* Store a newly allocated message in *ret_error (when ret_error is not NULL; the caller
+ * frees it; left NULL if memory runs out) and return error, so that a parser can say
+ * "return codec_error(ret_error, -EBADMSG, "...")". */
+int codec_error(char **ret_error, int error, const char *fmt, ...) _printf_(3, 4);
+
+/* Parse data[0..len) as exactly one JSON document: trailing bytes other than whitespace,
+ * embedded NULs and empty input are errors (-EBADMSG). data need not be NUL-terminated.
+ * On success *ret is a new tree the caller deletes. */
+int codec_parse_json(const char *data, size_t len, cJSON **ret);
+
+/* Copy src[0..len) into dst[size] for logging: control bytes, DEL, non-ASCII bytes and
+ * backslashes are escaped (\xNN, \\), so the copy is printable ASCII on one line; text
+ * that does not fit is cut and ends in "...". dst is always NUL-terminated (size > 0). */
+void codec_escape_copy(char *dst, size_t size, const char *src, size_t len);
+
+/* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
+bool codec_utf8_is_valid(const char *s, size_t len);

@@ -1,0 +1,657 @@
+/* test_outbox.c: the durable outbox: order, ids, removal, reopen, torn and corrupt files, caps, dead letter, compaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "outbox.h"
+
+#define HEADER OUTBOX_RECORD_OVERHEAD
+
+/* Each test gets its own state directory, removed afterwards. */
+typedef struct Fixture {
+        char dir[64];
+        char outbox[96];
+} Fixture;
+
+static void remove_tree(const char *path) {
+        DIR *d = opendir(path);
+        if (d) {
+                for (struct dirent *de; (de = readdir(d));) {
+                        char child[512];
+                        if (streq_ptr(de->d_name, ".") || streq_ptr(de->d_name, ".."))
+                                continue;
+                        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
+                        remove_tree(child);
+                }
+                closedir(d);
+        }
+        (void) remove(path);
+}
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof *f);
+        assert_non_null(f);
+        strcpy(f->dir, "/tmp/test_outbox.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->outbox, sizeof f->outbox, "%s/outbox", f->dir);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        remove_tree(f->dir);
+        free(f);
+        return 0;
+}
+
+static Outbox *open_ok(const Fixture *f, uint64_t max_bytes, OutboxOpenReport *ret_report) {
+        Outbox *o = NULL;
+        OutboxOpenReport report;
+        int r = outbox_open(f->dir, max_bytes, &o, &report);
+        if (r < 0)
+                fail_msg("outbox_open: %s", strerror(-r));
+        if (ret_report)
+                *ret_report = report;
+        return o;
+}
+
+static uint64_t append_text(Outbox *o, const char *text) {
+        uint64_t id = 0;
+        int r = outbox_append(o, text, strlen(text), &id);
+        if (r < 0)
+                fail_msg("outbox_append: %s", strerror(-r));
+        return id;
+}
+
+static void assert_record(const Outbox *o, uint64_t id, const char *expected) {
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        int r = outbox_read(o, id, &data, &len);
+        if (r < 0)
+                fail_msg("outbox_read(%" PRIu64 "): %s", id, strerror(-r));
+        assert_int_equal(len, strlen(expected));
+        assert_string_equal(data, expected);
+}
+
+/* The pending ids, oldest first, paging through outbox_list() three at a time. */
+static size_t list_all(const Outbox *o, uint64_t *ids, size_t max) {
+        size_t n = 0;
+        uint64_t after = 0;
+        for (;;) {
+                size_t k = outbox_list(o, after, ids + n, max - n < 3 ? max - n : 3);
+                if (k == 0)
+                        return n;
+                n += k;
+                after = ids[n - 1];
+        }
+}
+
+static size_t count_files(const Fixture *f, const char *suffix) {
+        DIR *d = opendir(f->outbox);
+        assert_non_null(d);
+        size_t n = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                size_t l = strlen(de->d_name), s = strlen(suffix);
+                if (l >= s && streq_ptr(de->d_name + l - s, suffix))
+                        n++;
+        }
+        closedir(d);
+        return n;
+}
+
+/* The path of the only (or the newest) segment file. */
+static void last_segment(const Fixture *f, char path[static 256]) {
+        DIR *d = opendir(f->outbox);
+        assert_non_null(d);
+        char best[21] = "";
+        for (struct dirent *de; (de = readdir(d));)
+                if (strlen(de->d_name) == 20 && streq_ptr(de->d_name + 16, ".seg") && strcmp(de->d_name, best) > 0)
+                        memcpy(best, de->d_name, sizeof best);
+        closedir(d);
+        assert_true(best[0]);
+        snprintf(path, 256, "%s/%s", f->outbox, best);
+}
+
+static off_t file_size(const char *path) {
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        return st.st_size;
+}
+
+static void flip_byte(const char *path, off_t offset) {
+        int fd = open(path, O_RDWR);
+        assert_true(fd >= 0);
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, offset), 1);
+        b ^= 0x5a;
+        assert_int_equal(pwrite(fd, &b, 1, offset), 1);
+        close(fd);
+}
+
+/* Bitwise CRC32C, independent of the table in outbox.c. */
+static uint32_t crc32c_slow(const void *data, size_t len) {
+        const uint8_t *p = data;
+        uint32_t crc = UINT32_MAX;
+        while (len-- > 0) {
+                crc ^= *p++;
+                for (int k = 0; k < 8; k++)
+                        crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78 : crc >> 1;
+        }
+        return ~crc;
+}
+
+static void put_le(uint8_t *p, uint64_t v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+
+/* A record encoded by hand as agent/OUTBOX.md describes it. */
+static size_t encode_record(uint8_t *buf, uint8_t type, uint64_t id, const void *payload, size_t len) {
+        put_le(buf, 0x424f4c48, 4);
+        buf[4] = 1;
+        buf[5] = type;
+        put_le(buf + 6, 0, 2);
+        put_le(buf + 8, id, 8);
+        put_le(buf + 16, len, 4);
+        put_le(buf + 20, crc32c_slow(payload, len), 4);
+        put_le(buf + 24, crc32c_slow(buf, 24), 4);
+        memcpy(buf + HEADER, payload, len);
+        return HEADER + len;
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t) len);
+        close(fd);
+}
+
+static void test_crc32c_check_value(void **state) {
+        (void) state;
+        assert_int_equal(crc32c_slow("123456789", 9), 0xe3069283);
+}
+
+static void test_format_as_documented(void **state) {
+        Fixture *f = *state;
+        char path[256];
+        uint8_t buf[256], ack[64];
+        size_t n = 0;
+
+        assert_int_equal(mkdir(f->outbox, 0700), 0);
+        n += encode_record(buf + n, 1, 5, "five", 4);
+        n += encode_record(buf + n, 1, 6, "six", 3);
+        n += encode_record(buf + n, 1, 9, "nine", 4);
+        snprintf(path, sizeof path, "%s/0000000000000005.seg", f->outbox);
+        write_file(path, buf, n);
+        uint8_t six[8];
+        put_le(six, 6, 8);
+        snprintf(path, sizeof path, "%s/acks.log", f->outbox);
+        write_file(path, ack, encode_record(ack, 2, 0, six, 8));
+
+        OutboxOpenReport report;
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+        assert_int_equal(report.records, 2);
+        assert_int_equal(report.bytes, 2 * HEADER + 8);
+        assert_int_equal(report.corrupt_records, 0);
+        assert_string_equal(report.first_problem, "");
+        uint64_t ids[4];
+        assert_int_equal(list_all(o, ids, 4), 2);
+        assert_int_equal(ids[0], 5);
+        assert_int_equal(ids[1], 9);
+        assert_record(o, 5, "five");
+        assert_record(o, 9, "nine");
+        assert_int_equal(outbox_read(o, 6, &(char *) { NULL }, NULL), -ENOENT);
+        assert_int_equal(append_text(o, "next"), 10);
+}
+
+static void test_append_read_remove_reopen(void **state) {
+        Fixture *f = *state;
+        uint64_t a, b, c;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                struct stat st;
+                assert_int_equal(stat(f->outbox, &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0700);
+                a = append_text(o, "{\"a\":1}");
+                b = append_text(o, "{\"b\":2}");
+                c = append_text(o, "{\"c\":3}");
+                assert_true(a > 0 && a < b && b < c);
+                assert_int_equal(outbox_count(o), 3);
+                assert_int_equal(outbox_bytes(o), 3 * (HEADER + 7));
+                assert_record(o, b, "{\"b\":2}");
+                assert_int_equal(outbox_remove(o, &b, 1), 1);
+                assert_int_equal(outbox_remove(o, &b, 1), 0); /* already gone: ignored */
+                assert_int_equal(outbox_count(o), 2);
+                assert_int_equal(outbox_read(o, b, &(char *) { NULL }, NULL), -ENOENT);
+                assert_int_equal(outbox_read(o, 12345, &(char *) { NULL }, NULL), -ENOENT);
+        }
+        OutboxOpenReport report;
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+        assert_int_equal(report.records, 2);
+        assert_int_equal(report.corrupt_records + report.torn_tails + report.corrupt_bytes, 0);
+        assert_int_equal(outbox_count(o), 2);
+        assert_record(o, a, "{\"a\":1}");
+        assert_record(o, c, "{\"c\":3}");
+        assert_int_equal(outbox_read(o, b, &(char *) { NULL }, NULL), -ENOENT);
+}
+
+static void test_ids_increase_across_reopen(void **state) {
+        Fixture *f = *state;
+        uint64_t last = 0;
+        for (int round = 0; round < 4; round++) {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                uint64_t id = append_text(o, "x");
+                assert_true(id > last);
+                last = id;
+                /* Removing everything deletes every segment; the id must still not repeat. */
+                assert_int_equal(outbox_remove(o, &id, 1), 1);
+        }
+        assert_int_equal(count_files(f, ".seg"), 1); /* only the last, still active segment */
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(count_files(f, ".seg"), 0);
+        assert_int_equal(outbox_count(o), 0);
+        assert_true(append_text(o, "y") > last);
+}
+
+static void test_oldest_first_order(void **state) {
+        Fixture *f = *state;
+        uint64_t appended[10], ids[16];
+        char text[16];
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        for (size_t i = 0; i < 10; i++) {
+                snprintf(text, sizeof text, "r%zu", i);
+                appended[i] = append_text(o, text);
+        }
+        assert_int_equal(list_all(o, ids, 16), 10);
+        assert_memory_equal(ids, appended, sizeof appended);
+        assert_int_equal(outbox_list(o, appended[6], ids, 16), 3);
+        assert_int_equal(ids[0], appended[7]);
+        assert_int_equal(outbox_list(o, UINT64_MAX, ids, 16), 0);
+        assert_int_equal(outbox_list(o, 0, ids, 0), 0);
+}
+
+static void test_partial_removal_out_of_order(void **state) {
+        Fixture *f = *state;
+        uint64_t ids[10], got[10];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                for (size_t i = 0; i < 10; i++)
+                        ids[i] = append_text(o, "event");
+                uint64_t batch1[] = { ids[7], ids[2], ids[7], 999999 }; /* a duplicate and an unknown id */
+                uint64_t batch2[] = { ids[9], ids[0], ids[5] };
+                assert_int_equal(outbox_remove(o, batch1, ELEMENTSOF(batch1)), 2);
+                assert_int_equal(outbox_remove(o, batch2, ELEMENTSOF(batch2)), 3);
+                assert_int_equal(outbox_count(o), 5);
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(list_all(o, got, 10), 5);
+        uint64_t expected[] = { ids[1], ids[3], ids[4], ids[6], ids[8] };
+        assert_memory_equal(got, expected, sizeof expected);
+}
+
+static void test_torn_tail_at_every_offset(void **state) {
+        Fixture *f = *state;
+        char path[256];
+        const char *last_text = "{\"third\":\"record torn\"}";
+        off_t start = 0, end = 0;
+        uint64_t ids[3];
+
+        /* Learn where the last record lies. */
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                ids[0] = append_text(o, "{\"first\":1}");
+                ids[1] = append_text(o, "{\"second\":2}");
+                last_segment(f, path);
+                start = file_size(path);
+                ids[2] = append_text(o, last_text);
+                end = file_size(path);
+                assert_int_equal(end - start, HEADER + strlen(last_text));
+        }
+        _cleanup_free_ uint8_t *image = malloc((size_t) end);
+        int fd = open(path, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(read(fd, image, (size_t) end), end);
+        close(fd);
+
+        for (off_t cut = start; cut < end; cut++) {
+                (void) teardown(state);
+                (void) setup(state);
+                f = *state;
+                assert_int_equal(mkdir(f->outbox, 0700), 0);
+                snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", f->outbox, ids[0]);
+                write_file(path, image, (size_t) cut);
+
+                OutboxOpenReport report;
+                uint64_t got[4], next;
+                {
+                        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+                        assert_int_equal(report.records, 2);
+                        assert_int_equal(report.torn_tails, cut > start ? 1 : 0);
+                        assert_int_equal(report.corrupt_bytes, (uint64_t) (cut - start));
+                        assert_int_equal(report.corrupt_records, 0);
+                        if (cut > start)
+                                assert_non_null(strstr(report.first_problem, "torn tail"));
+                        assert_int_equal(list_all(o, got, 4), 2);
+                        assert_record(o, ids[0], "{\"first\":1}");
+                        assert_record(o, ids[1], "{\"second\":2}");
+                        next = append_text(o, "after the crash");
+                        assert_true(next > ids[1]);
+                }
+                /* The torn tail was cut off and the new record went to a new segment. */
+                assert_int_equal(file_size(path), start);
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+                assert_int_equal(report.torn_tails + report.corrupt_records, 0);
+                assert_int_equal(list_all(o, got, 4), 3);
+                assert_int_equal(got[2], next);
+                assert_record(o, next, "after the crash");
+        }
+}
+
+static void corrupt_middle(void **state, size_t offset_in_record, const char *expected_problem) {
+        Fixture *f = *state;
+        char path[256];
+        uint64_t ids[3];
+        off_t second;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                ids[0] = append_text(o, "one");
+                last_segment(f, path);
+                second = file_size(path);
+                ids[1] = append_text(o, "two, soon corrupt");
+                ids[2] = append_text(o, "three");
+        }
+        flip_byte(path, second + (off_t) offset_in_record);
+
+        OutboxOpenReport report;
+        uint64_t got[4];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+                assert_int_equal(report.records, 2);
+                assert_int_equal(report.corrupt_records, 1);
+                assert_int_equal(report.corrupt_bytes, HEADER + strlen("two, soon corrupt"));
+                assert_int_equal(report.torn_tails, 0);
+                assert_non_null(strstr(report.first_problem, expected_problem));
+                assert_non_null(strstr(report.first_problem, "outbox/"));
+                assert_int_equal(list_all(o, got, 4), 2);
+                assert_int_equal(got[0], ids[0]);
+                assert_int_equal(got[1], ids[2]);
+                assert_record(o, ids[0], "one");
+                assert_record(o, ids[2], "three");
+                assert_int_equal(outbox_read(o, ids[1], &(char *) { NULL }, NULL), -ENOENT);
+                append_text(o, "four");
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+        assert_int_equal(report.records, 3);
+        assert_int_equal(report.corrupt_records, 1); /* still there, reported again */
+}
+
+static void test_corrupt_payload_byte(void **state) {
+        corrupt_middle(state, HEADER + 3, "offset 31: payload checksum mismatch, skipped 45 bytes");
+}
+
+static void test_corrupt_header_byte(void **state) {
+        corrupt_middle(state, 17, "offset 31: bad record header, skipped 45 bytes");
+}
+
+static void test_corrupt_after_open_is_ebadmsg(void **state) {
+        Fixture *f = *state;
+        char path[256];
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        uint64_t id = append_text(o, "payload");
+        last_segment(f, path);
+        flip_byte(path, HEADER + 2);
+        assert_int_equal(outbox_read(o, id, &(char *) { NULL }, NULL), -EBADMSG);
+}
+
+static void test_max_bytes_drops_oldest(void **state) {
+        Fixture *f = *state;
+        const uint64_t record = HEADER + 10;
+        uint64_t ids[5], got[8];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 3 * record, NULL);
+                for (size_t i = 0; i < 5; i++)
+                        ids[i] = append_text(o, "0123456789");
+                assert_int_equal(outbox_count(o), 3);
+                assert_int_equal(outbox_bytes(o), 3 * record);
+                assert_int_equal(outbox_dropped(o), 2);
+                assert_int_equal(outbox_remove(o, &ids[0], 1), 0); /* dropped, so no longer pending */
+                char big[200] = "";
+                memset(big, 'b', sizeof big - 1);
+                uint64_t id;
+                assert_int_equal(outbox_append(o, big, strlen(big), &id), -EFBIG);
+                assert_int_equal(outbox_count(o), 3);
+        }
+        OutboxOpenReport report;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 3 * record, &report);
+                assert_int_equal(report.dropped, 2);
+                assert_int_equal(outbox_dropped(o), 2);
+                assert_int_equal(list_all(o, got, 8), 3);
+                assert_memory_equal(got, ids + 2, 3 * sizeof *ids);
+                assert_int_equal(outbox_dropped_reported(o, 3), -EINVAL);
+                assert_int_equal(outbox_dropped_reported(o, 1), 0);
+                assert_int_equal(outbox_dropped(o), 1);
+        }
+        {
+                /* A smaller cap at open drops at once. */
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, record, &report);
+                assert_int_equal(outbox_dropped(o), 3);
+                assert_int_equal(report.dropped, 3);
+                assert_int_equal(list_all(o, got, 8), 1);
+                assert_int_equal(got[0], ids[4]);
+                assert_int_equal(outbox_dropped_reported(o, 3), 0);
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, record, &report);
+        assert_int_equal(outbox_dropped(o), 0);
+        assert_int_equal(outbox_count(o), 1);
+}
+
+static void test_dead_letter(void **state) {
+        Fixture *f = *state;
+        char path[256];
+        uint64_t bad, good;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                bad = append_text(o, "{\"detail\":\"line\\nbreak\",\"q\":\"\\\"\"}");
+                good = append_text(o, "{\"ok\":true}");
+                assert_int_equal(outbox_dead_letter(o, bad, "ValidationException: bad \"detail\""), 0);
+                assert_int_equal(outbox_count(o), 1);
+                assert_int_equal(outbox_dead_letter(o, bad, "again"), -ENOENT);
+                assert_int_equal(outbox_dead_letter(o, good, NULL), -EINVAL);
+        }
+        snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->outbox);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        assert_int_equal(read_file_full(path, 65536, &text, &len), 0);
+        assert_true(len > 0);
+        assert_ptr_equal(strchr(text, '\n'), text + len - 1); /* exactly one line */
+
+        _cleanup_cjson_ cJSON *line = NULL;
+        assert_int_equal(codec_parse_json(text, len, &line), 0);
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItem(line, "id")));
+        assert_int_equal((uint64_t) cJSON_GetObjectItem(line, "id")->valuedouble, bad);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "reason")), "ValidationException: bad \"detail\"");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "record")),
+                            "{\"detail\":\"line\\nbreak\",\"q\":\"\\\"\"}");
+
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        uint64_t got[4];
+        assert_int_equal(list_all(o, got, 4), 1);
+        assert_int_equal(got[0], good);
+}
+
+static void test_segment_roll_and_delete(void **state) {
+        Fixture *f = *state;
+        const size_t size = 100 * 1024, n = 25; /* 2.5 MiB: three segments */
+        _cleanup_free_ char *payload = malloc(size);
+        assert_non_null(payload);
+        uint64_t ids[25];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                for (size_t i = 0; i < n; i++) {
+                        memset(payload, 'a' + (int) i, size);
+                        assert_int_equal(outbox_append(o, payload, size, &ids[i]), 0);
+                }
+                assert_int_equal(count_files(f, ".seg"), 3);
+                /* Segments go as soon as all their records are removed, in any order. */
+                assert_int_equal(outbox_remove(o, ids + 11, 11), 11);
+                assert_int_equal(count_files(f, ".seg"), 2);
+                assert_int_equal(outbox_remove(o, ids, 11), 11);
+                assert_int_equal(count_files(f, ".seg"), 1);
+                assert_int_equal(outbox_remove(o, ids + 22, 3), 3);
+                assert_int_equal(count_files(f, ".seg"), 1); /* the active segment stays */
+                assert_int_equal(outbox_count(o), 0);
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(count_files(f, ".seg"), 0);
+        assert_int_equal(outbox_count(o), 0);
+}
+
+static void test_ack_log_compaction(void **state) {
+        Fixture *f = *state;
+        char path[256];
+        const size_t n = 3000, burst = 100;
+        char payload[1000];
+        memset(payload, 'p', sizeof payload);
+        struct iovec records[100];
+        for (size_t i = 0; i < burst; i++)
+                records[i] = (struct iovec) { payload, sizeof payload };
+        snprintf(path, sizeof path, "%s/acks.log", f->outbox);
+
+        uint64_t last = 0;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                uint64_t ids[100];
+                off_t biggest = 0;
+                for (size_t i = 0; i < n; i += burst) {
+                        assert_int_equal(outbox_append_many(o, records, burst, ids), 0);
+                        for (size_t k = 0; k < burst; k++) {
+                                assert_int_equal(outbox_remove(o, &ids[k], 1), 1);
+                                off_t s = file_size(path);
+                                biggest = s > biggest ? s : biggest;
+                        }
+                        last = ids[burst - 1];
+                }
+                /* 3000 single removals would be 108 KB of ack log without compaction. */
+                assert_true(biggest < 80 * 1024);
+                assert_true(count_files(f, ".seg") <= 2);
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(outbox_count(o), 0);
+        assert_true(file_size(path) < 100);
+        assert_true(append_text(o, "z") > last);
+}
+
+static void test_corrupt_ack_log_means_resend(void **state) {
+        Fixture *f = *state;
+        char path[256];
+        uint64_t a, b;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                a = append_text(o, "a");
+                b = append_text(o, "b");
+                assert_int_equal(outbox_remove(o, &a, 1), 1);
+        }
+        snprintf(path, sizeof path, "%s/acks.log", f->outbox);
+        off_t size = file_size(path);
+        flip_byte(path, size - 3); /* the ack record's payload */
+
+        OutboxOpenReport report;
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+        assert_int_equal(report.corrupt_records, 1);
+        assert_non_null(strstr(report.first_problem, "outbox/acks.log: offset"));
+        /* The removal is lost, so the record is sent again: at-least-once, never lost. */
+        assert_int_equal(outbox_count(o), 2);
+        assert_record(o, a, "a");
+        assert_record(o, b, "b");
+}
+
+static void test_big_and_empty_records(void **state) {
+        Fixture *f = *state;
+        const size_t size = 300 * 1024;
+        _cleanup_free_ char *big = malloc(OUTBOX_PAYLOAD_MAX + 1);
+        assert_non_null(big);
+        for (size_t i = 0; i < size; i++)
+                big[i] = (char) ('A' + i % 26);
+        uint64_t id;
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                assert_int_equal(outbox_append(o, big, size, &id), 0);
+                assert_int_equal(outbox_append(o, "", 0, &(uint64_t) { 0 }), -EINVAL);
+                assert_int_equal(outbox_append(o, big, OUTBOX_PAYLOAD_MAX + 1, &(uint64_t) { 0 }), -EINVAL);
+                assert_int_equal(outbox_count(o), 1);
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        assert_int_equal(outbox_read(o, id, &data, &len), 0);
+        assert_int_equal(len, size);
+        assert_memory_equal(data, big, size);
+        assert_int_equal(data[len], 0);
+}
+
+static void test_append_many(void **state) {
+        Fixture *f = *state;
+        struct iovec records[] = { { "one", 3 }, { "two", 3 }, { "three", 5 } };
+        uint64_t ids[3], got[4];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                assert_int_equal(outbox_append_many(o, records, 3, ids), 0);
+                assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+                assert_int_equal(outbox_append_many(o, records, 0, ids), 0);
+                struct iovec bad[] = { { "x", 1 }, { "", 0 } };
+                assert_int_equal(outbox_append_many(o, bad, 2, got), -EINVAL);
+                assert_int_equal(outbox_count(o), 3);
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(list_all(o, got, 4), 3);
+        assert_memory_equal(got, ids, sizeof ids);
+        assert_record(o, ids[2], "three");
+}
+
+static void test_open_errors(void **state) {
+        Fixture *f = *state;
+        char missing[128];
+        Outbox *o = NULL;
+        snprintf(missing, sizeof missing, "%s/missing", f->dir);
+        assert_int_equal(outbox_open(missing, 0, &o, NULL), -ENOENT);
+        assert_null(o);
+        assert_int_equal(outbox_open(NULL, 0, &o, NULL), -EINVAL);
+        assert_null(outbox_free(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_crc32c_check_value),
+                cmocka_unit_test_setup_teardown(test_format_as_documented, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_append_read_remove_reopen, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ids_increase_across_reopen, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_oldest_first_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_partial_removal_out_of_order, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_torn_tail_at_every_offset, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_payload_byte, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_header_byte, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_after_open_is_ebadmsg, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_max_bytes_drops_oldest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_segment_roll_and_delete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ack_log_compaction, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_ack_log_means_resend, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_big_and_empty_records, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_append_many, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
