@@ -108,7 +108,7 @@ static const ConfigKey config_keys[] = {
             .flags = CONFIG_REQUIRED),
         KEY("agent", "log_level", CONFIG_LOG_LEVEL, log_level, "info"),
         KEY("agent", "heartbeat_interval", CONFIG_DURATION, heartbeat_interval, "300",
-            .min = 10 * USEC_PER_SEC, .max = 24 * USEC_PER_HOUR, .flags = CONFIG_ZERO_OFF),
+            .min = 10 * USEC_PER_MSEC, .max = 24 * USEC_PER_HOUR, .flags = CONFIG_ZERO_OFF),
 
         KEY("aws", "region", CONFIG_STRING, region, "", .check = check_region),
         KEY("aws", "imds_endpoint", CONFIG_STRING, imds_endpoint, "http://169.254.169.254",
@@ -635,7 +635,10 @@ int config_print(const Config *c, FILE *f) {
                 }
                 switch (k->type) {
                 case CONFIG_STRING:
-                        fprintf(f, "%s = %s\n", k->key, *(char *const *) field ?: "");
+                        if (*(char *const *) field)
+                                fprintf(f, "%s = %s\n", k->key, *(char *const *) field);
+                        else
+                                fprintf(f, "%s =\n", k->key);
                         break;
                 case CONFIG_LOG_LEVEL:
                         fprintf(f, "%s = %s\n", k->key, log_level_to_string(*(const int *) field));

@@ -44,8 +44,9 @@ typedef struct SigV4Scope {
 } SigV4Scope;
 
 /* A reusable signer: holds the fetched digest/MAC implementations and caches the derived
- * signing key for (secret, date, region, service), so signing many requests a day costs two
- * SHA-256 passes and one HMAC each. Not thread-safe; one per thread. */
+ * signing key for (secret, date, region, service), so signing many requests a day costs the
+ * payload and canonical-request hashes and one HMAC each (plus a SHA-256 of the secret, which
+ * notices a rotated secret without keeping a copy). Not thread-safe; one per thread. */
 typedef struct SigV4Signer SigV4Signer;
 
 /* Returns 0 or -ENOMEM/-EIO (libcrypto). Caller owns *ret and frees it with sigv4_signer_free(). */

@@ -8,7 +8,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "codec.h"
 #include "outbox.h"
@@ -621,6 +624,112 @@ static void test_append_many(void **state) {
         assert_record(o, ids[2], "three");
 }
 
+static void test_remove_nosync(void **state) {
+        Fixture *f = *state;
+        uint64_t ids[4], got[4];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                for (size_t i = 0; i < 4; i++)
+                        ids[i] = append_text(o, "batch");
+                assert_int_equal(outbox_sync(o), 0); /* nothing to sync */
+                assert_int_equal(outbox_remove_nosync(o, ids, 1), 1);
+                assert_int_equal(outbox_remove_nosync(o, ids + 2, 1), 1);
+                assert_int_equal(outbox_count(o), 2);
+                assert_int_equal(outbox_sync(o), 0);
+                assert_int_equal(outbox_remove_nosync(o, ids + 3, 1), 1); /* synced by outbox_free() */
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(list_all(o, got, 4), 1);
+        assert_int_equal(got[0], ids[1]);
+}
+
+#define KILL_REMOVING (UINT64_C(1) << 62)
+#define KILL_REMOVED (UINT64_C(1) << 63)
+
+static bool kill9_tell(int pipe_fd, const uint64_t *ids, size_t n, uint64_t flag) {
+        for (size_t k = 0; k < n; k++) {
+                uint64_t m = ids[k] | flag;
+                if (write(pipe_fd, &m, sizeof m) != sizeof m)
+                        return false;
+        }
+        return true;
+}
+
+/* The child appends and removes until killed, telling the parent through the pipe every id
+ * whose append returned, and each id it is about to remove and has removed. */
+_Noreturn static void kill9_child(const Fixture *f, int pipe_fd) {
+        Outbox *o = NULL;
+        if (outbox_open(f->dir, 0, &o, NULL) < 0)
+                _exit(2);
+        char payload[200];
+        memset(payload, 'k', sizeof payload);
+        for (unsigned i = 0;; i++) {
+                uint64_t id, ids[2];
+                if (outbox_append(o, payload, 1 + i % sizeof payload, &id) < 0 || !kill9_tell(pipe_fd, &id, 1, 0))
+                        _exit(3);
+                if (i % 3 != 2)
+                        continue;
+                size_t n = outbox_list(o, 0, ids, 2);
+                if (!kill9_tell(pipe_fd, ids, n, KILL_REMOVING) || outbox_remove(o, ids, n) < 0 ||
+                    !kill9_tell(pipe_fd, ids, n, KILL_REMOVED))
+                        _exit(4);
+        }
+}
+
+static void test_kill9_at_random_moments(void **state) {
+        Fixture *f = *state;
+        static uint64_t appended[100000];
+        static uint64_t flags[100000];
+        size_t n_appended = 0;
+        uint64_t last = 0;
+        srand((unsigned) time(NULL));
+
+        for (int round = 0; round < 12; round++) {
+                int p[2];
+                assert_int_equal(pipe(p), 0);
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        close(p[0]);
+                        kill9_child(f, p[1]);
+                }
+                close(p[1]);
+                (void) usleep((useconds_t) (2000 + rand() % 40000));
+                assert_int_equal(kill(pid, SIGKILL), 0);
+                int status;
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFSIGNALED(status));
+
+                uint64_t m;
+                while (read(p[0], &m, sizeof m) == sizeof m) {
+                        uint64_t id = m & ~(KILL_REMOVED | KILL_REMOVING);
+                        assert_true(id < ELEMENTSOF(appended));
+                        if (m != id)
+                                flags[id] |= m & ~id;
+                        else {
+                                assert_true(id > last); /* ids increase across every crash */
+                                last = id;
+                                appended[n_appended++] = id;
+                        }
+                }
+                close(p[0]);
+
+                OutboxOpenReport report;
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, &report);
+                assert_int_equal(report.corrupt_records, 0);
+                for (size_t i = 0; i < n_appended; i++) {
+                        _cleanup_free_ char *data = NULL;
+                        int r = outbox_read(o, appended[i], &data, NULL);
+                        /* Returned appends are never lost; returned removals never come back;
+                         * a removal cut short by the kill may go either way. */
+                        if (flags[appended[i]] & KILL_REMOVED)
+                                assert_int_equal(r, -ENOENT);
+                        else if (!(flags[appended[i]] & KILL_REMOVING))
+                                assert_int_equal(r, 0);
+                }
+        }
+}
+
 static void test_open_errors(void **state) {
         Fixture *f = *state;
         char missing[128];
@@ -651,6 +760,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_corrupt_ack_log_means_resend, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_big_and_empty_records, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_append_many, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_nosync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_kill9_at_random_moments, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
