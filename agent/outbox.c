@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -39,7 +40,7 @@ enum {
 
 typedef struct Segment {
         uint64_t name; /* the id in the file name: every id inside is >= name */
-        int fd;
+        int fd;        /* -1 once the file is deleted */
         uint64_t size; /* bytes of whole records; the next append goes here */
         size_t live;   /* pending records */
 } Segment;
@@ -398,7 +399,8 @@ static int entries_reserve(Outbox *o, size_t extra) {
         return 0;
 }
 
-static Entry *entry_find(const Outbox *o, uint64_t id) {
+/* Index of the first entry with an id >= id (n_entries if none). */
+static size_t entry_lower_bound(const Outbox *o, uint64_t id) {
         size_t lo = 0, hi = o->n_entries;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
@@ -407,7 +409,12 @@ static Entry *entry_find(const Outbox *o, uint64_t id) {
                 else
                         hi = mid;
         }
-        return lo < o->n_entries && o->entries[lo].id == id ? &o->entries[lo] : NULL;
+        return lo;
+}
+
+static Entry *entry_find(const Outbox *o, uint64_t id) {
+        size_t i = entry_lower_bound(o, id);
+        return i < o->n_entries && o->entries[i].id == id ? &o->entries[i] : NULL;
 }
 
 static void entry_forget(Outbox *o, Entry *e) {
@@ -855,6 +862,9 @@ int outbox_open(const char *state_dir, uint64_t max_bytes, Outbox **ret, OutboxO
         o->dir_fd = open(o->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (o->dir_fd < 0)
                 return -errno;
+        /* Two writers would interleave records; the lock goes with the descriptor (and the process). */
+        if (flock(o->dir_fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
 
         r = ack_log_load(o, &acks, &report);
         if (r < 0)
@@ -1027,14 +1037,8 @@ uint64_t outbox_dropped(const Outbox *o) {
 size_t outbox_list(const Outbox *o, uint64_t after_id, uint64_t *ids, size_t max) {
         if (!o || !ids || after_id == UINT64_MAX)
                 return 0;
-        const Entry *e = entry_find(o, after_id + 1);
-        size_t i = 0, k = 0;
-        if (e)
-                i = (size_t) (e - o->entries);
-        else /* after_id + 1 is not in the index: find the first larger id */
-                while (i < o->n_entries && o->entries[i].id <= after_id)
-                        i++;
-        for (; i < o->n_entries && k < max; i++)
+        size_t k = 0;
+        for (size_t i = entry_lower_bound(o, after_id + 1); i < o->n_entries && k < max; i++)
                 if (!o->entries[i].removed)
                         ids[k++] = o->entries[i].id;
         return k;

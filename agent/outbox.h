@@ -32,10 +32,11 @@ typedef struct OutboxOpenReport {
         char first_problem[256];  /* "" or e.g. "outbox/00000000000000a1.seg: offset 4096: payload checksum mismatch, skipped 65 bytes" */
 } OutboxOpenReport;
 
-/* Open (creating it 0700 if needed) state_dir/outbox; state_dir must exist. max_bytes caps
- * the on-disk bytes of pending records (payload + OUTBOX_RECORD_OVERHEAD each); 0 means no
- * cap. If the pending records already exceed it, the oldest are dropped (counted).
- * ret_report may be NULL. Caller frees *ret with outbox_free(). */
+/* Open (creating it 0700 if needed) state_dir/outbox; state_dir must exist. -EBUSY if another
+ * Outbox (in this or another process) has it open. max_bytes caps the on-disk bytes of
+ * pending records (payload + OUTBOX_RECORD_OVERHEAD each); 0 means no cap. If the pending
+ * records already exceed it, the oldest are dropped (counted). ret_report may be NULL.
+ * Caller frees *ret with outbox_free(). */
 int outbox_open(const char *state_dir, uint64_t max_bytes, Outbox **ret, OutboxOpenReport *ret_report);
 
 /* Close the files (syncing what outbox_remove_nosync() wrote, best effort); everything
@@ -45,7 +46,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
 
 /* Append one record (0 < len <= OUTBOX_PAYLOAD_MAX; empty payloads are -EINVAL) and make it
  * durable (one fdatasync) before returning its id. Ids increase strictly, also across
- * restarts, and are never reused. When the cap would be exceeded the oldest pending records
+ * restarts, and are never reused (only the id of an append that never returned, cut short by
+ * a crash, may be handed out again). When the cap would be exceeded the oldest pending records
  * are dropped first (durably counted, see outbox_dropped()); a record larger than the cap
  * itself is -EFBIG. On failure nothing is appended as far as this process is concerned
  * (after a crash the record may still turn up: at-least-once). */

@@ -32,6 +32,7 @@ struct Publisher {
         Batch *batches[MAX_IN_FLIGHT];
         size_t n_batches;
         sd_event_source *timer;   /* wakes us when a pause ends */
+        sd_event_source *sync;    /* idle-priority: one fdatasync for every response handled meanwhile */
         usec_t paused_until;      /* CLOCK_BOOTTIME; 0 = not paused */
         unsigned failures;        /* consecutive transient failures */
         uint64_t one_by_one_until; /* send singly up to this id to find a malformed entry */
@@ -284,7 +285,9 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                         n_retry++;
                         retry_code = results[i].error_code;
                 }
-        r = outbox_remove(p->outbox, accepted, n_accepted);
+        r = outbox_remove_nosync(p->outbox, accepted, n_accepted);
+        if (r >= 0)
+                (void) sd_event_source_set_enabled(p->sync, SD_EVENT_ONESHOT);
         if (r < 0)
                 log_error_errno(r, "Failed to remove %zu delivered events from the outbox (they may be sent again): %m",
                                 n_accepted);
@@ -318,6 +321,17 @@ static void on_response(const AwsResult *res, void *userdata) {
         pump(p);
 }
 
+/* Group commit: removals are written at once (they survive kill -9) and made durable
+ * against a power cut here, when no other event is pending, so a burst of responses
+ * costs one fdatasync instead of one each. */
+static int on_sync(sd_event_source *s _unused_, void *userdata) {
+        Publisher *p = userdata;
+        int r = outbox_sync(p->outbox);
+        if (r < 0)
+                log_error_errno(r, "Failed to sync the outbox (delivered events may be sent again): %m");
+        return 0;
+}
+
 static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Publisher *p = userdata;
         p->paused_until = 0;
@@ -340,6 +354,14 @@ int publisher_new(sd_event *event, const Config *config, Outbox *outbox, AwsClie
         }
         (void) sd_event_source_set_enabled(p->timer, SD_EVENT_OFF);
         (void) sd_event_source_set_description(p->timer, "publisher-backoff");
+        r = sd_event_add_defer(event, &p->sync, on_sync, p);
+        if (r < 0) {
+                publisher_free(p);
+                return r;
+        }
+        (void) sd_event_source_set_priority(p->sync, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(p->sync, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(p->sync, "outbox-sync");
         *ret = p;
         return 0;
 }
@@ -354,6 +376,7 @@ Publisher *publisher_free(Publisher *p) {
                 batch_forget(p, b);
         }
         sd_event_source_disable_unref(p->timer);
+        sd_event_source_disable_unref(p->sync); /* outbox_free() syncs what is left */
         sd_event_unref(p->event);
         free(p->region);
         free(p->endpoint);

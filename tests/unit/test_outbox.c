@@ -738,6 +738,9 @@ static void test_open_errors(void **state) {
         assert_int_equal(outbox_open(missing, 0, &o, NULL), -ENOENT);
         assert_null(o);
         assert_int_equal(outbox_open(NULL, 0, &o, NULL), -EINVAL);
+        _cleanup_(outbox_freep) Outbox *first = open_ok(f, 0, NULL);
+        assert_int_equal(outbox_open(f->dir, 0, &o, NULL), -EBUSY);
+        assert_null(o);
         assert_null(outbox_free(NULL));
 }
 
