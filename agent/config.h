@@ -5,6 +5,67 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/heald/heald.ini"
 
+/* [check NAME]: one health check; see heald.ini(5). */
+typedef enum CheckType {
+        CHECK_UNIT,     /* a systemd unit, watched through D-Bus signals */
+        CHECK_HTTP,
+        CHECK_TCP,
+        CHECK_DISK,
+        CHECK_MEMORY,
+        CHECK_LOAD,
+        CHECK_FILE_AGE,
+        CHECK_JOURNAL,
+        CHECK_EXEC,
+        _CHECK_TYPE_MAX,
+} CheckType;
+
+typedef enum CheckAction {
+        CHECK_ACTION_NONE,
+        CHECK_ACTION_RESTART_UNIT,
+        CHECK_ACTION_START_UNIT,
+        CHECK_ACTION_STOP_UNIT,
+        CHECK_ACTION_EXEC,
+        CHECK_ACTION_REQUEST, /* publish "Remediation Requested" for the fleet to act on */
+        _CHECK_ACTION_MAX,
+} CheckAction;
+
+typedef struct CheckConfig {
+        char *name;             /* [check NAME]: letters, digits, '-', '_', '.'; unique */
+        unsigned line;          /* line of the section header, for messages */
+        CheckType type;
+        usec_t interval;        /* polled types; default 10s (unit, journal: event-driven) */
+        usec_t timeout;         /* one run; default 5s */
+        unsigned fail_after;    /* consecutive failures before "failed": default 1 for unit,
+                                 * journal and file_age, 3 for the others */
+        unsigned recover_after; /* consecutive successes before "recovered": default 1 */
+        CheckAction action;     /* default none */
+        char *action_unit;      /* unit actions: default the check's unit (required otherwise) */
+        char **action_command;  /* action exec: argv, NULL-terminated */
+        unsigned max_actions;   /* rate limit: at most this many actions... (default 3) */
+        usec_t action_window;   /* ...within this window (default 10m) */
+        usec_t verify_timeout;  /* after an action, the check must recover within this (default 60s) */
+        char *after;            /* NULL or the name of a check this one depends on */
+
+        /* type-specific; unused ones are NULL / 0 / negative */
+        char *unit;                   /* unit: "nginx.service" */
+        char *url;                    /* http: http:// or https:// */
+        unsigned expect_status_min;   /* http: default 200 */
+        unsigned expect_status_max;   /* http: default 399 ("expect_status = 200" or "200-299") */
+        char *expect_body;            /* http: substring, or NULL */
+        char *host;                   /* tcp */
+        unsigned port;                /* tcp: 1..65535 */
+        char *path;                   /* disk (mount point), file_age (file) */
+        double max_used_percent;      /* disk: < 0 when not set */
+        double max_inodes_percent;    /* disk: < 0 when not set (one of the two required) */
+        double min_available_percent; /* memory: required */
+        double max_swap_percent;      /* memory: < 0 when not set */
+        double max_load_per_cpu;      /* load: required */
+        usec_t max_age;               /* file_age: required */
+        char **match;                 /* journal: "FIELD=value" terms, NULL-terminated, may be empty */
+        char *pattern;                /* journal: POSIX extended regex on MESSAGE (validated by regcomp) */
+        char **command;               /* exec: argv, NULL-terminated; argv[0] absolute and executable */
+} CheckConfig;
+
 /* The effective configuration: every field holds the file's value or the default.
  * Strings are owned by the Config; an empty value in the file means "not set" (NULL). */
 typedef struct Config {
@@ -34,7 +95,36 @@ typedef struct Config {
 
         /* [outbox] */
         uint64_t outbox_max_bytes; /* >= 1 MiB */
+
+        /* [agent] (health checks) */
+        bool dry_run;              /* report what would be done, do nothing */
+
+        /* [check NAME] sections, in file order */
+        CheckConfig *checks;
+        size_t n_checks;
+
+        /* [aws] (command channel) */
+        char *sqs_endpoint;    /* NULL or the SQS override; wins over endpoint_url */
+        char *states_endpoint; /* NULL or the Step Functions override */
+
+        /* [sqs] */
+        char *queue_url;           /* NULL: no command channel; may hold {instance_id}, {region}, {account_id} */
+        usec_t sqs_wait_time;      /* long polling, 0..20s, default 20s */
+        unsigned sqs_max_messages; /* 1..10, default 10 */
+        usec_t sqs_visibility_timeout; /* default 60s, 1s..12h */
+
+        /* [commands] */
+        char **commands_allow;           /* actions accepted; default "ping", "run-checks" */
+        char **commands_units;           /* unit globs unit actions may touch; default none */
+        char **commands_allowed_senders; /* SenderId globs; NULL: any sender the queue lets in */
+        char **commands_drain_units;     /* prepare-stop stops these, in order */
+        usec_t commands_verify_timeout;  /* default 5m */
 } Config;
+
+/* The check named name, or NULL. */
+const CheckConfig *config_find_check(const Config *c, const char *name);
+const char *check_type_to_string(CheckType t);
+const char *check_action_to_string(CheckAction a);
 
 /* Load and validate an ini file. On success *ret is a new Config (caller frees with
  * config_free()). On failure returns a negative errno (-EINVAL for anything wrong in the

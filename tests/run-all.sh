@@ -18,17 +18,19 @@ skip() { skipped=$((skipped + 1)); skips+=("$1"); echo "SKIP $1"; }
 
 section() { printf '\n== %s\n' "$1"; }
 
+# cmocka prints "[  PASSED  ] N test(s)." once per group; a binary may run several groups.
+cmocka_passed() { awk '/^\[  PASSED  \]/ {s += $4} END {print s + 0}' "$1"; }
+
 section "unit tests (cmocka, ASan+UBSan)"
 for t in build/unit/test_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
         if "$t" >"$LOGDIR/$name.log" 2>&1; then
-                n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$LOGDIR/$name.log" | tail -1)
-                pass "${n:-1}"
-                echo "PASS $name (${n:-1} tests)"
+                n=$(cmocka_passed "$LOGDIR/$name.log")
+                pass "$n"
+                echo "PASS $name ($n tests)"
         else
-                n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$LOGDIR/$name.log" | tail -1)
-                pass "${n:-0}"
+                pass "$(cmocka_passed "$LOGDIR/$name.log")"
                 grep -E '^\[  FAILED  \]|ERROR|runtime error|Sanitizer' "$LOGDIR/$name.log" | head -20
                 fail "$name (see $LOGDIR/$name.log)"
         fi

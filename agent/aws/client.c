@@ -157,7 +157,8 @@ static int call_send(AwsCall *call) {
         /* curl sends Host from the URL, which is what was signed. */
         struct curl_slist *list = NULL;
         char line[8192];
-        const char *names[] = { "Content-Type", NULL, "X-Amz-Date", "X-Amz-Target", "X-Amz-Security-Token" };
+        const char *names[] = { NULL /* host: from the URL */, "Content-Type", "X-Amz-Date", "X-Amz-Target",
+                                "X-Amz-Security-Token" };
         for (size_t i = 0; i < n_headers; i++) {
                 if (!names[i])
                         continue;

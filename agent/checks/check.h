@@ -1,0 +1,47 @@
+/* check.h: one run of a health check. A check never acts; it reports what it saw. One file
+ * per type under checks/: the synchronous ones (disk, memory, load, file_age) answer at once,
+ * the probes (http, tcp, exec) answer later from the event loop. Units and journal patterns
+ * are event-driven and live in units.c and journal_watch.c. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "http.h"
+
+#define CHECK_TEXT_MAX 128
+#define CHECK_MESSAGE_MAX 256
+#define CHECK_OUTPUT_MAX 4096 /* bytes of exec output or http body kept in an event */
+
+typedef struct CheckResult {
+        bool healthy;
+        char observed[CHECK_TEXT_MAX];  /* what was seen: "93.1% used", "HTTP 503", "exit status 2" */
+        char threshold[CHECK_TEXT_MAX]; /* what counts as healthy: "<= 90% used", "200-399" */
+        char message[CHECK_MESSAGE_MAX];/* one line for people; printable ASCII, escaped */
+        char *output;                   /* exec output / http body prefix: bounded, escaped, or NULL;
+                                         * owned by whoever holds the result (check_result_done) */
+} CheckResult;
+
+void check_result_done(CheckResult *r);
+
+/* Synchronous checks: fill *ret (always: a failure to measure is an unhealthy result that
+ * says why). Return 0, or -EINVAL when c is not of their type. */
+int check_disk_run(const CheckConfig *c, CheckResult *ret);
+int check_memory_run(const CheckConfig *c, CheckResult *ret);
+int check_load_run(const CheckConfig *c, CheckResult *ret);
+int check_file_age_run(const CheckConfig *c, CheckResult *ret);
+
+/* Pure evaluators behind them, for unit tests: the inputs as the kernel reports them. */
+int check_memory_evaluate(const CheckConfig *c, const char *meminfo, CheckResult *ret);
+int check_load_evaluate(const CheckConfig *c, const char *loadavg, unsigned n_cpus, CheckResult *ret);
+
+/* Probes: done() runs exactly once from the event loop (never from inside *_start()),
+ * unless the probe is cancelled first. The result is borrowed during the callback; the probe
+ * frees itself after done() returns. */
+typedef struct CheckProbe CheckProbe;
+typedef void (*check_done_fn)(const CheckResult *result, void *userdata);
+
+int check_http_start(const CheckConfig *c, Http *http, check_done_fn done, void *userdata, CheckProbe **ret);
+int check_tcp_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret);
+int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret);
+void check_probe_cancel(CheckProbe *p);
