@@ -154,7 +154,7 @@ static int socket_cb(CURL *easy _unused_, curl_socket_t fd, int what, void *user
         }
         if (h->n_io == h->cap_io) {
                 size_t cap = h->cap_io ? h->cap_io * 2 : 8;
-                sd_event_source **n = reallocarray(h->io, cap, sizeof *n);
+                sd_event_source **n = reallocarray(h->io, cap, sizeof(sd_event_source *));
                 if (!n)
                         return -1;
                 h->io = n;

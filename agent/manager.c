@@ -365,9 +365,14 @@ static int heartbeat_seq_load(Manager *m) {
         return 0;
 }
 
+static uint64_t uptime_seconds(const Manager *m) {
+        return (now_usec(CLOCK_MONOTONIC) - m->started_at) / USEC_PER_SEC;
+}
+
 static int emit_heartbeat(Manager *m) {
         char buf[32];
-        int n = snprintf(buf, sizeof buf, "%llu\n", (unsigned long long) (m->heartbeat_seq + 1));
+        uint64_t next = m->heartbeat_seq + 1;
+        int n = snprintf(buf, sizeof buf, "%llu\n", (unsigned long long) next);
         /* The number is made durable before it is used, so it never repeats across restarts. */
         int r = write_file_atomic(m->config->state_dir, HEARTBEAT_SEQ_FILE, buf, (size_t) n);
         if (r < 0)
@@ -375,7 +380,7 @@ static int emit_heartbeat(Manager *m) {
         m->heartbeat_seq++;
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddNumberToObject(d, "seq", (double) m->heartbeat_seq) ||
-            !cJSON_AddNumberToObject(d, "uptime_s", (double) ((now_usec(CLOCK_MONOTONIC) - m->started_at) / USEC_PER_SEC)) ||
+            !cJSON_AddNumberToObject(d, "uptime_s", (double) uptime_seconds(m)) ||
             !cJSON_AddNumberToObject(d, "outbox_depth", (double) outbox_count(m->outbox))) {
                 cJSON_Delete(d);
                 return -ENOMEM;
@@ -410,7 +415,7 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
 
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddStringToObject(d, "reason", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT") ||
-            !cJSON_AddNumberToObject(d, "uptime_s", (double) ((now_usec(CLOCK_MONOTONIC) - m->started_at) / USEC_PER_SEC))) {
+            !cJSON_AddNumberToObject(d, "uptime_s", (double) uptime_seconds(m))) {
                 cJSON_Delete(d);
                 d = NULL;
         }
