@@ -98,6 +98,7 @@ typedef struct Config {
 
         /* [agent] (health checks) */
         bool dry_run;              /* report what would be done, do nothing */
+        char *control_socket;      /* heald status/reset talk to the daemon here; default /run/heald/heald.sock */
 
         /* [check NAME] sections, in file order */
         CheckConfig *checks;

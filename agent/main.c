@@ -3,7 +3,10 @@
 #include <getopt.h>
 #include <sysexits.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "manager.h"
 
@@ -12,6 +15,8 @@ static void help(void) {
                "       heald check-config [--config FILE]    validate and print the effective configuration\n"
                "       heald send-event [--config FILE] DETAIL_TYPE DETAIL_JSON\n"
                "                                             publish one event now; exit 0 only if accepted\n"
+               "       heald status [--config FILE] [--json] every check's state, from the running daemon\n"
+               "       heald reset [--config FILE] CHECK     clear a check's escalation and action budget\n"
                "       heald --version | --help\n"
                "\n"
                "Default configuration: " CONFIG_DEFAULT_PATH ". See heald(8) and heald.ini(5).\n");
@@ -23,6 +28,52 @@ static int load_config(const char *path, Config **ret) {
         if (r < 0)
                 fprintf(stderr, "%s\n", error ? error : "out of memory");
         return r;
+}
+
+static const char *json_str(const cJSON *o, const char *key) {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+        return v ? v : "-";
+}
+
+static void print_status(const cJSON *st) {
+        const cJSON *checks = cJSON_GetObjectItemCaseSensitive(st, "checks"), *c;
+        printf("heald %s (pid %.0f)%s: outbox %.0f events, %s\n", json_str(st, "version"),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "pid")),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "dry_run")) ? " [dry run]" : "",
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "outbox_depth")),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "publishing")) ? "publishing" : "not publishing yet");
+        printf("%-20s %-9s %-8s %-10s %-30s %s\n", "CHECK", "TYPE", "HEALTH", "PHASE", "OBSERVED", "LAST ACTION");
+        cJSON_ArrayForEach(c, checks)
+                printf("%-20s %-9s %-8s %-10s %-30.30s %s %s\n", json_str(c, "check"), json_str(c, "check_type"),
+                       json_str(c, "health"), json_str(c, "phase"), json_str(c, "observed"), json_str(c, "last_action"),
+                       json_str(c, "last_action_result"));
+}
+
+/* heald status / heald reset: ask the running daemon over its control socket. */
+static int run_control(const Config *config, const char *request, bool json) {
+        const char *sock = config->control_socket ? config->control_socket : CONTROL_SOCKET_DEFAULT;
+        _cleanup_free_ char *answer = NULL;
+        int r = control_request(sock, request, &answer);
+        if (r < 0) {
+                fprintf(stderr, "heald: cannot reach the daemon at %s: %s (is heald running? are you root?)\n", sock,
+                        strerror(-r));
+                return EX_UNAVAILABLE;
+        }
+        cJSON *o = cJSON_Parse(answer);
+        const char *error = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+        if (!o || error) {
+                fprintf(stderr, "heald: %s\n", error ? error : "the daemon's answer is not JSON");
+                cJSON_Delete(o);
+                return EXIT_FAILURE;
+        }
+        if (json)
+                printf("%s\n", answer);
+        else if (strncmp(request, "reset ", 6) == 0)
+                printf("Check %s reset: its action budget is full and any escalation is cleared.\n", request + 6);
+        else
+                print_status(o);
+        cJSON_Delete(o);
+        return EXIT_SUCCESS;
 }
 
 /* HEALD_LOG_TARGET=stderr|journal overrides the automatic choice (tests, debugging). */
@@ -37,9 +88,11 @@ int main(int argc, char *argv[]) {
                 { "config", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "json", no_argument, NULL, 'j' },
                 {},
         };
         const char *config_path = CONFIG_DEFAULT_PATH;
+        bool json = false;
         int c;
         while ((c = getopt_long(argc, argv, "+c:hV", options, NULL)) >= 0)
                 switch (c) {
@@ -58,10 +111,13 @@ int main(int argc, char *argv[]) {
 
         const char *verb = optind < argc ? argv[optind++] : NULL;
         /* Options may also follow the verb: "heald check-config --config F". */
-        while (verb && (c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0)
+        while (verb && (c = getopt_long(argc, argv, "+c:hj", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         config_path = optarg;
+                        break;
+                case 'j':
+                        json = true;
                         break;
                 case 'h':
                         help();
@@ -70,12 +126,18 @@ int main(int argc, char *argv[]) {
                         return EX_USAGE;
                 }
 
-        if (verb && strcmp(verb, "check-config") != 0 && strcmp(verb, "send-event") != 0) {
+        static const char *const verbs[] = { "check-config", "send-event", "status", "reset" };
+        static const int n_args[] = { 0, 2, 0, 1 };
+        int v = -1;
+        for (size_t i = 0; verb && i < ELEMENTSOF(verbs); i++)
+                if (strcmp(verb, verbs[i]) == 0)
+                        v = (int) i;
+        if (verb && v < 0) {
                 fprintf(stderr, "heald: unknown command '%s' (see heald --help)\n", verb);
                 return EX_USAGE;
         }
-        bool send_event = verb && strcmp(verb, "send-event") == 0;
-        if (send_event ? argc - optind != 2 : optind != argc) {
+        bool send_event = v == 1;
+        if (argc - optind != (v >= 0 ? n_args[v] : 0)) {
                 fprintf(stderr, "heald: wrong number of arguments (see heald --help)\n");
                 return EX_USAGE;
         }
@@ -83,10 +145,17 @@ int main(int argc, char *argv[]) {
         Config *config = NULL;
         if (load_config(config_path, &config) < 0)
                 return EX_CONFIG;
-        if (verb && strcmp(verb, "check-config") == 0) {
+        if (v == 0) {
                 int r = config_print(config, stdout);
                 config_free(config);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        if (v == 2 || v == 3) {
+                char request[CONTROL_REQUEST_MAX];
+                snprintf(request, sizeof request, v == 2 ? "status" : "reset %s", v == 3 ? argv[optind] : "");
+                int r = run_control(config, request, json);
+                config_free(config);
+                return r;
         }
 
         setup_logging(config->log_level);

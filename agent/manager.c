@@ -13,11 +13,14 @@
 #include "aws/imds.h"
 #include "aws/imds_doc.h"
 #include "backoff.h"
+#include "control.h"
 #include "event.h"
 #include "http.h"
 #include "log.h"
+#include "monitor.h"
 #include "outbox.h"
 #include "publisher.h"
+#include "units.h"
 
 #define IDENTITY_PATH "/latest/dynamic/instance-identity/document"
 #define STOP_DEADLINE (2 * USEC_PER_SEC)
@@ -33,8 +36,11 @@ struct Manager {
         AwsClient *aws;
         Outbox *outbox;       /* daemon only */
         Publisher *publisher; /* daemon only */
+        Units *units;         /* daemon only; NULL without a system bus */
+        Monitor *monitor;     /* daemon only */
+        Control *control;     /* daemon only */
 
-        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer;
+        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer, *watchdog_timer;
         unsigned identity_failures;
         char *region, *instance_arn;
         bool target_known;
@@ -61,9 +67,13 @@ static void read_boot_id(char buf[static 40]) {
 }
 
 static void status_update(Manager *m) {
-        if (m->outbox)
-                (void) sd_notifyf(false, "STATUS=%s; outbox %zu events", m->target_known ? "publishing" : "waiting for IMDS identity",
-                                  outbox_count(m->outbox));
+        unsigned ok = 0, failing = 0;
+        if (!m->outbox)
+                return;
+        if (m->monitor)
+                monitor_counts(m->monitor, &ok, &failing);
+        (void) sd_notifyf(false, "STATUS=checks: %u ok, %u failing; outbox %zu events; %s", ok, failing,
+                          outbox_count(m->outbox), m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
 
 int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
@@ -77,7 +87,12 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         if (r < 0)
                 return r;
         publisher_kick(m->publisher);
+        status_update(m);
         return 0;
+}
+
+static int monitor_emit(void *userdata, const char *detail_type, cJSON *detail) {
+        return manager_emit(userdata, detail_type, detail);
 }
 
 /* ---- one-shot send-event ---- */
@@ -268,6 +283,9 @@ int manager_new(Config *config, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        control_free(m->control);
+        monitor_free(m->monitor);
+        units_free(m->units);
         publisher_free(m->publisher);
         if (m->oneshot_call)
                 aws_call_cancel(m->oneshot_call);
@@ -281,6 +299,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->identity_timer);
         sd_event_source_disable_unref(m->heartbeat_timer);
         sd_event_source_disable_unref(m->deadline_timer);
+        sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_unref(m->event);
         free(m->region);
         free(m->instance_arn);
@@ -429,6 +448,95 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
         return 0;
 }
 
+/* SIGHUP: a valid new configuration replaces the old one at once; an invalid one is logged
+ * and the old one keeps running. What lives below the event loop (state_dir, IMDS, outbox
+ * size) needs a restart. */
+static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ char *error = NULL;
+        Config *fresh = NULL;
+        (void) sd_notify(false, "RELOADING=1");
+        int r = config_load_file(m->config->path, &fresh, &error);
+        if (r < 0) {
+                log_event(LOG_ERR, "reload-rejected", "Reload rejected, the running configuration stays: %s",
+                          error ? error : "out of memory");
+                (void) sd_notify(false, "READY=1");
+                return 0;
+        }
+        if (!streq_ptr(fresh->state_dir, m->config->state_dir) ||
+            !streq_ptr(fresh->imds_endpoint, m->config->imds_endpoint) ||
+            fresh->outbox_max_bytes != m->config->outbox_max_bytes || !streq_ptr(fresh->region, m->config->region) ||
+            !streq_ptr(fresh->control_socket, m->config->control_socket))
+                log_warning("Reload: state_dir, imds_endpoint, region, control_socket and [outbox] take effect at the "
+                            "next restart");
+        r = monitor_reload(m->monitor, fresh->checks, fresh->n_checks, fresh->dry_run);
+        if (r >= 0)
+                r = publisher_set_config(m->publisher, fresh);
+        if (r < 0) {
+                /* Half-applied: go back to the old checks rather than run a mix. */
+                log_error_errno(r, "Reload failed, keeping the running configuration: %m");
+                (void) monitor_reload(m->monitor, m->config->checks, m->config->n_checks, m->config->dry_run);
+                (void) publisher_set_config(m->publisher, m->config);
+                config_free(fresh);
+                (void) sd_notify(false, "READY=1");
+                return 0;
+        }
+        log_set_max_level(fresh->log_level);
+        if (m->heartbeat_timer && fresh->heartbeat_interval > 0)
+                (void) sd_event_source_set_time_relative(m->heartbeat_timer, fresh->heartbeat_interval);
+        config_free(m->config);
+        m->config = fresh;
+        log_event(LOG_INFO, "reloaded", "Configuration reloaded from %s (%zu checks)", m->config->path, m->config->n_checks);
+        (void) sd_notify(false, "READY=1");
+        status_update(m);
+        return 0;
+}
+
+static int on_control_request(const char *request, cJSON **ret, void *userdata) {
+        Manager *m = userdata;
+        if (strcmp(request, "status") == 0) {
+                cJSON *checks = NULL;
+                int r = monitor_status(m->monitor, &checks);
+                if (r < 0)
+                        return r;
+                cJSON *o = cJSON_CreateObject();
+                if (!o || !cJSON_AddStringToObject(o, "version", HEALD_VERSION) ||
+                    !cJSON_AddNumberToObject(o, "pid", (double) getpid()) ||
+                    !cJSON_AddNumberToObject(o, "outbox_depth", (double) outbox_count(m->outbox)) ||
+                    !cJSON_AddBoolToObject(o, "publishing", m->target_known) ||
+                    !cJSON_AddBoolToObject(o, "dry_run", m->config->dry_run) || !cJSON_AddItemToObject(o, "checks", checks)) {
+                        cJSON_Delete(o);
+                        cJSON_Delete(checks);
+                        return -ENOMEM;
+                }
+                *ret = o;
+                return 0;
+        }
+        if (strncmp(request, "reset ", 6) == 0) {
+                int r = monitor_reset(m->monitor, request + 6);
+                if (r < 0)
+                        return r;
+                cJSON *o = cJSON_CreateObject();
+                if (!o || !cJSON_AddStringToObject(o, "reset", request + 6)) {
+                        cJSON_Delete(o);
+                        return -ENOMEM;
+                }
+                *ret = o;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+/* WATCHDOG=1 comes from a timer in the loop: if the loop stalls, the pings stop and systemd
+ * restarts heald. */
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata _unused_) {
+        uint64_t interval;
+        (void) sd_notify(false, "WATCHDOG=1");
+        if (sd_watchdog_enabled(false, &interval) > 0)
+                (void) sd_event_source_set_time(s, usec + interval / 2);
+        return 0;
+}
+
 static int state_dir_prepare(const char *dir) {
         _cleanup_free_ char *p = strdup(dir);
         if (!p)
@@ -490,6 +598,8 @@ int manager_run_daemon(Manager *m) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD); /* children (exec checks and actions) are reaped by sd-event */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         if (sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m) < 0 ||
@@ -500,6 +610,36 @@ int manager_run_daemon(Manager *m) {
         r = emit_started(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to record the Agent Started event: %m");
+
+        r = units_new(m->event, NULL, &m->units);
+        if (r < 0)
+                log_warning_errno(r, "Cannot connect to the system bus (%m): unit checks and unit actions will "
+                                     "report that they cannot run");
+        MonitorContext mc = {
+                .event = m->event,
+                .http = m->http,
+                .units = m->units,
+                .state_dir = m->config->state_dir,
+                .dry_run = m->config->dry_run,
+                .emit = monitor_emit,
+                .userdata = m,
+        };
+        r = monitor_new(&mc, m->config->checks, m->config->n_checks, &m->monitor);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the checks: %m");
+        const char *sock = m->config->control_socket ? m->config->control_socket : CONTROL_SOCKET_DEFAULT;
+        r = control_new(m->event, sock, on_control_request, m, &m->control);
+        if (r < 0)
+                log_warning_errno(r, "Cannot listen on %s (%m): heald status and heald reset will not reach this daemon",
+                                  sock);
+        if (sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m) < 0)
+                return log_error("Failed to watch SIGHUP");
+        uint64_t wd;
+        if (sd_watchdog_enabled(false, &wd) > 0) {
+                r = sd_event_add_time_relative(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to arm the watchdog timer: %m");
+        }
         if (m->config->heartbeat_interval > 0) {
                 r = sd_event_add_time_relative(m->event, &m->heartbeat_timer, CLOCK_BOOTTIME,
                                                m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);

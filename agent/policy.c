@@ -99,6 +99,11 @@ unsigned policy_on_action_done(PolicyState *s, const PolicyConfig *c, bool ok, u
         return POLICY_ARM_VERIFY_TIMER;
 }
 
+void policy_on_action_skipped(PolicyState *s) {
+        if (s->phase == POLICY_ACTING)
+                s->phase = POLICY_IDLE;
+}
+
 unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c _unused_, usec_t now) {
         if (s->phase != POLICY_VERIFYING || now < s->verify_deadline)
                 return 0;

@@ -63,6 +63,9 @@ unsigned policy_on_result(PolicyState *s, const PolicyConfig *c, bool healthy, b
 /* The action ended (the unit job's result, the command's exit status). */
 unsigned policy_on_action_done(PolicyState *s, const PolicyConfig *c, bool ok, usec_t now);
 unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c, usec_t now);
+/* Dry run: the action was reported, not taken. It still counts against the budget, so a dry
+ * run previews escalation faithfully. */
+void policy_on_action_skipped(PolicyState *s);
 /* "heald reset CHECK": forget the budget and the escalation. */
 unsigned policy_reset(PolicyState *s);
 

@@ -401,6 +401,17 @@ int publisher_set_target(Publisher *p, const char *region, const char *instance_
         return 0;
 }
 
+int publisher_set_config(Publisher *p, const Config *config) {
+        p->config = config;
+        if (!p->region)
+                return 0;
+        _cleanup_free_ char *region = strdup(p->region);
+        _cleanup_free_ char *arn = p->instance_arn ? strdup(p->instance_arn) : NULL;
+        if (!region || (p->instance_arn && !arn))
+                return -ENOMEM;
+        return publisher_set_target(p, region, arn);
+}
+
 void publisher_kick(Publisher *p) {
         pump(p);
 }

@@ -15,6 +15,8 @@ int publisher_new(sd_event *event, const Config *config, Outbox *outbox, AwsClie
 Publisher *publisher_free(Publisher *p); /* abandons requests in flight; the outbox keeps them */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Publisher *, publisher_free);
 
+/* A reloaded configuration (borrowed from now on); the target is recomputed. */
+int publisher_set_config(Publisher *p, const Config *config);
 /* Nothing is sent until the region and endpoint are known; instance_arn may be NULL
  * (then events carry no Resources). Copies both. */
 int publisher_set_target(Publisher *p, const char *region, const char *instance_arn);

@@ -111,3 +111,9 @@ void format_iso8601(usec_t realtime, char buf[static 21]) {
         gmtime_r(&t, &tm);
         strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+void format_iso8601_ms(usec_t realtime, char buf[static 25]) {
+        char sec[21];
+        format_iso8601(realtime, sec); /* "...:51Z": the Z gives way to the milliseconds */
+        snprintf(buf, 25, "%.19s.%03uZ", sec, (unsigned) (realtime / USEC_PER_MSEC % 1000));
+}

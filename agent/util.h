@@ -109,6 +109,8 @@ int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);
 
 /* Format a wall-clock time (usec since epoch) as "2026-11-26T20:31:51Z" into buf[21]. */
 void format_iso8601(usec_t realtime, char buf[static 21]);
+/* The same with milliseconds: "2026-11-26T20:31:51.123Z" into buf[25]. */
+void format_iso8601_ms(usec_t realtime, char buf[static 25]);
 
 static inline void *mfree(void *p) {
         free(p);

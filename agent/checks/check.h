@@ -45,3 +45,23 @@ int check_http_start(const CheckConfig *c, Http *http, check_done_fn done, void 
 int check_tcp_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret);
 int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret);
 void check_probe_cancel(CheckProbe *p);
+
+/* Units (event-driven): the state systemd reports, judged as it arrives. */
+#include "units.h"
+
+#define UNIT_RESTART_LOOP_COUNT 3                  /* automatic restarts within... */
+#define UNIT_RESTART_LOOP_WINDOW (60 * USEC_PER_SEC) /* ...this long make a restart loop */
+
+typedef struct UnitHistory {
+        bool seen;                 /* n_restarts below is a real reading */
+        uint32_t n_restarts;       /* last NRestarts seen */
+        usec_t restarts[UNIT_RESTART_LOOP_COUNT]; /* CLOCK_MONOTONIC of the latest increases */
+        size_t n;
+} UnitHistory;
+
+/* Record a new reading (counts NRestarts increases). */
+void check_unit_observe(UnitHistory *h, const UnitState *st, usec_t now);
+/* 0 and *ret filled with a verdict, or 1 when the unit is between states (starting,
+ * stopping) and there is no verdict yet. */
+int check_unit_evaluate(const CheckConfig *c, const UnitState *st, const UnitHistory *h, usec_t now,
+                        CheckResult *ret);

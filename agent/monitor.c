@@ -1,0 +1,750 @@
+/* monitor.c: the check runtime. Each check has one CheckRuntime: its policy state, the
+ * source of its results (a timer, a unit watch or a journal watch), the action in flight
+ * and the verification deadline. Results of every kind go through runtime_result(), the one
+ * place that asks the policy and turns its answer into actions and events. */
+#include "monitor.h"
+
+#include <cjson/cJSON.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "checks/check.h"
+#include "codec.h"
+#include "exec.h"
+#include "journal_watch.h"
+#include "log.h"
+#include "policy.h"
+
+#define POLICY_FILE "policy.json"
+#define VERIFY_CADENCE (1 * USEC_PER_SEC) /* probes re-run at most this far apart while verifying */
+#define ACTION_OUTPUT_MAX 4096
+
+typedef struct CheckRuntime CheckRuntime;
+struct CheckRuntime {
+        Monitor *monitor;
+        const CheckConfig *config;
+        CheckRuntime *after; /* the check this one depends on, or NULL */
+        PolicyState policy;
+
+        sd_event_source *timer;        /* next probe; units: re-judge while failed; journal: quiet period */
+        sd_event_source *verify_timer;
+        CheckProbe *probe;
+        Exec *action_exec;
+        bool action_job;               /* a unit job is in flight */
+        JournalWatch *journal;
+
+        UnitState unit_state;
+        UnitHistory unit_history;
+        bool unit_known;
+
+        CheckResult last;              /* without output */
+        bool have_last;
+        usec_t last_at;                /* wall clock of the last result */
+        char last_action[64], last_action_result[256];
+        usec_t last_action_at;
+};
+
+struct Monitor {
+        MonitorContext ctx;
+        CheckRuntime *checks;
+        size_t n_checks;
+};
+
+static const char *action_method(CheckAction a) {
+        switch (a) {
+        case CHECK_ACTION_RESTART_UNIT:
+                return "RestartUnit";
+        case CHECK_ACTION_START_UNIT:
+                return "StartUnit";
+        case CHECK_ACTION_STOP_UNIT:
+                return "StopUnit";
+        default:
+                return NULL;
+        }
+}
+
+static const char *check_target(const CheckConfig *c, char buf[static 256]) {
+        switch (c->type) {
+        case CHECK_UNIT:
+                return c->unit;
+        case CHECK_HTTP:
+                return c->url;
+        case CHECK_TCP:
+                snprintf(buf, 256, "%s:%u", c->host, c->port);
+                return buf;
+        case CHECK_DISK:
+        case CHECK_FILE_AGE:
+                return c->path;
+        case CHECK_MEMORY:
+                return "memory";
+        case CHECK_LOAD:
+                return "load";
+        case CHECK_JOURNAL:
+                return c->pattern;
+        case CHECK_EXEC:
+                return c->command[0];
+        default:
+                return "?";
+        }
+}
+
+static const char *action_target(const CheckConfig *c) {
+        switch (c->action) {
+        case CHECK_ACTION_RESTART_UNIT:
+        case CHECK_ACTION_START_UNIT:
+        case CHECK_ACTION_STOP_UNIT:
+                return c->action_unit ? c->action_unit : c->unit;
+        case CHECK_ACTION_EXEC:
+                return c->action_command[0];
+        default:
+                return NULL;
+        }
+}
+
+static PolicyConfig policy_config(const CheckConfig *c) {
+        return (PolicyConfig) {
+                .fail_after = c->fail_after,
+                .recover_after = c->recover_after,
+                .has_action = c->action != CHECK_ACTION_NONE,
+                .max_actions = c->max_actions,
+                .action_window = c->action_window,
+                .verify_timeout = c->verify_timeout,
+        };
+}
+
+/* ---- durable policy state ---- */
+
+static void policy_save(Monitor *m) {
+        cJSON *root = cJSON_CreateObject(), *checks = cJSON_AddObjectToObject(root, "checks");
+        int r = root && checks ? 0 : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < m->n_checks; i++) {
+                cJSON *j;
+                r = policy_to_json(&m->checks[i].policy, &j);
+                if (r >= 0 && !cJSON_AddItemToObject(checks, m->checks[i].config->name, j)) {
+                        cJSON_Delete(j);
+                        r = -ENOMEM;
+                }
+        }
+        _cleanup_free_ char *text = r >= 0 ? cJSON_PrintUnformatted(root) : NULL;
+        cJSON_Delete(root);
+        if (r >= 0 && !text)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = write_file_atomic(m->ctx.state_dir, POLICY_FILE, text, strlen(text));
+        if (r < 0)
+                log_error_errno(r, "Failed to save the remediation budgets to %s/" POLICY_FILE
+                                   " (a restart of heald would reset them): %m",
+                                m->ctx.state_dir);
+}
+
+static void policy_load(Monitor *m) {
+        char path[4096];
+        _cleanup_free_ char *text = NULL;
+        snprintf(path, sizeof path, "%s/" POLICY_FILE, m->ctx.state_dir);
+        int r = read_file_full(path, 1024 * 1024, &text, NULL);
+        if (r == -ENOENT)
+                return;
+        cJSON *root = r >= 0 ? cJSON_Parse(text) : NULL;
+        if (!root) {
+                log_warning("%s is unreadable or corrupt; remediation budgets start empty", path);
+                return;
+        }
+        const cJSON *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
+        for (size_t i = 0; i < m->n_checks; i++) {
+                const cJSON *j = cJSON_GetObjectItemCaseSensitive(checks, m->checks[i].config->name);
+                if (j)
+                        policy_from_json(&m->checks[i].policy, j);
+        }
+        cJSON_Delete(root);
+}
+
+/* ---- events ---- */
+
+static cJSON *detail_new(CheckRuntime *c) {
+        char buf[256];
+        const CheckConfig *cc = c->config;
+        cJSON *d = cJSON_CreateObject();
+        if (!d || !cJSON_AddStringToObject(d, "check", cc->name) ||
+            !cJSON_AddStringToObject(d, "check_type", check_type_to_string(cc->type)) ||
+            !cJSON_AddStringToObject(d, "target", check_target(cc, buf)) ||
+            !cJSON_AddStringToObject(d, "observed", c->have_last ? c->last.observed : "") ||
+            !cJSON_AddStringToObject(d, "threshold", c->have_last ? c->last.threshold : "")) {
+                cJSON_Delete(d);
+                return NULL;
+        }
+        return d;
+}
+
+static bool add_time(cJSON *d, const char *key, usec_t t) {
+        char buf[25];
+        format_iso8601_ms(t, buf);
+        return cJSON_AddStringToObject(d, key, buf) != NULL;
+}
+
+static bool add_action(cJSON *d, const CheckConfig *cc) {
+        const char *t = action_target(cc);
+        return cJSON_AddStringToObject(d, "action", check_action_to_string(cc->action)) &&
+               (t ? cJSON_AddStringToObject(d, "action_target", t) != NULL : cJSON_AddNullToObject(d, "action_target") != NULL);
+}
+
+static void emit(CheckRuntime *c, const char *type, cJSON *d) {
+        if (!d) {
+                log_error("Out of memory recording a %s event for check %s", type, c->config->name);
+                return;
+        }
+        int r = c->monitor->ctx.emit(c->monitor->ctx.userdata, type, d);
+        if (r < 0)
+                log_error_errno(r, "Failed to record a %s event for check %s: %m", type, c->config->name);
+}
+
+static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
+        cJSON *d = detail_new(c);
+        if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
+                  !cJSON_AddNumberToObject(d, "fail_after", c->config->fail_after) ||
+                  (res->output && !cJSON_AddStringToObject(d, "output", res->output)) ||
+                  !add_time(d, "detected_at", c->policy.detected_at) ||
+                  (c->after && !cJSON_AddStringToObject(d, "after", c->after->config->name)))) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        log_event(LOG_WARNING, "check-failed", "Check %s failed: %s (%s; healthy: %s)", c->config->name, res->message,
+                  res->observed, res->threshold);
+        emit(c, "Check Failed", d);
+}
+
+static void emit_check_recovered(CheckRuntime *c, const CheckResult *res) {
+        cJSON *d = detail_new(c);
+        usec_t now = now_usec(CLOCK_REALTIME);
+        if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
+                  !cJSON_AddNumberToObject(d, "failed_for_ms",
+                                           (double) ((now - c->policy.detected_at) / USEC_PER_MSEC)))) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        log_event(LOG_INFO, "check-recovered", "Check %s recovered: %s", c->config->name, res->observed);
+        emit(c, "Check Recovered", d);
+}
+
+static void emit_remediation(CheckRuntime *c, const char *type, const char *reason) {
+        const CheckConfig *cc = c->config;
+        const PolicyState *p = &c->policy;
+        usec_t now = now_usec(CLOCK_REALTIME);
+        PolicyConfig pc = policy_config(cc);
+        cJSON *d = detail_new(c);
+        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at);
+        if (ok && strcmp(type, "Remediation Started") == 0)
+                ok = cJSON_AddNumberToObject(d, "attempt", (double) p->n_actions) &&
+                     cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
+                     cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
+                     cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run) &&
+                     add_time(d, "action_started_at", p->action_started_at);
+        else if (ok && strcmp(type, "Remediation Succeeded") == 0)
+                ok = add_time(d, "action_started_at", p->action_started_at) &&
+                     add_time(d, "action_finished_at", p->action_finished_at) && add_time(d, "verified_at", now) &&
+                     cJSON_AddNumberToObject(d, "time_to_recovery_ms", (double) ((now - p->detected_at) / USEC_PER_MSEC));
+        else if (ok && strcmp(type, "Remediation Failed") == 0)
+                ok = add_time(d, "action_started_at", p->action_started_at) &&
+                     cJSON_AddStringToObject(d, "reason", reason);
+        else if (ok && strcmp(type, "Remediation Escalated") == 0)
+                ok = cJSON_AddNumberToObject(d, "actions_in_window", (double) (cc->max_actions - policy_budget_left(p, &pc, now))) &&
+                     cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
+                     cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
+                     cJSON_AddStringToObject(d, "reason", reason);
+        else if (ok && strcmp(type, "Remediation Requested") == 0)
+                ok = cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "");
+        if (!ok) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        emit(c, type, d);
+}
+
+/* ---- actions ---- */
+
+static void handle(CheckRuntime *c, unsigned out, const CheckResult *res);
+static void runtime_rejudge(CheckRuntime *c);
+
+static void action_done(CheckRuntime *c, bool ok, const char *what) {
+        PolicyConfig pc = policy_config(c->config);
+        snprintf(c->last_action_result, sizeof c->last_action_result, "%s", what);
+        unsigned out = policy_on_action_done(&c->policy, &pc, ok, now_usec(CLOCK_REALTIME));
+        if (out & POLICY_REMEDIATION_FAILED) {
+                log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
+                emit_remediation(c, "Remediation Failed", what);
+        }
+        handle(c, out & ~POLICY_REMEDIATION_FAILED, NULL);
+}
+
+static void on_action_job(const char *unit, const char *result, int error, const char *message, void *userdata) {
+        CheckRuntime *c = userdata;
+        char what[256];
+        c->action_job = false;
+        if (!result)
+                snprintf(what, sizeof what, "systemd refused %s %s: %s", check_action_to_string(c->config->action), unit,
+                         message ? message : strerror(-error));
+        else
+                snprintf(what, sizeof what, "job %s", result);
+        action_done(c, result && strcmp(result, "done") == 0, what);
+}
+
+static void on_action_exec(int error, const ExecResult *r, void *userdata) {
+        CheckRuntime *c = userdata;
+        char what[256];
+        c->action_exec = NULL;
+        if (error < 0)
+                snprintf(what, sizeof what, "cannot run %s: %s", c->config->action_command[0], strerror(-error));
+        else if (r->timed_out)
+                snprintf(what, sizeof what, "%s timed out", c->config->action_command[0]);
+        else if (!r->exited)
+                snprintf(what, sizeof what, "%s killed by signal %d", c->config->action_command[0], r->signal);
+        else
+                snprintf(what, sizeof what, "%s exit status %d", c->config->action_command[0], r->exit_status);
+        action_done(c, error >= 0 && r->exited && r->exit_status == 0, what);
+}
+
+static void action_start(CheckRuntime *c) {
+        Monitor *m = c->monitor;
+        const CheckConfig *cc = c->config;
+        const char *method = action_method(cc->action);
+        int r = 0;
+
+        snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
+        c->last_action_at = now_usec(CLOCK_REALTIME);
+        log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
+                  m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), action_target(cc) ?: "",
+                  c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
+        emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
+
+        if (m->ctx.dry_run) {
+                snprintf(c->last_action_result, sizeof c->last_action_result, "dry run: not taken");
+                policy_on_action_skipped(&c->policy);
+                return;
+        }
+        snprintf(c->last_action_result, sizeof c->last_action_result, "running");
+        if (method) {
+                if (!m->ctx.units)
+                        r = -ENOTCONN;
+                else
+                        r = units_job(m->ctx.units, method, action_target(cc), on_action_job, c);
+                c->action_job = r >= 0;
+        } else if (cc->action == CHECK_ACTION_EXEC)
+                r = exec_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
+                               &c->action_exec);
+        else /* request: the fleet acts; verification watches whether it worked */
+                return action_done(c, true, "requested from the fleet");
+        if (r < 0) {
+                char what[256];
+                snprintf(what, sizeof what, "cannot start: %s", r == -ENOTCONN ? "no system bus" : strerror(-r));
+                action_done(c, false, what);
+        }
+}
+
+/* ---- results ---- */
+
+static int on_verify_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        CheckRuntime *c = userdata;
+        PolicyConfig pc = policy_config(c->config);
+        unsigned out = policy_on_verify_timeout(&c->policy, &pc, now_usec(CLOCK_REALTIME));
+        if (out & POLICY_REMEDIATION_FAILED) {
+                char what[128];
+                snprintf(what, sizeof what, "not healthy within verify_timeout (%llu s) after the action",
+                         (unsigned long long) (c->config->verify_timeout / USEC_PER_SEC));
+                log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
+                emit_remediation(c, "Remediation Failed", what);
+                snprintf(c->last_action_result, sizeof c->last_action_result, "%s", what);
+        }
+        /* Still failing: judge again so the budget decides about another attempt. */
+        runtime_rejudge(c);
+        return 0;
+}
+
+static void schedule(CheckRuntime *c, usec_t delay) {
+        if (!c->timer)
+                return;
+        (void) sd_event_source_set_time_relative(c->timer, delay);
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
+        Monitor *m = c->monitor;
+        if ((out & POLICY_CHECK_FAILED) && res)
+                emit_check_failed(c, res);
+        if ((out & POLICY_CHECK_RECOVERED) && res)
+                emit_check_recovered(c, res);
+        if (out & POLICY_SUPPRESSED)
+                log_event(LOG_NOTICE, "remediation-suppressed",
+                          "Check %s is failing, but %s, which it runs after, is failing too: no action until %s recovers",
+                          c->config->name, c->after->config->name, c->after->config->name);
+        if (out & POLICY_REMEDIATION_SUCCEEDED) {
+                log_event(LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
+                          c->last.observed);
+                snprintf(c->last_action_result, sizeof c->last_action_result, "verified");
+                (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
+                emit_remediation(c, "Remediation Succeeded", NULL);
+        }
+        if (out & POLICY_ESCALATE) {
+                char why[256];
+                snprintf(why, sizeof why, "%u actions within %llu s did not fix it; a person or the fleet must act "
+                                          "(then: heald reset %s)",
+                         c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
+                         c->config->name);
+                log_event(LOG_ERR, "remediation-escalated", "Check %s escalated: %s", c->config->name, why);
+                emit_remediation(c, "Remediation Escalated", why);
+        }
+        if (out & POLICY_ACT)
+                action_start(c);
+        if (out & POLICY_ARM_VERIFY_TIMER) {
+                (void) sd_event_source_set_time(c->verify_timer, now_usec(CLOCK_BOOTTIME) + c->config->verify_timeout);
+                (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_ONESHOT);
+                /* The fix may already be in place (a unit is often active before its job ends). */
+                if (c->config->type == CHECK_UNIT)
+                        runtime_rejudge(c);
+                else if (c->config->type != CHECK_JOURNAL)
+                        schedule(c, 0);
+        }
+        if (out & (POLICY_STATE_CHANGED | POLICY_ESCALATE))
+                policy_save(m);
+}
+
+static void runtime_result(CheckRuntime *c, const CheckResult *res) {
+        c->last = *res;
+        c->last.output = NULL;
+        c->have_last = true;
+        c->last_at = now_usec(CLOCK_REALTIME);
+        bool dependency_failing = c->after && c->after->policy.health == POLICY_HEALTH_FAILED;
+        PolicyConfig pc = policy_config(c->config);
+        unsigned out = policy_on_result(&c->policy, &pc, res->healthy, dependency_failing, c->last_at);
+        handle(c, out, res);
+}
+
+/* Units: judge the state we hold (no D-Bus call). */
+static void runtime_rejudge(CheckRuntime *c) {
+        if (c->config->type != CHECK_UNIT || !c->unit_known)
+                return;
+        CheckResult res;
+        if (check_unit_evaluate(c->config, &c->unit_state, &c->unit_history, now_usec(CLOCK_MONOTONIC), &res) == 0)
+                runtime_result(c, &res);
+}
+
+static void on_unit_changed(const char *unit _unused_, const UnitState *st, void *userdata) {
+        CheckRuntime *c = userdata;
+        c->unit_state = *st;
+        c->unit_known = true;
+        check_unit_observe(&c->unit_history, st, now_usec(CLOCK_MONOTONIC));
+        runtime_rejudge(c);
+        /* While failed, judge again every interval so the budget can decide on another try. */
+        if (c->policy.health == POLICY_HEALTH_FAILED)
+                schedule(c, c->config->interval);
+}
+
+static void on_journal_match(const char *message, size_t len, void *userdata) {
+        CheckRuntime *c = userdata;
+        CheckResult res = { .healthy = false };
+        char escaped[CHECK_OUTPUT_MAX];
+        codec_escape_copy(escaped, sizeof escaped, message, len);
+        snprintf(res.observed, sizeof res.observed, "matching journal entry");
+        snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
+        snprintf(res.message, sizeof res.message, "%.200s", escaped);
+        res.output = escaped;
+        runtime_result(c, &res);
+        /* Healthy again after a quiet interval. */
+        schedule(c, c->config->interval);
+}
+
+static void on_probe_done(const CheckResult *res, void *userdata) {
+        CheckRuntime *c = userdata;
+        c->probe = NULL;
+        runtime_result(c, res);
+        bool verifying = c->policy.phase == POLICY_VERIFYING;
+        schedule(c, verifying && c->config->interval > VERIFY_CADENCE ? VERIFY_CADENCE : c->config->interval);
+}
+
+static void run_probe(CheckRuntime *c) {
+        Monitor *m = c->monitor;
+        const CheckConfig *cc = c->config;
+        CheckResult res = {};
+        int r;
+
+        switch (cc->type) {
+        case CHECK_DISK:
+        case CHECK_MEMORY:
+        case CHECK_LOAD:
+        case CHECK_FILE_AGE:
+                r = cc->type == CHECK_DISK     ? check_disk_run(cc, &res)
+                    : cc->type == CHECK_MEMORY ? check_memory_run(cc, &res)
+                    : cc->type == CHECK_LOAD   ? check_load_run(cc, &res)
+                                               : check_file_age_run(cc, &res);
+                if (r >= 0)
+                        on_probe_done(&res, c);
+                check_result_done(&res);
+                return;
+        case CHECK_HTTP:
+                r = check_http_start(cc, m->ctx.http, on_probe_done, c, &c->probe);
+                break;
+        case CHECK_TCP:
+                r = check_tcp_start(cc, m->ctx.event, on_probe_done, c, &c->probe);
+                break;
+        case CHECK_EXEC:
+                r = check_exec_start(cc, m->ctx.event, on_probe_done, c, &c->probe);
+                break;
+        default:
+                return;
+        }
+        if (r < 0) {
+                res = (CheckResult) { .healthy = false };
+                snprintf(res.observed, sizeof res.observed, "not run");
+                snprintf(res.message, sizeof res.message, "cannot start the probe: %s", strerror(-r));
+                on_probe_done(&res, c);
+        }
+}
+
+static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        CheckRuntime *c = userdata;
+        switch (c->config->type) {
+        case CHECK_UNIT:
+                runtime_rejudge(c);
+                if (c->policy.health == POLICY_HEALTH_FAILED)
+                        schedule(c, c->config->interval);
+                break;
+        case CHECK_JOURNAL: {
+                CheckResult res = { .healthy = true };
+                snprintf(res.observed, sizeof res.observed, "no matching entry for %llu s",
+                         (unsigned long long) (c->config->interval / USEC_PER_SEC));
+                snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
+                snprintf(res.message, sizeof res.message, "quiet");
+                runtime_result(c, &res);
+                if (c->policy.health == POLICY_HEALTH_FAILED)
+                        schedule(c, c->config->interval);
+                break;
+        }
+        default:
+                if (!c->probe)
+                        run_probe(c);
+        }
+        return 0;
+}
+
+/* ---- set-up ---- */
+
+static void runtime_stop(CheckRuntime *c) {
+        Monitor *m = c->monitor;
+        if (c->probe)
+                check_probe_cancel(c->probe);
+        c->probe = NULL;
+        if (c->action_exec)
+                exec_cancel(c->action_exec);
+        c->action_exec = NULL;
+        if (m->ctx.units) {
+                units_cancel_jobs(m->ctx.units, c);
+                if (c->config->type == CHECK_UNIT)
+                        units_unwatch(m->ctx.units, c->config->unit, c);
+        }
+        c->journal = journal_watch_free(c->journal);
+        c->timer = sd_event_source_disable_unref(c->timer);
+        c->verify_timer = sd_event_source_disable_unref(c->verify_timer);
+        if (c->policy.phase == POLICY_ACTING)
+                c->policy.phase = POLICY_IDLE; /* the action's outcome is no longer followed */
+}
+
+static int runtime_start(CheckRuntime *c) {
+        Monitor *m = c->monitor;
+        const CheckConfig *cc = c->config;
+        int r = sd_event_add_time(m->ctx.event, &c->timer, CLOCK_BOOTTIME, USEC_INFINITY, 10 * USEC_PER_MSEC, on_timer, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        r = sd_event_add_time(m->ctx.event, &c->verify_timer, CLOCK_BOOTTIME, USEC_INFINITY, 10 * USEC_PER_MSEC,
+                              on_verify_timeout, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
+
+        switch (cc->type) {
+        case CHECK_UNIT:
+                if (!m->ctx.units) {
+                        CheckResult res = { .healthy = false };
+                        snprintf(res.observed, sizeof res.observed, "no system bus");
+                        snprintf(res.message, sizeof res.message, "cannot watch %s: the system bus is unavailable", cc->unit);
+                        runtime_result(c, &res);
+                        return 0;
+                }
+                return units_watch(m->ctx.units, cc->unit, on_unit_changed, c);
+        case CHECK_JOURNAL:
+                r = journal_watch_new(m->ctx.event, cc->match, cc->pattern, on_journal_match, c, &c->journal);
+                if (r < 0)
+                        log_error_errno(r, "Check %s: cannot read the journal: %m", cc->name);
+                return 0;
+        default:
+                /* Spread the first runs over the interval so checks do not run in lockstep. */
+                schedule(c, backoff_random() % (cc->interval / 10 + 1));
+                return 0;
+        }
+}
+
+static void runtimes_link(Monitor *m) {
+        for (size_t i = 0; i < m->n_checks; i++) {
+                CheckRuntime *c = &m->checks[i];
+                c->after = NULL;
+                for (size_t k = 0; c->config->after && k < m->n_checks; k++)
+                        if (strcmp(m->checks[k].config->name, c->config->after) == 0)
+                                c->after = &m->checks[k];
+        }
+}
+
+static void runtimes_free(CheckRuntime *checks, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                runtime_stop(&checks[i]);
+        free(checks);
+}
+
+static int runtimes_build(Monitor *m, const CheckConfig *checks, size_t n, CheckRuntime **ret) {
+        CheckRuntime *rt = calloc(n ? n : 1, sizeof *rt);
+        if (!rt)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                rt[i].monitor = m;
+                rt[i].config = &checks[i];
+                policy_init(&rt[i].policy);
+        }
+        *ret = rt;
+        return 0;
+}
+
+int monitor_new(const MonitorContext *ctx, const CheckConfig *checks, size_t n, Monitor **ret) {
+        _cleanup_(monitor_freep) Monitor *m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->ctx = *ctx;
+        int r = runtimes_build(m, checks, n, &m->checks);
+        if (r < 0)
+                return r;
+        m->n_checks = n;
+        runtimes_link(m);
+        policy_load(m);
+        for (size_t i = 0; i < n; i++) {
+                r = runtime_start(&m->checks[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot start check %s: %m", checks[i].name);
+        }
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Monitor *monitor_free(Monitor *m) {
+        if (!m)
+                return NULL;
+        runtimes_free(m->checks, m->n_checks);
+        free(m);
+        return NULL;
+}
+
+static bool same_check(const CheckConfig *a, const CheckConfig *b) {
+        char x[256], y[256];
+        return strcmp(a->name, b->name) == 0 && a->type == b->type &&
+               strcmp(check_target(a, x), check_target(b, y)) == 0;
+}
+
+int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run) {
+        CheckRuntime *rt;
+        int r = runtimes_build(m, checks, n, &rt);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < m->n_checks; k++) {
+                        CheckRuntime *old = &m->checks[k];
+                        if (!same_check(old->config, &checks[i]))
+                                continue;
+                        rt[i].policy = old->policy;
+                        rt[i].last = old->last;
+                        rt[i].have_last = old->have_last;
+                        rt[i].last_at = old->last_at;
+                        rt[i].unit_history = old->unit_history;
+                        memcpy(rt[i].last_action, old->last_action, sizeof rt[i].last_action);
+                        memcpy(rt[i].last_action_result, old->last_action_result, sizeof rt[i].last_action_result);
+                        rt[i].last_action_at = old->last_action_at;
+                }
+        runtimes_free(m->checks, m->n_checks);
+        m->checks = rt;
+        m->n_checks = n;
+        m->ctx.dry_run = dry_run;
+        runtimes_link(m);
+        for (size_t i = 0; i < n; i++) {
+                if (rt[i].policy.phase == POLICY_ACTING || rt[i].policy.phase == POLICY_VERIFYING)
+                        rt[i].policy.phase = POLICY_IDLE; /* that action's outcome is no longer followed */
+                r = runtime_start(&rt[i]);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot start check %s: %m", checks[i].name);
+        }
+        policy_save(m);
+        return 0;
+}
+
+int monitor_reset(Monitor *m, const char *check) {
+        for (size_t i = 0; i < m->n_checks; i++) {
+                CheckRuntime *c = &m->checks[i];
+                if (strcmp(c->config->name, check) != 0)
+                        continue;
+                policy_reset(&c->policy);
+                policy_save(m);
+                log_event(LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
+                runtime_rejudge(c);
+                if (c->config->type != CHECK_UNIT && c->config->type != CHECK_JOURNAL)
+                        schedule(c, 0);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing) {
+        unsigned ok = 0, failing = 0;
+        for (size_t i = 0; i < m->n_checks; i++) {
+                if (m->checks[i].policy.health == POLICY_HEALTH_FAILED)
+                        failing++;
+                else if (m->checks[i].policy.health == POLICY_HEALTH_OK)
+                        ok++;
+        }
+        *ret_ok = ok;
+        *ret_failing = failing;
+}
+
+bool monitor_unit_busy(const Monitor *m, const char *unit) {
+        for (size_t i = 0; i < m->n_checks; i++) {
+                const CheckRuntime *c = &m->checks[i];
+                const char *t = action_target(c->config);
+                if ((c->policy.phase == POLICY_ACTING || c->policy.phase == POLICY_VERIFYING) && t &&
+                    strcmp(t, unit) == 0)
+                        return true;
+        }
+        return false;
+}
+
+int monitor_status(Monitor *m, cJSON **ret) {
+        cJSON *arr = cJSON_CreateArray();
+        if (!arr)
+                return -ENOMEM;
+        usec_t now = now_usec(CLOCK_REALTIME);
+        for (size_t i = 0; i < m->n_checks; i++) {
+                CheckRuntime *c = &m->checks[i];
+                PolicyConfig pc = policy_config(c->config);
+                cJSON *d = detail_new(c);
+                if (!d || !cJSON_AddItemToArray(arr, d)) {
+                        cJSON_Delete(d);
+                        cJSON_Delete(arr);
+                        return -ENOMEM;
+                }
+                bool ok = cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
+                          cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
+                          cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
+                          (!c->have_last || add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
+                          cJSON_AddStringToObject(d, "last_action", c->last_action) &&
+                          cJSON_AddStringToObject(d, "last_action_result", c->last_action_result) &&
+                          (!c->last_action_at || add_time(d, "last_action_at", c->last_action_at)) &&
+                          cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now));
+                if (!ok) {
+                        cJSON_Delete(arr);
+                        return -ENOMEM;
+                }
+        }
+        *ret = arr;
+        return 0;
+}

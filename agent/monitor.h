@@ -1,0 +1,45 @@
+/* monitor.h: runs every configured check (timers for probes, D-Bus signals for units, the
+ * journal for patterns), feeds each result to the check's policy, takes the actions the
+ * policy allows, verifies them, and reports every step as an event. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "http.h"
+#include "units.h"
+
+typedef struct Monitor Monitor;
+
+/* Record an event (takes ownership of detail). */
+typedef int (*monitor_emit_fn)(void *userdata, const char *detail_type, cJSON *detail);
+
+typedef struct MonitorContext {
+        sd_event *event;
+        Http *http;
+        Units *units;          /* NULL when the system bus is unavailable: unit checks and unit
+                                * actions then report that instead of running */
+        const char *state_dir; /* policy.json lives here */
+        bool dry_run;
+        monitor_emit_fn emit;
+        void *userdata;
+} MonitorContext;
+
+/* checks/n: borrowed from the Config, which must outlive the monitor or the next reload. */
+int monitor_new(const MonitorContext *ctx, const CheckConfig *checks, size_t n, Monitor **ret);
+Monitor *monitor_free(Monitor *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Monitor *, monitor_free);
+
+/* Replace the checks: a check whose name, type and target are unchanged keeps its state
+ * (health, budget, escalation); others start fresh; removed ones stop. */
+int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run);
+
+/* heald reset CHECK: clear the escalation and the budget. -ENOENT: no such check. */
+int monitor_reset(Monitor *m, const char *check);
+
+/* Every check's state, for heald status. Caller owns *ret. */
+int monitor_status(Monitor *m, cJSON **ret);
+void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing);
+/* Whether a local remediation is running on this unit (commands wait for it). */
+bool monitor_unit_busy(const Monitor *m, const char *unit);
