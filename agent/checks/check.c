@@ -1,0 +1,69 @@
+/* check.c: what every check type shares: result lifetime, escaped texts, probe cancel. */
+#include "checks/check_private.h"
+
+#include <stdarg.h>
+
+#include "codec.h"
+
+void check_result_init(CheckResult *r) {
+        *r = (CheckResult) {};
+}
+
+void check_result_done(CheckResult *r) {
+        if (r)
+                r->output = mfree(r->output);
+}
+
+void check_text(char *dst, size_t size, const char *fmt, ...) {
+        /* Larger than any result field, so text that does not fit is cut with "..." below. */
+        char raw[4 * CHECK_MESSAGE_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        int n = vsnprintf(raw, sizeof raw, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                n = 0;
+        codec_escape_copy(dst, size, raw, (size_t) n < sizeof raw ? (size_t) n : sizeof raw - 1);
+}
+
+static bool ends_with_ellipsis(const char *s) {
+        size_t n = strlen(s);
+        return n >= 3 && memcmp(s + n - 3, "...", 3) == 0;
+}
+
+int check_result_set_output(CheckResult *r, const char *data, size_t len, bool truncated) {
+        if (len == 0)
+                return 0;
+        char *out = malloc(CHECK_OUTPUT_MAX);
+        if (!out)
+                return -ENOMEM;
+        /* Escaping never shrinks text, so more raw bytes than the room could not show. */
+        if (len > CHECK_OUTPUT_MAX) {
+                len = CHECK_OUTPUT_MAX;
+                truncated = true;
+        }
+        if (truncated) {
+                codec_escape_copy(out, CHECK_OUTPUT_MAX - 3, data, len);
+                if (!ends_with_ellipsis(out))
+                        strcat(out, "...");
+        } else
+                codec_escape_copy(out, CHECK_OUTPUT_MAX, data, len);
+        free(r->output);
+        r->output = out;
+        return 0;
+}
+
+void check_format_duration(usec_t u, char buf[static 32]) {
+        if (u % USEC_PER_SEC == 0)
+                snprintf(buf, 32, "%llu s", (unsigned long long) (u / USEC_PER_SEC));
+        else if (u % USEC_PER_MSEC == 0)
+                snprintf(buf, 32, "%llu ms", (unsigned long long) (u / USEC_PER_MSEC));
+        else
+                snprintf(buf, 32, "%llu us", (unsigned long long) u);
+}
+
+void check_probe_cancel(CheckProbe *p) {
+        if (p)
+                p->cancel(p);
+}
