@@ -85,21 +85,35 @@ else
         fail "clang-tidy (see $LOGDIR/clang-tidy.log)"
 fi
 
-section "integration tests (build/heald against moto with IAM auth, IMDSv2 server, fault proxy)"
-if python3 tests/integration/run.py >"$LOGDIR/integration.log" 2>&1; then rc=0; else rc=$?; fi
-grep -E '^(PASS|FAIL|SKIP) ' "$LOGDIR/integration.log"
-summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGDIR/integration.log" | tail -1)
-if [ -n "$summary" ]; then
-        read -r ip _ if _ is _ <<<"$(echo "$summary" | tr -d ',')"
-        pass "$ip"
-        failed=$((failed + if)); skipped=$((skipped + ${is:-0}))
-        while read -r line; do failures+=("integration: ${line#FAIL }"); done < <(grep '^FAIL ' "$LOGDIR/integration.log")
-        while read -r line; do skips+=("integration: ${line#SKIP }"); done < <(grep '^SKIP ' "$LOGDIR/integration.log")
-        [ "$rc" = 0 ] || [ "$if" != 0 ] || fail "integration runner exited $rc"
-else
-        tail -30 "$LOGDIR/integration.log"
-        fail "integration runner printed no summary (exit $rc; see $LOGDIR/integration.log)"
-fi
+# A runner that prints PASS/FAIL/SKIP lines and one "N passed, N failed, N skipped" line.
+suite() {
+        local title=$1 name=$2
+        shift 2
+        section "$title"
+        local log="$LOGDIR/$name.log" rc=0
+        "$@" >"$log" 2>&1 || rc=$?
+        grep -E '^(PASS|FAIL|SKIP) ' "$log"
+        local summary
+        summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+        if [ -z "$summary" ]; then
+                tail -30 "$log"
+                fail "$name runner printed no summary (exit $rc; see $log)"
+                return
+        fi
+        local sp sf ss
+        read -r sp _ sf _ ss _ <<<"$(echo "$summary" | tr -d ',')"
+        pass "$sp"
+        failed=$((failed + sf))
+        skipped=$((skipped + ${ss:-0}))
+        while read -r line; do failures+=("$name: ${line#FAIL }"); done < <(grep '^FAIL ' "$log")
+        while read -r line; do skips+=("$name: ${line#SKIP }"); done < <(grep '^SKIP ' "$log")
+        [ "$rc" = 0 ] || [ "$sf" != 0 ] || fail "$name runner exited $rc"
+}
+
+suite "integration tests (build/heald against moto with IAM auth, IMDSv2 server, fault proxy)" integration \
+        python3 tests/integration/run.py
+suite "system tests (heald in a real systemd, in a throwaway container)" system \
+        python3 tests/system/run.py --logdir "$LOGDIR/system"
 
 echo
 for s in "${skips[@]}"; do echo "skipped: $s"; done

@@ -85,13 +85,18 @@ class Bed:
         self.signatures: set[str] = set()  # in memory only, for the leak check
 
     def start(self) -> "Bed":
-        self.moto = awsbed.MotoServer(os.path.join(self.log_dir, "moto.log")).start()
-        self.fleet = awsbed.Fleet(self.moto.endpoint, region=REGION)
-        self.fleet.bootstrap()
-        self.proxy = FaultProxy(self.moto.port).start()
-        self.proxy.signature_sink = self.signatures
-        self.imds = ImdsServer(self.fleet.assume_role, region=REGION,
-                               on_credentials=self.proxy.set_key_expiry).start()
+        try:
+            self.moto = awsbed.MotoServer(os.path.join(self.log_dir, "moto.log")).start()
+            self.fleet = awsbed.Fleet(self.moto.endpoint, region=REGION)
+            self.fleet.bootstrap()
+            self.proxy = FaultProxy(self.moto.port).start()
+            self.proxy.signature_sink = self.signatures
+            self.imds = ImdsServer(self.fleet.assume_role, region=REGION,
+                                   on_credentials=self.proxy.set_key_expiry).start()
+        except BaseException:
+            # A half-started bed (an interrupt while moto boots) must not leave moto behind.
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
