@@ -44,10 +44,25 @@ struct CheckRuntime {
         usec_t last_action_at;
 };
 
+struct MonitorVerify {
+        Monitor *monitor;
+        MonitorVerify *next;
+        CheckRuntime **checks; /* the selected checks... */
+        unsigned *passes;      /* ...their consecutive healthy results since the start */
+        bool *seen;            /* ...whether they reported since the start */
+        size_t n;
+        bool once;
+        usec_t deadline;        /* CLOCK_MONOTONIC */
+        sd_event_source *timer; /* checks completion every 100 ms until the deadline */
+        monitor_verify_fn done;
+        void *userdata;
+};
+
 struct Monitor {
         MonitorContext ctx;
         CheckRuntime *checks;
         size_t n_checks;
+        MonitorVerify *verifies;
 };
 
 static const char *action_method(CheckAction a) {
@@ -406,7 +421,10 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                 policy_save(m);
 }
 
+static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy);
+
 static void runtime_result(CheckRuntime *c, const CheckResult *res) {
+        verify_observe(c->monitor, c, res->healthy);
         c->last = *res;
         c->last.output = NULL;
         c->have_last = true;
@@ -451,11 +469,19 @@ static void on_journal_match(const char *message, size_t len, void *userdata) {
         schedule(c, c->config->interval);
 }
 
+static bool runtime_verified(const CheckRuntime *c) {
+        for (const MonitorVerify *v = c->monitor->verifies; v; v = v->next)
+                for (size_t i = 0; i < v->n; i++)
+                        if (v->checks[i] == c)
+                                return true;
+        return false;
+}
+
 static void on_probe_done(const CheckResult *res, void *userdata) {
         CheckRuntime *c = userdata;
         c->probe = NULL;
         runtime_result(c, res);
-        bool verifying = c->policy.phase == POLICY_VERIFYING;
+        bool verifying = c->policy.phase == POLICY_VERIFYING || runtime_verified(c);
         schedule(c, verifying && c->config->interval > VERIFY_CADENCE ? VERIFY_CADENCE : c->config->interval);
 }
 
@@ -633,6 +659,8 @@ int monitor_new(const MonitorContext *ctx, const CheckConfig *checks, size_t n, 
 Monitor *monitor_free(Monitor *m) {
         if (!m)
                 return NULL;
+        while (m->verifies)
+                monitor_verify_cancel(m->verifies);
         runtimes_free(m->checks, m->n_checks);
         free(m);
         return NULL;
@@ -644,8 +672,13 @@ static bool same_check(const CheckConfig *a, const CheckConfig *b) {
                strcmp(check_target(a, x), check_target(b, y)) == 0;
 }
 
+static void verify_finish(MonitorVerify *v, bool healthy);
+
 int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run) {
         CheckRuntime *rt;
+        /* Verifications point at the old checks: end them (as not verified) first. */
+        while (m->verifies)
+                verify_finish(m->verifies, false);
         int r = runtimes_build(m, checks, n, &rt);
         if (r < 0)
                 return r;
@@ -746,5 +779,171 @@ int monitor_status(Monitor *m, cJSON **ret) {
                 }
         }
         *ret = arr;
+        return 0;
+}
+
+/* ---- verification for commands ---- */
+
+static bool check_touches_unit(const CheckConfig *c, char *const *units) {
+        for (char *const *u = units; *u; u++)
+                if ((c->unit && strcmp(c->unit, *u) == 0) || (c->action_unit && strcmp(c->action_unit, *u) == 0))
+                        return true;
+        return false;
+}
+
+static bool name_listed(const char *name, char *const *names) {
+        for (char *const *n = names; *n; n++)
+                if (strcmp(*n, name) == 0)
+                        return true;
+        return false;
+}
+
+static void verify_free(MonitorVerify *v) {
+        for (MonitorVerify **p = &v->monitor->verifies; *p; p = &(*p)->next)
+                if (*p == v) {
+                        *p = v->next;
+                        break;
+                }
+        sd_event_source_disable_unref(v->timer);
+        free(v->checks);
+        free(v->passes);
+        free(v->seen);
+        free(v);
+}
+
+void monitor_verify_cancel(MonitorVerify *v) {
+        if (v)
+                verify_free(v);
+}
+
+static cJSON *verify_results(MonitorVerify *v) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; arr && i < v->n; i++) {
+                CheckRuntime *c = v->checks[i];
+                cJSON *d = detail_new(c);
+                if (!d || !cJSON_AddItemToArray(arr, d)) {
+                        cJSON_Delete(d);
+                        cJSON_Delete(arr);
+                        return NULL;
+                }
+                if (!cJSON_AddBoolToObject(d, "healthy", v->seen[i] && c->have_last && c->last.healthy) ||
+                    !cJSON_AddStringToObject(d, "message", v->seen[i] && c->have_last ? c->last.message : "no result in time")) {
+                        cJSON_Delete(arr); /* d with it */
+                        return NULL;
+                }
+        }
+        return arr;
+}
+
+static void verify_finish(MonitorVerify *v, bool healthy) {
+        monitor_verify_fn done = v->done;
+        void *userdata = v->userdata;
+        cJSON *results = verify_results(v);
+        verify_free(v);
+        done(healthy, results, userdata);
+}
+
+static bool verify_complete(const MonitorVerify *v, bool *ret_healthy) {
+        bool healthy = true;
+        for (size_t i = 0; i < v->n; i++) {
+                if (v->once) {
+                        if (!v->seen[i])
+                                return false;
+                        healthy = healthy && v->checks[i]->last.healthy;
+                } else if (v->passes[i] < v->checks[i]->config->recover_after)
+                        return false;
+        }
+        *ret_healthy = healthy;
+        return true;
+}
+
+static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy) {
+        MonitorVerify *v = m->verifies;
+        while (v) {
+                MonitorVerify *next = v->next;
+                for (size_t i = 0; i < v->n; i++)
+                        if (v->checks[i] == c) {
+                                v->seen[i] = true;
+                                v->passes[i] = healthy ? v->passes[i] + 1 : 0;
+                        }
+                v = next;
+        }
+}
+
+/* Results are recorded before verify_observe() sees them complete, so the check runs from
+ * a zero-delay timer: complete verifications are finished from the loop, never from inside
+ * runtime_result(). */
+static int on_verify_timer(sd_event_source *s _unused_, uint64_t usec, void *userdata) {
+        MonitorVerify *v = userdata;
+        bool healthy;
+        if (verify_complete(v, &healthy))
+                verify_finish(v, healthy);
+        else if (usec >= v->deadline)
+                verify_finish(v, false);
+        else {
+                (void) sd_event_source_set_time(v->timer, usec + 100 * USEC_PER_MSEC < v->deadline ? usec + 100 * USEC_PER_MSEC : v->deadline);
+                (void) sd_event_source_set_enabled(v->timer, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+int monitor_verify(Monitor *m, char *const *names, char *const *units, usec_t timeout, bool once,
+                   monitor_verify_fn done, void *userdata, MonitorVerify **ret) {
+        for (char *const *n = names; n && *n; n++) {
+                bool found = false;
+                for (size_t i = 0; i < m->n_checks && !found; i++)
+                        found = strcmp(m->checks[i].config->name, *n) == 0;
+                if (!found)
+                        return -ENOENT;
+        }
+        MonitorVerify *v = calloc(1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        v->monitor = m;
+        v->once = once;
+        v->done = done;
+        v->userdata = userdata;
+        v->next = m->verifies;
+        m->verifies = v;
+        size_t cap = m->n_checks ? m->n_checks : 1;
+        v->checks = calloc(cap, sizeof *v->checks);
+        v->passes = calloc(cap, sizeof *v->passes);
+        v->seen = calloc(cap, sizeof *v->seen);
+        if (!v->checks || !v->passes || !v->seen) {
+                verify_free(v);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->n_checks; i++) {
+                const CheckConfig *cc = m->checks[i].config;
+                if ((names && !name_listed(cc->name, names)) || (units && !check_touches_unit(cc, units)))
+                        continue;
+                v->checks[v->n++] = &m->checks[i];
+        }
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        v->deadline = now + timeout;
+        int r = sd_event_add_time(m->ctx.event, &v->timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_verify_timer, v);
+        if (r < 0) {
+                verify_free(v);
+                return r;
+        }
+        /* Fresh results now: probes at once, units and journals from what they hold. */
+        for (size_t i = 0; i < v->n; i++) {
+                CheckRuntime *c = v->checks[i];
+                if (c->config->type == CHECK_UNIT)
+                        runtime_rejudge(c);
+                else if (c->config->type == CHECK_JOURNAL) {
+                        if (c->have_last)
+                                verify_observe(m, c, c->last.healthy);
+                        else {
+                                CheckResult quiet = { .healthy = true };
+                                snprintf(quiet.observed, sizeof quiet.observed, "no matching entry");
+                                snprintf(quiet.message, sizeof quiet.message, "quiet");
+                                runtime_result(c, &quiet);
+                        }
+                } else if (!c->probe)
+                        schedule(c, 0);
+        }
+        if (ret)
+                *ret = v;
         return 0;
 }
