@@ -122,3 +122,18 @@ bool codec_utf8_is_valid(const char *s, size_t len) {
         }
         return true;
 }
+
+static void json_wipe_strings(cJSON *item) {
+        for (; item; item = item->next) {
+                if (item->valuestring)
+                        secure_zero(item->valuestring, strlen(item->valuestring));
+                json_wipe_strings(item->child);
+        }
+}
+
+void codec_json_wipe_and_delete(cJSON *root) {
+        if (root) {
+                json_wipe_strings(root);
+                cJSON_Delete(root);
+        }
+}

@@ -8,6 +8,13 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 #define _cleanup_cjson_ _cleanup_(cJSON_Deletep)
 
+/* Delete a parse tree whose strings may hold secrets or message bodies, wiping every
+ * string first. Accepts NULL. */
+void codec_json_wipe_and_delete(cJSON *root);
+static inline void codec_json_wipe_and_deletep(cJSON **p) {
+        codec_json_wipe_and_delete(*p);
+}
+
 /* Store a newly allocated message in *ret_error (when ret_error is not NULL; the caller
  * frees it; left NULL if memory runs out) and return error, so that a parser can say
  * "return codec_error(ret_error, -EBADMSG, "...")". */

@@ -152,22 +152,6 @@ int imds_parse_role_list(const char *body, size_t len, char **ret_role, char **r
         return 0;
 }
 
-/* The parse tree holds copies of the secrets: wipe every string before freeing it. */
-static void json_wipe_strings(cJSON *item) {
-        for (; item; item = item->next) {
-                if (item->valuestring)
-                        secure_zero(item->valuestring, strlen(item->valuestring));
-                json_wipe_strings(item->child);
-        }
-}
-
-static void cjson_wipe_and_deletep(cJSON **p) {
-        if (*p) {
-                json_wipe_strings(*p);
-                cJSON_Delete(*p);
-        }
-}
-
 /* Credentials go into HMAC keys and HTTP headers: printable ASCII, no spaces. */
 static int is_token_char(int c) {
         return c > 0x20 && c < 0x7f;
@@ -190,7 +174,7 @@ static int credentials_field(const cJSON *root, const char *field, char **ret, c
 }
 
 int imds_parse_credentials(const char *body, size_t len, ImdsCredentials *ret, char **ret_error) {
-        _cleanup_(cjson_wipe_and_deletep) cJSON *root = NULL;
+        _cleanup_(codec_json_wipe_and_deletep) cJSON *root = NULL;
         _cleanup_free_ char *access_key_id = NULL;
         _cleanup_secret_ char *secret_access_key = NULL, *token = NULL;
         char shown[64];
