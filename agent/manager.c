@@ -13,6 +13,7 @@
 #include "aws/imds.h"
 #include "aws/imds_doc.h"
 #include "backoff.h"
+#include "commands.h"
 #include "control.h"
 #include "event.h"
 #include "http.h"
@@ -39,6 +40,7 @@ struct Manager {
         Units *units;         /* daemon only; NULL without a system bus */
         Monitor *monitor;     /* daemon only */
         Control *control;     /* daemon only */
+        Commands *commands;   /* daemon only */
 
         sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer, *watchdog_timer;
         unsigned identity_failures;
@@ -223,6 +225,8 @@ static void on_identity(int error, const char *body, size_t len, void *userdata)
                          id.account_id, region);
                 r = target_known(m, region, arn);
         }
+        if (r >= 0 && m->commands)
+                r = commands_start(m->commands, region, id.instance_id, id.account_id);
         if (r < 0 && !m->publisher)
                 oneshot_done(m, r);
 }
@@ -284,6 +288,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         control_free(m->control);
+        commands_free(m->commands);
         monitor_free(m->monitor);
         units_free(m->units);
         publisher_free(m->publisher);
@@ -472,6 +477,8 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
         r = monitor_reload(m->monitor, fresh->checks, fresh->n_checks, fresh->dry_run);
         if (r >= 0)
                 r = publisher_set_config(m->publisher, fresh);
+        if (r >= 0)
+                commands_set_config(m->commands, fresh);
         if (r < 0) {
                 /* Half-applied: go back to the old checks rather than run a mix. */
                 log_error_errno(r, "Reload failed, keeping the running configuration: %m");
@@ -627,6 +634,20 @@ int manager_run_daemon(Manager *m) {
         r = monitor_new(&mc, m->config->checks, m->config->n_checks, &m->monitor);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the checks: %m");
+        CommandsContext cc = {
+                .event = m->event,
+                .aws = m->aws,
+                .units = m->units,
+                .monitor = m->monitor,
+                .outbox = m->outbox,
+                .state_dir = m->config->state_dir,
+                .boot_id = m->boot_id,
+                .emit = monitor_emit,
+                .userdata = m,
+        };
+        r = commands_new(&cc, m->config, &m->commands);
+        if (r < 0)
+                return r;
         const char *sock = m->config->control_socket ? m->config->control_socket : CONTROL_SOCKET_DEFAULT;
         r = control_new(m->event, sock, on_control_request, m, &m->control);
         if (r < 0)

@@ -1,0 +1,862 @@
+/* commands.c: the command channel. One long poll at a time; the messages it brings become
+ * jobs run one after the other (so one command at a time touches units). A job's message
+ * stays invisible while it runs (ChangeMessageVisibility heartbeats) and is deleted only once
+ * the result is recorded; a transient failure leaves it to SQS, which delivers it again and
+ * in the end to the queue's dead-letter queue. The command journal makes redeliveries
+ * harmless: a finished command is reported again, never run again. */
+#include "commands.h"
+
+#include <time.h>
+
+#include "aws/sqs.h"
+#include "aws/states.h"
+#include "backoff.h"
+#include "codec.h"
+#include "command.h"
+#include "command_journal.h"
+#include "log.h"
+
+#define POLL_RETRY_BASE (1 * USEC_PER_SEC)
+#define POLL_RETRY_MAX (5 * USEC_PER_MINUTE)
+#define CALL_TIMEOUT (10 * USEC_PER_SEC)
+#define BUSY_RETRY (1 * USEC_PER_SEC)       /* a unit under local remediation: wait */
+#define FLUSH_TIMEOUT (30 * USEC_PER_SEC)   /* prepare-stop waits this long for the outbox */
+
+typedef struct Job Job;
+struct Job {
+        Commands *commands;
+        Job *next;
+        char *message_id, *receipt_handle, *sender_id;
+        unsigned receive_count;
+        Command cmd;
+        usec_t started_at;       /* CLOCK_REALTIME */
+        usec_t started_mono;
+        size_t step;             /* next unit to act on; for stop-start: stops then starts */
+        bool starting;           /* stop-start: the start phase */
+        cJSON *unit_results;     /* array */
+        usec_t step_started;
+        MonitorVerify *verify;
+        sd_event_source *heartbeat, *wait;
+        bool running;
+};
+
+struct Commands {
+        CommandsContext ctx;
+        const Config *config;
+        CommandJournal *journal;
+        char *region, *instance_id, *account_id, *queue_url;
+        AwsCall *poll;
+        usec_t poll_started;     /* CLOCK_MONOTONIC */
+        sd_event_source *poll_timer;
+        unsigned poll_failures;
+        char last_poll_error[128];
+        Job *jobs;               /* FIFO; the head runs */
+        MonitorVerify *boot_verify;
+        CommandRecord *pending;  /* in the journal from before this boot */
+        size_t n_pending, next_pending;
+};
+
+static void poll_schedule(Commands *c, usec_t delay);
+static void job_run(Job *j);
+static bool is_success(const char *type);
+static char *result_record(const char *type, const cJSON *detail);
+
+/* ---- small helpers ---- */
+
+static cJSON *detail_for(const Job *j) {
+        cJSON *d = cJSON_CreateObject();
+        if (!d || !cJSON_AddStringToObject(d, "command_id", j->cmd.command_id) ||
+            !cJSON_AddStringToObject(d, "action", command_action_to_string(j->cmd.action))) {
+                cJSON_Delete(d);
+                return NULL;
+        }
+        return d;
+}
+
+static bool add_strings(cJSON *o, const char *key, char *const *list) {
+        cJSON *a = cJSON_AddArrayToObject(o, key);
+        for (char *const *s = list; a && s && *s; s++) {
+                cJSON *v = cJSON_CreateString(*s);
+                if (!v || !cJSON_AddItemToArray(a, v)) {
+                        cJSON_Delete(v);
+                        return false;
+                }
+        }
+        return a != NULL;
+}
+
+static bool add_time(cJSON *d, const char *key, usec_t t) {
+        char buf[25];
+        format_iso8601_ms(t, buf);
+        return cJSON_AddStringToObject(d, key, buf) != NULL;
+}
+
+static int emit(Commands *c, const char *type, cJSON *d) {
+        if (!d)
+                return log_error_errno(ENOMEM, "Out of memory recording a %s event", type);
+        int r = c->ctx.emit(c->ctx.userdata, type, d);
+        if (r < 0)
+                log_error_errno(r, "Failed to record a %s event: %m", type);
+        return r;
+}
+
+static char *endpoint(Commands *c, const char *service) {
+        char *url = NULL;
+        if (config_service_endpoint(c->config, service, c->region, &url) < 0)
+                return NULL;
+        return url;
+}
+
+/* Fire-and-forget calls (delete, visibility, task results): failures are logged; what they
+ * protect against (a redelivery) the journal handles. */
+static void on_side_call(const AwsResult *res, void *userdata) {
+        const char *what = userdata;
+        if (res->error < 0)
+                log_warning("%s failed: %s", what, res->transport_message ? res->transport_message : strerror(-res->error));
+        else if (res->status < 200 || res->status >= 300)
+                log_warning("%s refused: %s: %s", what, res->aws->code, res->aws->message);
+}
+
+static void side_call(Commands *c, const char *service, const char *target, const char *content_type, char *body,
+                      const char *what) {
+        _cleanup_free_ char *url = endpoint(c, service);
+        if (!url || !body) {
+                log_warning("%s not sent: no endpoint", what);
+                return;
+        }
+        AwsCallSpec spec = {
+                .endpoint = url,
+                .region = c->region,
+                .service = service,
+                .target = target,
+                .content_type = content_type,
+                .body = body,
+                .body_len = strlen(body),
+                .timeout = CALL_TIMEOUT,
+        };
+        int r = aws_call_start(c->ctx.aws, &spec, on_side_call, (void *) what, NULL);
+        if (r < 0)
+                log_warning_errno(r, "%s not sent: %m", what);
+}
+
+static void message_delete(Commands *c, const char *receipt_handle) {
+        _cleanup_free_ char *body = NULL;
+        if (c->queue_url && sqs_delete_body(c->queue_url, receipt_handle, &body) >= 0)
+                side_call(c, "sqs", SQS_TARGET_DELETE_MESSAGE, SQS_CONTENT_TYPE, body, "DeleteMessage");
+}
+
+/* The task token is a bearer secret: its request body is wiped after use. */
+static void task_report(Commands *c, const char *task_token, bool success, const char *type, const cJSON *detail) {
+        if (!task_token)
+                return;
+        _cleanup_free_ char *output = cJSON_PrintUnformatted(detail);
+        _cleanup_secret_ char *body = NULL;
+        int r;
+        if (success)
+                r = states_task_success_body(task_token, output ? output : "{}", &body);
+        else {
+                char error[64];
+                snprintf(error, sizeof error, "heald.%s", type);
+                for (char *p = error; *p; p++)
+                        if (*p == ' ')
+                                *p = '.';
+                r = states_task_failure_body(task_token, error, output ? output : "", &body);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Cannot report to Step Functions: %m");
+                return;
+        }
+        side_call(c, "states", success ? STATES_TARGET_TASK_SUCCESS : STATES_TARGET_TASK_FAILURE, STATES_CONTENT_TYPE, body,
+                  success ? "SendTaskSuccess" : "SendTaskFailure");
+}
+
+/* ---- jobs ---- */
+
+static void job_free(Job *j) {
+        Commands *c = j->commands;
+        for (Job **p = &c->jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        if (j->verify)
+                monitor_verify_cancel(j->verify);
+        if (c->ctx.units)
+                units_cancel_jobs(c->ctx.units, j);
+        sd_event_source_disable_unref(j->heartbeat);
+        sd_event_source_disable_unref(j->wait);
+        cJSON_Delete(j->unit_results);
+        command_done(&j->cmd);
+        free(j->message_id);
+        free(j->receipt_handle);
+        free(j->sender_id);
+        free(j);
+}
+
+/* The job is over: the next one runs, or the poll resumes. */
+static void job_done(Job *j) {
+        Commands *c = j->commands;
+        job_free(j);
+        if (c->jobs)
+                job_run(c->jobs);
+        else
+                poll_schedule(c, 0);
+}
+
+/* Record the result (journal, event, task token), then delete the message. */
+static void job_finish(Job *j, const char *type, cJSON *detail) {
+        Commands *c = j->commands;
+        bool success = is_success(type);
+        if (detail && (!cJSON_AddNumberToObject(detail, "duration_ms",
+                                                (double) ((now_usec(CLOCK_MONOTONIC) - j->started_mono) / USEC_PER_MSEC)) ||
+                       !(j->unit_results ? cJSON_AddItemReferenceToObject(detail, "units", j->unit_results)
+                                         : cJSON_AddArrayToObject(detail, "units") != NULL))) {
+                cJSON_Delete(detail);
+                detail = NULL;
+        }
+        if (!detail) {
+                log_error("Out of memory reporting command %s; it will be delivered again", j->cmd.command_id);
+                return job_done(j);
+        }
+        /* The journal keeps what was reported, so a redelivery is answered the same way. */
+        _cleanup_free_ char *text = result_record(type, detail);
+        bool begun = j->cmd.action == COMMAND_PREPARE_STOP || j->cmd.action == COMMAND_REBOOT;
+        int r = -ENOMEM;
+        if (text)
+                r = begun ? 0 : command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action), NULL);
+        if (r >= 0 && !begun)
+                r = command_journal_finish(c->journal, j->cmd.command_id, text);
+        if (r < 0)
+                log_error_errno(r, "Failed to record command %s in the journal (a redelivery would run it again): %m",
+                                j->cmd.command_id);
+        task_report(c, j->cmd.task_token, success, type, detail);
+        log_event(success ? LOG_INFO : LOG_WARNING, "command-done", "Command %s (%s): %s", j->cmd.command_id,
+                  command_action_to_string(j->cmd.action), type);
+        emit(c, type, detail);
+        message_delete(c, j->receipt_handle);
+        job_done(j);
+}
+
+/* Not done, not failed: leave the message to SQS (it comes back after its visibility
+ * timeout; after maxReceiveCount the queue's redrive policy moves it to its DLQ). */
+static void job_give_back(Job *j, const char *why) {
+        log_warning("Command %s could not run now (%s); SQS will deliver it again", j->cmd.command_id, why);
+        job_done(j);
+}
+
+static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        Commands *c = j->commands;
+        unsigned vis = (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC);
+        _cleanup_free_ char *body = NULL;
+        if (c->queue_url && sqs_change_visibility_body(c->queue_url, j->receipt_handle, vis, &body) >= 0)
+                side_call(c, "sqs", SQS_TARGET_CHANGE_VISIBILITY, SQS_CONTENT_TYPE, body, "ChangeMessageVisibility");
+        (void) sd_event_source_set_time(s, usec + c->config->sqs_visibility_timeout / 2);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static void unit_result_add(Job *j, const char *unit, const char *op, const char *result, const char *message) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "unit", unit) || !cJSON_AddStringToObject(o, "operation", op) ||
+            !cJSON_AddStringToObject(o, "result", result) || !add_time(o, "started_at", j->step_started) ||
+            !cJSON_AddNumberToObject(o, "duration_ms",
+                                     (double) ((now_usec(CLOCK_REALTIME) - j->step_started) / USEC_PER_MSEC)) ||
+            (message && !cJSON_AddStringToObject(o, "message", message)) || !cJSON_AddItemToArray(j->unit_results, o))
+                cJSON_Delete(o);
+}
+
+/* The unit operation of this step: stop-start stops in order, then starts in reverse. */
+static bool job_next_unit(Job *j, const char **ret_unit, const char **ret_method, const char **ret_op) {
+        Command *cmd = &j->cmd;
+        char **units = cmd->action == COMMAND_PREPARE_STOP ? j->commands->config->commands_drain_units : cmd->units;
+        size_t n = 0;
+        while (units && units[n])
+                n++;
+        switch (cmd->action) {
+        case COMMAND_RESTART_UNITS:
+        case COMMAND_STOP_UNITS:
+        case COMMAND_START_UNITS:
+        case COMMAND_PREPARE_STOP:
+                if (j->step >= n)
+                        return false;
+                *ret_unit = units[j->step];
+                *ret_op = cmd->action == COMMAND_RESTART_UNITS ? "restart"
+                          : cmd->action == COMMAND_START_UNITS ? "start"
+                                                               : "stop";
+                break;
+        case COMMAND_STOP_START_UNITS:
+                if (j->step >= 2 * n)
+                        return false;
+                j->starting = j->step >= n;
+                *ret_unit = j->starting ? units[2 * n - 1 - j->step] : units[j->step];
+                *ret_op = j->starting ? "start" : "stop";
+                break;
+        default:
+                return false;
+        }
+        *ret_method = strcmp(*ret_op, "restart") == 0 ? "RestartUnit" : strcmp(*ret_op, "start") == 0 ? "StartUnit" : "StopUnit";
+        return true;
+}
+
+static void job_step(Job *j);
+
+static void on_unit_job(const char *unit, const char *result, int error, const char *message, void *userdata) {
+        Job *j = userdata;
+        const char *op = j->starting || j->cmd.action == COMMAND_START_UNITS ? "start"
+                         : j->cmd.action == COMMAND_RESTART_UNITS       ? "restart"
+                                                                        : "stop";
+        if (!result && (error == -ENOTCONN || error == -ETIMEDOUT || error == -EBUSY)) {
+                char why[128];
+                snprintf(why, sizeof why, "systemd unreachable for %s: %s", unit, strerror(-error));
+                return job_give_back(j, why);
+        }
+        unit_result_add(j, unit, op, result ? result : "refused", result ? NULL : message ? message : strerror(-error));
+        if (!result || strcmp(result, "done") != 0) {
+                char why[256];
+                snprintf(why, sizeof why, "%s %s: %s", op, unit, result ? result : message ? message : strerror(-error));
+                cJSON *d = detail_for(j);
+                if (d && !cJSON_AddStringToObject(d, "reason", why)) {
+                        cJSON_Delete(d);
+                        d = NULL;
+                }
+                return job_finish(j, "Command Failed", d);
+        }
+        j->step++;
+        job_step(j);
+}
+
+static void on_verified(bool healthy, cJSON *results, void *userdata) {
+        Job *j = userdata;
+        j->verify = NULL;
+        cJSON *d = detail_for(j);
+        if (d && (!cJSON_AddBoolToObject(d, "verified", healthy) || !cJSON_AddItemToObject(d, "checks", results ? results : cJSON_CreateArray()))) {
+                cJSON_Delete(d);
+                d = NULL;
+        } else if (!d)
+                cJSON_Delete(results);
+        if (d && !healthy && !cJSON_AddStringToObject(d, "reason", "checks did not pass within [commands] verify_timeout")) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        job_finish(j, healthy || j->cmd.action == COMMAND_RUN_CHECKS ? "Command Succeeded" : "Command Failed", d);
+}
+
+static int on_flush_wait(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void job_prepare_stop_done(Job *j) {
+        Commands *c = j->commands;
+        cJSON *d = detail_for(j);
+        size_t depth = outbox_count(c->ctx.outbox);
+        if (d && (!cJSON_AddBoolToObject(d, "outbox_flushed", depth <= 1) || /* this event is the one left */
+                  !cJSON_AddNumberToObject(d, "outbox_depth", (double) depth) ||
+                  !cJSON_AddStringToObject(d, "boot_id", c->ctx.boot_id))) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        job_finish(j, "Ready For Stop", d);
+}
+
+static int on_flush_wait(sd_event_source *s _unused_, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        if (outbox_count(j->commands->ctx.outbox) == 0 || usec >= j->step_started + FLUSH_TIMEOUT) {
+                j->wait = sd_event_source_disable_unref(j->wait);
+                job_prepare_stop_done(j);
+                return 0;
+        }
+        (void) sd_event_source_set_time_relative(j->wait, 200 * USEC_PER_MSEC);
+        (void) sd_event_source_set_enabled(j->wait, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static void on_reboot_job(const char *unit _unused_, const char *result, int error, const char *message,
+                          void *userdata _unused_) {
+        if (!result || strcmp(result, "done") != 0)
+                log_error("systemd did not reboot: %s", result ? result : message ? message : strerror(-error));
+}
+
+static void job_reboot(Job *j) {
+        Commands *c = j->commands;
+        cJSON *d = detail_for(j);
+        if (d && !cJSON_AddStringToObject(d, "boot_id", c->ctx.boot_id)) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        _cleanup_free_ char *id = strdup(j->cmd.command_id);
+        job_finish(j, "Rebooting", d);
+        /* The job is gone (its message deleted, Rebooting recorded): now the reboot. A
+         * redelivered reboot finds the journal record and never reboots twice. */
+        int r = c->ctx.units ? units_reboot(c->ctx.units, on_reboot_job, c) : -ENOTCONN;
+        if (r < 0)
+                log_error_errno(r, "Command %s: cannot ask systemd to reboot: %m", id ? id : "?");
+}
+
+static void job_step(Job *j) {
+        Commands *c = j->commands;
+        const char *unit, *method, *op;
+        if (job_next_unit(j, &unit, &method, &op)) {
+                if (!c->ctx.units)
+                        return job_give_back(j, "no system bus");
+                j->step_started = now_usec(CLOCK_REALTIME);
+                int r = units_job(c->ctx.units, method, unit, on_unit_job, j);
+                if (r < 0) {
+                        char why[128];
+                        snprintf(why, sizeof why, "cannot ask systemd to %s %s: %s", op, unit, strerror(-r));
+                        job_give_back(j, why);
+                }
+                return;
+        }
+        switch (j->cmd.action) {
+        case COMMAND_STOP_START_UNITS: {
+                int r = monitor_verify(c->ctx.monitor, NULL, j->cmd.units, c->config->commands_verify_timeout, false,
+                                       on_verified, j, &j->verify);
+                if (r < 0)
+                        job_give_back(j, "cannot verify");
+                return;
+        }
+        case COMMAND_PREPARE_STOP: {
+                j->step_started = now_usec(CLOCK_MONOTONIC);
+                int r = sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, 0, 50 * USEC_PER_MSEC,
+                                                   on_flush_wait, j);
+                if (r < 0)
+                        job_prepare_stop_done(j);
+                return;
+        }
+        default: {
+                cJSON *d = detail_for(j);
+                job_finish(j, "Command Succeeded", d);
+        }
+        }
+}
+
+static int on_busy_retry(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Job *j = userdata;
+        j->wait = sd_event_source_disable_unref(j->wait);
+        job_run(j);
+        return 0;
+}
+
+static void job_run(Job *j) {
+        Commands *c = j->commands;
+        if (j->running)
+                return;
+        /* A unit under local remediation: wait for it to settle. */
+        for (char **u = j->cmd.units; u && *u; u++)
+                if (monitor_unit_busy(c->ctx.monitor, *u)) {
+                        j->wait = sd_event_source_disable_unref(j->wait);
+                        if (sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, BUSY_RETRY, 0,
+                                                       on_busy_retry, j) < 0)
+                                job_give_back(j, "cannot wait for the local remediation");
+                        return;
+                }
+        j->running = true;
+        j->started_at = now_usec(CLOCK_REALTIME);
+        j->started_mono = now_usec(CLOCK_MONOTONIC);
+        j->unit_results = cJSON_CreateArray();
+
+        cJSON *d = detail_for(j);
+        if (d && (!add_strings(d, "units", j->cmd.units) ||
+                  !cJSON_AddStringToObject(d, "message_id", j->message_id) ||
+                  !cJSON_AddNumberToObject(d, "receive_count", j->receive_count) ||
+                  (j->sender_id && !cJSON_AddStringToObject(d, "sender_id", j->sender_id)) ||
+                  (j->cmd.reason && !cJSON_AddStringToObject(d, "reason", j->cmd.reason)) ||
+                  !cJSON_AddBoolToObject(d, "via_eventbridge", j->cmd.from_eventbridge))) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        log_event(LOG_INFO, "command-received", "Command %s: %s", j->cmd.command_id, command_action_to_string(j->cmd.action));
+        emit(c, "Command Received", d);
+        (void) sd_event_add_time_relative(c->ctx.event, &j->heartbeat, CLOCK_MONOTONIC,
+                                          c->config->sqs_visibility_timeout / 2, USEC_PER_SEC, on_heartbeat, j);
+
+        switch (j->cmd.action) {
+        case COMMAND_PING: {
+                cJSON *p = detail_for(j);
+                if (p && (!cJSON_AddStringToObject(p, "version", HEALD_VERSION) ||
+                          !cJSON_AddStringToObject(p, "boot_id", c->ctx.boot_id))) {
+                        cJSON_Delete(p);
+                        p = NULL;
+                }
+                return job_finish(j, "Command Succeeded", p);
+        }
+        case COMMAND_RUN_CHECKS: {
+                int r = monitor_verify(c->ctx.monitor, j->cmd.checks, NULL, c->config->commands_verify_timeout, true,
+                                       on_verified, j, &j->verify);
+                if (r == -ENOENT) {
+                        cJSON *f = detail_for(j);
+                        if (f && !cJSON_AddStringToObject(f, "reason", "a named check does not exist")) {
+                                cJSON_Delete(f);
+                                f = NULL;
+                        }
+                        return job_finish(j, "Command Failed", f);
+                }
+                if (r < 0)
+                        job_give_back(j, "cannot run the checks");
+                return;
+        }
+        case COMMAND_PREPARE_STOP:
+        case COMMAND_REBOOT: {
+                /* Durable before anything happens: after the boot heald finds it and verifies. */
+                char context[128];
+                snprintf(context, sizeof context, "{\"boot_id\":\"%s\"}", c->ctx.boot_id);
+                int r = command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action),
+                                              context);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot record command %s in the journal: %m", j->cmd.command_id);
+                        return job_give_back(j, "journal unavailable");
+                }
+                if (j->cmd.action == COMMAND_REBOOT)
+                        return job_reboot(j);
+                return job_step(j);
+        }
+        default:
+                job_step(j);
+        }
+}
+
+/* ---- receiving ---- */
+
+static void report_rejection(Commands *c, const SqsMessage *m, CommandRejection *rej) {
+        cJSON *d = cJSON_CreateObject();
+        if (!d ||
+            !(rej->command_id[0] ? cJSON_AddStringToObject(d, "command_id", rej->command_id)
+                                 : cJSON_AddNullToObject(d, "command_id")) ||
+            !cJSON_AddStringToObject(d, "message_id", m->message_id) ||
+            !cJSON_AddStringToObject(d, "reason", command_rejection_reason_to_string(rej->reason)) ||
+            !cJSON_AddStringToObject(d, "message", rej->message) ||
+            (m->sender_id && !cJSON_AddStringToObject(d, "sender_id", m->sender_id))) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        log_event(LOG_WARNING, "command-rejected", "Rejected message %s: %s: %s", m->message_id,
+                  command_rejection_reason_to_string(rej->reason), rej->message);
+        task_report(c, rej->task_token, false, "Command Rejected", d);
+        emit(c, "Command Rejected", d);
+        /* Sending it again cannot help. */
+        message_delete(c, m->receipt_handle);
+}
+
+static bool is_success(const char *type) {
+        return strcmp(type, "Command Succeeded") == 0 || strcmp(type, "Ready For Stop") == 0 ||
+               strcmp(type, "Rebooting") == 0 || strcmp(type, "Command Verified") == 0;
+}
+
+/* A redelivered command that already ran: say again what came of it. */
+static void report_again(Commands *c, const SqsMessage *m, const Command *cmd, const CommandRecord *rec) {
+        cJSON *record = rec->result_json ? cJSON_Parse(rec->result_json) : NULL;
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(record, "detail_type"));
+        cJSON *detail = cJSON_DetachItemFromObjectCaseSensitive(record, "detail");
+        if (type && cJSON_IsObject(detail) && cJSON_AddBoolToObject(detail, "redelivered", true)) {
+                log_event(LOG_INFO, "command-redelivered",
+                          "Command %s was delivered again; it ran before (%s) and does not run twice", cmd->command_id, type);
+                task_report(c, cmd->task_token, is_success(type), type, detail);
+                emit(c, type, detail);
+        } else {
+                cJSON_Delete(detail);
+                log_warning("Command %s was delivered again; it ran before, but its recorded result is unreadable",
+                            cmd->command_id);
+        }
+        cJSON_Delete(record);
+        message_delete(c, m->receipt_handle);
+}
+
+static void message_accept(Commands *c, const SqsMessage *m) {
+        CommandPolicy policy = {
+                .instance_id = c->instance_id,
+                .allowed_actions = c->config->commands_allow,
+                .unit_globs = c->config->commands_units,
+                .allowed_senders = c->config->commands_allowed_senders,
+                .sender_id = m->sender_id,
+        };
+        Command cmd = {};
+        CommandRejection rej = {};
+        CommandRecord rec = {};
+        int v = command_evaluate(m->body, m->body_len, m->md5_ok, &policy, now_usec(CLOCK_REALTIME), &cmd, &rej);
+        if (v == COMMAND_NOT_READY)
+                goto finish; /* the message comes back when this instance knows who it is */
+        if (v == COMMAND_REJECTED) {
+                report_rejection(c, m, &rej);
+                goto finish;
+        }
+        if (v < 0) {
+                log_error_errno(v, "Cannot evaluate message %s: %m", m->message_id);
+                goto finish;
+        }
+
+        int r = command_journal_lookup(c->journal, cmd.command_id, &rec);
+        if (r >= 0 && rec.state == COMMAND_RECORD_FINISHED)
+                report_again(c, m, &cmd, &rec);
+        else if (r >= 0) {
+                log_info("Command %s was delivered again while its verification after the boot is pending; it does "
+                         "not run twice",
+                         cmd.command_id);
+                message_delete(c, m->receipt_handle);
+        }
+        if (r != -ENOENT)
+                goto finish;
+        for (Job *q = c->jobs; q; q = q->next)
+                if (strcmp(q->cmd.command_id, cmd.command_id) == 0) {
+                        /* The same command twice in the queue: the first one answers for both. */
+                        message_delete(c, m->receipt_handle);
+                        goto finish;
+                }
+
+        Job *j = calloc(1, sizeof *j);
+        if (!j)
+                goto finish;
+        j->commands = c;
+        j->receive_count = m->approximate_receive_count;
+        j->message_id = strdup(m->message_id);
+        j->receipt_handle = strdup(m->receipt_handle);
+        j->sender_id = m->sender_id ? strdup(m->sender_id) : NULL;
+        if (!j->message_id || !j->receipt_handle || (m->sender_id && !j->sender_id)) {
+                free(j->message_id);
+                free(j->receipt_handle);
+                free(j->sender_id);
+                free(j);
+                goto finish;
+        }
+        j->cmd = cmd;
+        cmd = (Command) {};
+        Job **tail = &c->jobs;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = j;
+finish:
+        command_record_done(&rec);
+        command_done(&cmd);
+        command_rejection_done(&rej);
+}
+
+static void poll_failed(Commands *c, const char *what, const char *hint) {
+        usec_t delay = backoff_delay(c->poll_failures, POLL_RETRY_BASE, POLL_RETRY_MAX, backoff_random());
+        /* Once per kind of failure, not once per attempt. */
+        bool news = c->poll_failures == 0 || strncmp(c->last_poll_error, what, sizeof c->last_poll_error - 1) != 0;
+        log_internal(news ? LOG_WARNING : LOG_DEBUG, 0, "sqs-error",
+                     "Cannot receive commands from %s: %s%s%s; retrying in %llu ms (local healing goes on)",
+                     c->queue_url, what, hint ? ". Fix: " : "", hint ? hint : "",
+                     (unsigned long long) (delay / USEC_PER_MSEC));
+        snprintf(c->last_poll_error, sizeof c->last_poll_error, "%s", what);
+        c->poll_failures++;
+        poll_schedule(c, delay);
+}
+
+static void on_receive(const AwsResult *res, void *userdata) {
+        Commands *c = userdata;
+        char what[512];
+        c->poll = NULL;
+        if (res->error < 0) {
+                snprintf(what, sizeof what, "%s", res->transport_message ? res->transport_message : strerror(-res->error));
+                return poll_failed(c, what, NULL);
+        }
+        if (res->status < 200 || res->status >= 300) {
+                snprintf(what, sizeof what, "%s: %s", res->aws->code, res->aws->message);
+                return poll_failed(c, what, res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL);
+        }
+        SqsMessage *msgs = NULL;
+        size_t n = 0;
+        _cleanup_free_ char *why = NULL;
+        int r = sqs_parse_receive(res->body, res->body_len, &msgs, &n, &why);
+        if (r < 0)
+                return poll_failed(c, why ? why : "unreadable ReceiveMessage response", NULL);
+        if (c->poll_failures > 0)
+                log_info("Receiving commands from %s again", c->queue_url);
+        c->poll_failures = 0;
+        for (size_t i = 0; i < n; i++)
+                message_accept(c, &msgs[i]);
+        sqs_messages_free(msgs, n);
+        if (c->jobs)
+                return job_run(c->jobs);
+        /* A server that answers an empty long poll early must not make heald spin: at most one
+         * ReceiveMessage per wait_time while the queue is empty. */
+        usec_t spent = now_usec(CLOCK_MONOTONIC) - c->poll_started;
+        usec_t period = c->config->sqs_wait_time > USEC_PER_SEC ? c->config->sqs_wait_time : USEC_PER_SEC;
+        poll_schedule(c, n > 0 || spent >= period ? 0 : period - spent);
+}
+
+static void poll_start(Commands *c) {
+        if (c->poll || c->jobs || !c->queue_url)
+                return;
+        const Config *cfg = c->config;
+        _cleanup_free_ char *body = NULL, *url = endpoint(c, "sqs");
+        int r = url ? sqs_receive_body(c->queue_url, cfg->sqs_max_messages, (unsigned) (cfg->sqs_wait_time / USEC_PER_SEC),
+                                       (unsigned) (cfg->sqs_visibility_timeout / USEC_PER_SEC), &body)
+                    : -ENODATA;
+        if (r < 0)
+                return poll_failed(c, "cannot build the request", NULL);
+        AwsCallSpec spec = {
+                .endpoint = url,
+                .region = c->region,
+                .service = "sqs",
+                .target = SQS_TARGET_RECEIVE_MESSAGE,
+                .content_type = SQS_CONTENT_TYPE,
+                .body = body,
+                .body_len = strlen(body),
+                .timeout = cfg->sqs_wait_time + CALL_TIMEOUT,
+        };
+        c->poll_started = now_usec(CLOCK_MONOTONIC);
+        r = aws_call_start(c->ctx.aws, &spec, on_receive, c, &c->poll);
+        if (r == -ENOKEY)
+                return poll_schedule(c, USEC_PER_SEC); /* credentials are on their way */
+        if (r < 0)
+                poll_failed(c, strerror(-r), NULL);
+}
+
+static int on_poll_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        poll_start(userdata);
+        return 0;
+}
+
+static void poll_schedule(Commands *c, usec_t delay) {
+        (void) sd_event_source_set_time_relative(c->poll_timer, delay);
+        (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- after a reboot or a stop/start: verify what the journal holds ---- */
+
+static void boot_verify_next(Commands *c);
+
+static char *result_record(const char *type, const cJSON *detail) {
+        cJSON *record = cJSON_CreateObject();
+        cJSON *copy = detail ? cJSON_Duplicate(detail, true) : NULL;
+        char *text = NULL;
+        if (record && copy && cJSON_AddStringToObject(record, "detail_type", type) &&
+            cJSON_AddItemToObject(record, "detail", copy))
+                text = cJSON_PrintUnformatted(record);
+        else
+                cJSON_Delete(copy);
+        cJSON_Delete(record);
+        return text;
+}
+
+static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
+        Commands *c = userdata;
+        CommandRecord *rec = &c->pending[c->next_pending++];
+        c->boot_verify = NULL;
+        cJSON *context = rec->context_json ? cJSON_Parse(rec->context_json) : NULL;
+        const char *before = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(context, "boot_id"));
+        const char *type = healthy ? "Command Verified" : "Command Verification Failed";
+        cJSON *d = cJSON_CreateObject();
+        if (!d || !cJSON_AddItemToObject(d, "checks", results ? results : cJSON_CreateArray())) {
+                cJSON_Delete(results);
+                cJSON_Delete(d);
+                d = NULL;
+        } else if (!cJSON_AddStringToObject(d, "command_id", rec->command_id) ||
+                   !cJSON_AddStringToObject(d, "action", rec->action ? rec->action : "") ||
+                   !cJSON_AddStringToObject(d, "boot_id", c->ctx.boot_id) ||
+                   !cJSON_AddStringToObject(d, "previous_boot_id", before ? before : "") ||
+                   !cJSON_AddBoolToObject(d, "verified", healthy)) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        cJSON_Delete(context);
+        _cleanup_free_ char *text = result_record(type, d);
+        int r = text ? command_journal_finish(c->journal, rec->command_id, text) : -ENOMEM;
+        if (r < 0)
+                log_error_errno(r, "Cannot record the verification of command %s: %m", rec->command_id);
+        log_event(healthy ? LOG_INFO : LOG_WARNING, "command-verified", "Command %s (%s) after the boot: %s",
+                  rec->command_id, rec->action ? rec->action : "?", type);
+        emit(c, type, d);
+        boot_verify_next(c);
+}
+
+static void boot_verify_next(Commands *c) {
+        if (c->next_pending >= c->n_pending) {
+                c->pending = command_records_free(c->pending, c->n_pending);
+                c->n_pending = c->next_pending = 0;
+                return;
+        }
+        int r = monitor_verify(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false, on_boot_verified, c,
+                               &c->boot_verify);
+        if (r < 0) {
+                log_error_errno(r, "Cannot verify command %s after the boot: %m", c->pending[c->next_pending].command_id);
+                c->next_pending++;
+                boot_verify_next(c);
+        }
+}
+
+/* ---- set-up ---- */
+
+int commands_new(const CommandsContext *ctx, const Config *config, Commands **ret) {
+        _cleanup_(commands_freep) Commands *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->ctx = *ctx;
+        c->config = config;
+        CommandJournalReport report = {};
+        int r = command_journal_open(ctx->state_dir, &c->journal, &report);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the command journal in %s/commands: %m", ctx->state_dir);
+        if (report.corrupt > 0)
+                log_warning("The command journal had %zu unreadable records (first: %s); they were skipped",
+                            report.corrupt, report.first_problem);
+        r = sd_event_add_time(ctx->event, &c->poll_timer, CLOCK_MONOTONIC, USEC_INFINITY, 10 * USEC_PER_MSEC,
+                              on_poll_timer, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_OFF);
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+Commands *commands_free(Commands *c) {
+        if (!c)
+                return NULL;
+        while (c->jobs)
+                job_free(c->jobs);
+        if (c->poll)
+                aws_call_cancel(c->poll);
+        if (c->boot_verify)
+                monitor_verify_cancel(c->boot_verify);
+        command_records_free(c->pending, c->n_pending);
+        sd_event_source_disable_unref(c->poll_timer);
+        command_journal_free(c->journal);
+        free(c->region);
+        free(c->instance_id);
+        free(c->account_id);
+        free(c->queue_url);
+        free(c);
+        return NULL;
+}
+
+static int queue_url_resolve(Commands *c) {
+        c->queue_url = mfree(c->queue_url);
+        if (!c->config->queue_url)
+                return 0;
+        int r = sqs_queue_url_expand(c->config->queue_url, c->instance_id, c->region, c->account_id, &c->queue_url);
+        if (r < 0)
+                return log_error_errno(r, "Cannot fill in [sqs] queue_url %s: %m", c->config->queue_url);
+        return 0;
+}
+
+int commands_start(Commands *c, const char *region, const char *instance_id, const char *account_id) {
+        if (free_and_strdup(&c->region, region) < 0 || free_and_strdup(&c->instance_id, instance_id) < 0 ||
+            free_and_strdup(&c->account_id, account_id) < 0)
+                return -ENOMEM;
+        int r = queue_url_resolve(c);
+        if (r < 0)
+                return r;
+        if (c->queue_url)
+                log_info("Receiving commands from %s", c->queue_url);
+        if (!c->pending && !c->boot_verify) {
+                (void) command_journal_prune(c->journal, now_usec(CLOCK_REALTIME));
+                r = command_journal_pending(c->journal, &c->pending, &c->n_pending);
+                if (r < 0)
+                        log_error_errno(r, "Cannot read the command journal: %m");
+                else if (c->n_pending > 0) {
+                        log_info("%zu commands from before this start wait for verification", c->n_pending);
+                        boot_verify_next(c);
+                }
+        }
+        poll_schedule(c, 0);
+        return 0;
+}
+
+void commands_set_config(Commands *c, const Config *config) {
+        c->config = config;
+        /* A poll in flight used the old URL; the next one uses the new. */
+        if (c->instance_id)
+                (void) queue_url_resolve(c);
+        if (c->queue_url && !c->poll && !c->jobs)
+                poll_schedule(c, 0);
+}
