@@ -1,52 +1,106 @@
 /* config.c: load, validate and print heald.ini; one table describes every key. */
-#define _GNU_SOURCE /* asprintf */
+#define _GNU_SOURCE /* asprintf, open_memstream */
 #include "config.h"
 
 #include <assert.h>
 #include <ini.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
-/* Keeps "key = value" from config_print() within inih's 200-byte line buffer. */
-#define CONFIG_STRING_MAX 160
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
+/* Keeps "key = value" from config_print() within inih's 200-byte line buffer (197 bytes of
+ * content): the longest key taking text is 15 bytes, and 15 + 3 + 176 = 194. */
+#define CONFIG_STRING_MAX 176
+/* Duplicate names and "after" are checked pairwise; this keeps that cheap. */
+#define CONFIG_CHECKS_MAX 1000
+#define CHECK_NAME_MAX 64
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
 
 typedef enum ConfigType {
-        CONFIG_STRING,    /* char *, NULL when empty */
-        CONFIG_LOG_LEVEL, /* int */
-        CONFIG_DURATION,  /* usec_t */
-        CONFIG_SIZE,      /* uint64_t bytes */
+        CONFIG_STRING,       /* char *, NULL when empty */
+        CONFIG_LOG_LEVEL,    /* int */
+        CONFIG_DURATION,     /* usec_t */
+        CONFIG_SIZE,         /* uint64_t bytes */
+        CONFIG_BOOL,         /* bool */
+        CONFIG_UNSIGNED,     /* unsigned */
+        CONFIG_DECIMAL,      /* double, at most 3 decimals (bounds in thousandths); < 0: not set */
+        CONFIG_ENUM,         /* int, index into ConfigKey.names */
+        CONFIG_LIST,         /* char **, NULL-terminated, NULL when empty; each item checked */
+        CONFIG_COMMAND,      /* char **: argv split with quotes; argv[0] an absolute executable */
+        CONFIG_REGEX,        /* char *: a POSIX extended regular expression */
+        CONFIG_STATUS_RANGE, /* unsigned min, max: two adjacent fields ("200" or "200-299") */
 } ConfigType;
 
 enum {
-        CONFIG_REQUIRED = 1 << 0, /* an empty value is an error instead of "not set" */
-        CONFIG_SECRET = 1 << 1,   /* strings: config_print() never writes the value */
-        CONFIG_ZERO_OFF = 1 << 2, /* 0 turns the feature off, allowed below min */
+        CONFIG_REQUIRED = 1 << 0,        /* an empty value is an error instead of "not set" */
+        CONFIG_SECRET = 1 << 1,          /* strings: config_print() never writes the value */
+        CONFIG_ZERO_OFF = 1 << 2,        /* 0 turns the feature off, allowed below min */
+        CONFIG_WHOLE_SECONDS = 1 << 3,   /* durations that AWS takes in seconds */
+        CONFIG_SPACE_SEPARATED = 1 << 4, /* lists whose items may contain commas */
 };
 
 typedef struct ConfigKey {
-        const char *section;
+        const char *section; /* NULL for [check NAME] keys */
         const char *key;
-        ConfigType type;
-        size_t offset; /* of the field in Config */
-        const char *default_value; /* parsed exactly like a value from the file */
-        uint64_t min, max; /* inclusive bounds for durations and sizes */
-        const char *(*check)(const char *value); /* strings: NULL when fine, else why not */
+        size_t offset; /* of the field in Config, or in CheckConfig for [check NAME] keys */
+        /* Parsed exactly like a value from the file. NULL: no default; the field stays
+         * "not set" (NULL, 0 or negative) and an empty value in the file means the same. */
+        const char *default_value;
+        uint64_t min, max; /* inclusive bounds for numbers */
+        const char *(*check)(const char *value); /* strings, list items: NULL when fine, else why not */
+        const char *const *names;                /* CONFIG_ENUM: the spellings, by value */
+        unsigned types;        /* [check NAME] keys: the check types (bits) the key belongs to */
+        unsigned required_for; /* [check NAME] keys: the check types that need it set */
         unsigned flags;
+        ConfigType type;
 } ConfigKey;
+
+static const char *const check_type_names[_CHECK_TYPE_MAX + 1] = {
+        [CHECK_UNIT] = "unit",         [CHECK_HTTP] = "http",         [CHECK_TCP] = "tcp",
+        [CHECK_DISK] = "disk",         [CHECK_MEMORY] = "memory",     [CHECK_LOAD] = "load",
+        [CHECK_FILE_AGE] = "file_age", [CHECK_JOURNAL] = "journal",   [CHECK_EXEC] = "exec",
+};
+
+static const char *const check_action_names[_CHECK_ACTION_MAX + 1] = {
+        [CHECK_ACTION_NONE] = "none",
+        [CHECK_ACTION_RESTART_UNIT] = "restart-unit",
+        [CHECK_ACTION_START_UNIT] = "start-unit",
+        [CHECK_ACTION_STOP_UNIT] = "stop-unit",
+        [CHECK_ACTION_EXEC] = "exec",
+        [CHECK_ACTION_REQUEST] = "request",
+};
+
+_Static_assert(sizeof(CheckType) == sizeof(int) && sizeof(CheckAction) == sizeof(int), "enums are stored as int");
+_Static_assert(offsetof(CheckConfig, expect_status_max) == offsetof(CheckConfig, expect_status_min) + sizeof(unsigned),
+               "CONFIG_STATUS_RANGE writes two adjacent fields");
+
+const char *check_type_to_string(CheckType t) {
+        return t >= 0 && t < _CHECK_TYPE_MAX ? check_type_names[t] : NULL;
+}
+
+const char *check_action_to_string(CheckAction a) {
+        return a >= 0 && a < _CHECK_ACTION_MAX ? check_action_names[a] : NULL;
+}
+
+static bool check_action_is_unit(CheckAction a) {
+        return a == CHECK_ACTION_RESTART_UNIT || a == CHECK_ACTION_START_UNIT || a == CHECK_ACTION_STOP_UNIT;
+}
 
 static bool url_has_host(const char *s, const char *scheme) {
         size_t n = strlen(scheme);
         return strncmp(s, scheme, n) == 0 && s[n] && s[n] != '/' && !strpbrk(s, " \t");
+}
+
+static bool is_http_url(const char *s) {
+        return url_has_host(s, "http://") || url_has_host(s, "https://");
 }
 
 static const char *check_absolute_path(const char *s) {
@@ -58,9 +112,28 @@ static const char *check_imds_endpoint(const char *s) {
 }
 
 static const char *check_endpoint_url(const char *s) {
-        return url_has_host(s, "http://") || url_has_host(s, "https://")
-                       ? NULL
-                       : "must be empty or an http:// or https:// URL with a host";
+        return is_http_url(s) ? NULL : "must be empty or an http:// or https:// URL with a host";
+}
+
+static const char *check_http_url(const char *s) {
+        return is_http_url(s) ? NULL : "must be an http:// or https:// URL with a host";
+}
+
+/* The agent fills these in from the instance identity before it polls. */
+static const char *check_queue_url(const char *s) {
+        static const char *const placeholders[] = { "{instance_id}", "{region}", "{account_id}" };
+
+        if (!is_http_url(s))
+                return "must be empty or an https:// or http:// URL with a host";
+        for (const char *p = s; (p = strpbrk(p, "{}"));) {
+                size_t i = 0;
+                while (i < ELEMENTSOF(placeholders) && strncmp(p, placeholders[i], strlen(placeholders[i])) != 0)
+                        i++;
+                if (i == ELEMENTSOF(placeholders))
+                        return "may only hold the placeholders {instance_id}, {region} and {account_id}";
+                p += strlen(placeholders[i]);
+        }
+        return NULL;
 }
 
 /* Region names are lowercase words and a final number joined by '-': us-east-1, us-gov-west-1. */
@@ -82,15 +155,84 @@ static const char *check_region(const char *s) {
         }
 }
 
+#define LETTERS_DIGITS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 /* A bus name or ARN; the charset keeps values safe to echo into JSON and logs. */
 static const char *check_event_bus(const char *s) {
-        return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/:")]
-                       ? "may only contain letters, digits and ._-/: (a bus name or ARN)"
-                       : NULL;
+        return s[strspn(s, LETTERS_DIGITS "._-/:")] ? "may only contain letters, digits and ._-/: (a bus name or ARN)"
+                                                    : NULL;
 }
 
 static const char *check_source(const char *s) {
         return strncmp(s, "aws.", 4) == 0 ? "must not start with \"aws.\" (reserved for AWS services)" : NULL;
+}
+
+static bool check_name_is_valid(const char *s, size_t n) {
+        if (n == 0 || n > CHECK_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr(LETTERS_DIGITS "-_.", s[i]) || s[i] == 0)
+                        return false;
+        return true;
+}
+
+static const char *check_check_name(const char *s) {
+        return check_name_is_valid(s, strlen(s)) ? NULL : "must be the name of a check (letters, digits, '-', '_', '.')";
+}
+
+/* "NAME.TYPE", the way systemd spells unit names; globs add fnmatch's *?[]!. */
+static bool unit_name_is_valid(const char *s, bool glob) {
+        static const char *const suffixes[] = { ".service", ".socket", ".target", ".timer",  ".mount", ".automount",
+                                                ".path",    ".swap",   ".slice",  ".device", ".scope" };
+        size_t n = strlen(s);
+
+        if (n > 255 || s[strspn(s, glob ? LETTERS_DIGITS ":_.\\@-*?[]!" : LETTERS_DIGITS ":_.\\@-")])
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t m = strlen(suffixes[i]);
+                if (n > m && strcmp(s + n - m, suffixes[i]) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static const char *check_unit_name(const char *s) {
+        return unit_name_is_valid(s, false) ? NULL : "must be a unit name with its type suffix, like nginx.service";
+}
+
+static const char *check_unit_glob(const char *s) {
+        return unit_name_is_valid(s, true)
+                       ? NULL
+                       : "must be a unit name or glob with its type suffix, like nginx.service or app-*.service";
+}
+
+/* IAM unique ids, "AROA...:i-0abc", account ids and ARNs, with glob characters. */
+static const char *check_sender_glob(const char *s) {
+        return s[strspn(s, LETTERS_DIGITS ":_.@/+=-*?[]!")]
+                       ? "must be a sender id or glob (letters, digits and :_.@/+=-*?[]!)"
+                       : NULL;
+}
+
+static const char *check_command_name(const char *s) {
+        static const char *const commands[] = { "ping",        "run-checks",       "restart-units", "stop-units",
+                                                "start-units", "stop-start-units", "prepare-stop",  "reboot" };
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq_ptr(s, commands[i]))
+                        return NULL;
+        return "must be one of ping, run-checks, restart-units, stop-units, start-units, stop-start-units, "
+               "prepare-stop, reboot";
+}
+
+static const char *check_host(const char *s) {
+        return strlen(s) > 253 || s[strspn(s, LETTERS_DIGITS ".:_-")] ? "must be a host name or an IP address" : NULL;
+}
+
+/* Journal field names: uppercase letters, digits and '_', not starting with a digit. */
+static const char *check_journal_match(const char *s) {
+        size_t field = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+        return field > 0 && field <= 64 && !(s[0] >= '0' && s[0] <= '9') && s[field] == '='
+                       ? NULL
+                       : "must be FIELD=value, FIELD in uppercase letters, digits and _";
 }
 
 #define KEY(sec, name, t, field, def, ...)                                                       \
@@ -100,15 +242,16 @@ static const char *check_source(const char *s) {
         }
 
 /* Every key heald reads, grouped by section in the order config_print() writes them.
- * Adding a key is adding a line here and a field in Config. Named sections ("[check NAME]",
- * one per instance) will need a second table whose offsets point into a per-instance
- * struct, looked up by the word before the space; until then such headers are unknown. */
+ * Adding a key is adding a line here and a field in Config. */
 static const ConfigKey config_keys[] = {
         KEY("agent", "state_dir", CONFIG_STRING, state_dir, "/var/lib/heald", .check = check_absolute_path,
             .flags = CONFIG_REQUIRED),
         KEY("agent", "log_level", CONFIG_LOG_LEVEL, log_level, "info"),
         KEY("agent", "heartbeat_interval", CONFIG_DURATION, heartbeat_interval, "300",
             .min = 10 * USEC_PER_MSEC, .max = 24 * USEC_PER_HOUR, .flags = CONFIG_ZERO_OFF),
+        KEY("agent", "dry_run", CONFIG_BOOL, dry_run, "false"),
+        KEY("agent", "control_socket", CONFIG_STRING, control_socket, "/run/heald/heald.sock",
+            .check = check_absolute_path),
 
         KEY("aws", "region", CONFIG_STRING, region, "", .check = check_region),
         KEY("aws", "imds_endpoint", CONFIG_STRING, imds_endpoint, "http://169.254.169.254",
@@ -117,6 +260,8 @@ static const ConfigKey config_keys[] = {
             .max = USEC_PER_MINUTE),
         KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .check = check_endpoint_url),
         KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .check = check_endpoint_url),
+        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .check = check_endpoint_url),
+        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .check = check_endpoint_url),
 
         KEY("eventbridge", "event_bus", CONFIG_STRING, event_bus, "default", .check = check_event_bus,
             .flags = CONFIG_REQUIRED),
@@ -134,6 +279,89 @@ static const ConfigKey config_keys[] = {
             .max = 10 * USEC_PER_MINUTE),
 
         KEY("outbox", "max_bytes", CONFIG_SIZE, outbox_max_bytes, "64MiB", .min = MIB, .max = UINT64_MAX),
+
+        KEY("sqs", "queue_url", CONFIG_STRING, queue_url, "", .check = check_queue_url),
+        KEY("sqs", "wait_time", CONFIG_DURATION, sqs_wait_time, "20s", .min = 0, .max = 20 * USEC_PER_SEC,
+            .flags = CONFIG_WHOLE_SECONDS),
+        KEY("sqs", "max_messages", CONFIG_UNSIGNED, sqs_max_messages, "10", .min = 1, .max = 10),
+        KEY("sqs", "visibility_timeout", CONFIG_DURATION, sqs_visibility_timeout, "60s", .min = USEC_PER_SEC,
+            .max = 12 * USEC_PER_HOUR, .flags = CONFIG_WHOLE_SECONDS),
+
+        KEY("commands", "allow", CONFIG_LIST, commands_allow, "ping, run-checks", .check = check_command_name),
+        KEY("commands", "units", CONFIG_LIST, commands_units, "", .check = check_unit_glob),
+        KEY("commands", "allowed_senders", CONFIG_LIST, commands_allowed_senders, "", .check = check_sender_glob),
+        KEY("commands", "drain_units", CONFIG_LIST, commands_drain_units, "", .check = check_unit_name),
+        KEY("commands", "verify_timeout", CONFIG_DURATION, commands_verify_timeout, "5m", .min = USEC_PER_SEC,
+            .max = USEC_PER_HOUR),
+};
+
+#define TYPE_BIT(t) (1u << (t))
+#define ALL_TYPES ((1u << _CHECK_TYPE_MAX) - 1)
+/* unit and journal checks follow events (D-Bus signals, journal entries) instead of polling */
+#define POLLED_TYPES (ALL_TYPES & ~TYPE_BIT(CHECK_UNIT) & ~TYPE_BIT(CHECK_JOURNAL))
+#define PERCENT .min = 0, .max = 100000 /* thousandths */
+
+#define CHECK_KEY(name, t, field, def, ...)                                                             \
+        {                                                                                               \
+                .key = (name), .type = (t), .offset = offsetof(CheckConfig, field), .default_value = (def), \
+                __VA_ARGS__                                                                             \
+        }
+
+/* The keys of a [check NAME] section, in the order config_print() writes them. Which keys a
+ * section may hold depends on its type; defaults are filled in once the section is complete. */
+static const ConfigKey check_keys[] = {
+        CHECK_KEY("type", CONFIG_ENUM, type, NULL, .names = check_type_names, .types = ALL_TYPES,
+                  .flags = CONFIG_REQUIRED),
+        /* unit: how often a failed unit is judged again (from the state heald holds, no D-Bus
+         * call); journal: the quiet time after a matching entry before the check recovers */
+        CHECK_KEY("interval", CONFIG_DURATION, interval, "10s", .min = USEC_PER_SEC, .max = 24 * USEC_PER_HOUR,
+                  .types = ALL_TYPES),
+        CHECK_KEY("timeout", CONFIG_DURATION, timeout, "5s", .min = 100 * USEC_PER_MSEC,
+                  .max = 10 * USEC_PER_MINUTE, .types = POLLED_TYPES),
+        /* the default is 1 for unit, journal and file_age: see config_loader_finish_check() */
+        CHECK_KEY("fail_after", CONFIG_UNSIGNED, fail_after, "3", .min = 1, .max = 100, .types = ALL_TYPES),
+        CHECK_KEY("recover_after", CONFIG_UNSIGNED, recover_after, "1", .min = 1, .max = 100, .types = ALL_TYPES),
+        CHECK_KEY("action", CONFIG_ENUM, action, "none", .names = check_action_names, .types = ALL_TYPES),
+        CHECK_KEY("action_unit", CONFIG_STRING, action_unit, NULL, .check = check_unit_name, .types = ALL_TYPES),
+        CHECK_KEY("action_command", CONFIG_COMMAND, action_command, NULL, .types = ALL_TYPES),
+        CHECK_KEY("max_actions", CONFIG_UNSIGNED, max_actions, "3", .min = 1, .max = 100, .types = ALL_TYPES),
+        CHECK_KEY("action_window", CONFIG_DURATION, action_window, "10m", .min = USEC_PER_MINUTE,
+                  .max = 7 * 24 * USEC_PER_HOUR, .types = ALL_TYPES),
+        CHECK_KEY("verify_timeout", CONFIG_DURATION, verify_timeout, "60s", .min = USEC_PER_SEC,
+                  .max = USEC_PER_HOUR, .types = ALL_TYPES),
+        CHECK_KEY("after", CONFIG_STRING, after, NULL, .check = check_check_name, .types = ALL_TYPES),
+
+        CHECK_KEY("unit", CONFIG_STRING, unit, NULL, .check = check_unit_name, .types = TYPE_BIT(CHECK_UNIT),
+                  .required_for = TYPE_BIT(CHECK_UNIT)),
+        CHECK_KEY("url", CONFIG_STRING, url, NULL, .check = check_http_url, .types = TYPE_BIT(CHECK_HTTP),
+                  .required_for = TYPE_BIT(CHECK_HTTP)),
+        CHECK_KEY("expect_status", CONFIG_STATUS_RANGE, expect_status_min, "200-399", .min = 100, .max = 599,
+                  .types = TYPE_BIT(CHECK_HTTP)),
+        CHECK_KEY("expect_body", CONFIG_STRING, expect_body, NULL, .types = TYPE_BIT(CHECK_HTTP)),
+        CHECK_KEY("host", CONFIG_STRING, host, NULL, .check = check_host, .types = TYPE_BIT(CHECK_TCP),
+                  .required_for = TYPE_BIT(CHECK_TCP)),
+        CHECK_KEY("port", CONFIG_UNSIGNED, port, NULL, .min = 1, .max = 65535, .types = TYPE_BIT(CHECK_TCP),
+                  .required_for = TYPE_BIT(CHECK_TCP)),
+        CHECK_KEY("path", CONFIG_STRING, path, NULL, .check = check_absolute_path,
+                  .types = TYPE_BIT(CHECK_DISK) | TYPE_BIT(CHECK_FILE_AGE),
+                  .required_for = TYPE_BIT(CHECK_DISK) | TYPE_BIT(CHECK_FILE_AGE)),
+        CHECK_KEY("max_used_percent", CONFIG_DECIMAL, max_used_percent, NULL, PERCENT, .types = TYPE_BIT(CHECK_DISK)),
+        CHECK_KEY("max_inodes_percent", CONFIG_DECIMAL, max_inodes_percent, NULL, PERCENT,
+                  .types = TYPE_BIT(CHECK_DISK)),
+        CHECK_KEY("min_available_percent", CONFIG_DECIMAL, min_available_percent, NULL, PERCENT,
+                  .types = TYPE_BIT(CHECK_MEMORY), .required_for = TYPE_BIT(CHECK_MEMORY)),
+        CHECK_KEY("max_swap_percent", CONFIG_DECIMAL, max_swap_percent, NULL, PERCENT,
+                  .types = TYPE_BIT(CHECK_MEMORY)),
+        CHECK_KEY("max_load_per_cpu", CONFIG_DECIMAL, max_load_per_cpu, NULL, .min = 1, .max = 1000000,
+                  .types = TYPE_BIT(CHECK_LOAD), .required_for = TYPE_BIT(CHECK_LOAD)),
+        CHECK_KEY("max_age", CONFIG_DURATION, max_age, NULL, .min = USEC_PER_SEC, .max = 365 * 24 * USEC_PER_HOUR,
+                  .types = TYPE_BIT(CHECK_FILE_AGE), .required_for = TYPE_BIT(CHECK_FILE_AGE)),
+        CHECK_KEY("match", CONFIG_LIST, match, NULL, .check = check_journal_match, .types = TYPE_BIT(CHECK_JOURNAL),
+                  .flags = CONFIG_SPACE_SEPARATED),
+        CHECK_KEY("pattern", CONFIG_REGEX, pattern, NULL, .types = TYPE_BIT(CHECK_JOURNAL),
+                  .required_for = TYPE_BIT(CHECK_JOURNAL)),
+        CHECK_KEY("command", CONFIG_COMMAND, command, NULL, .types = TYPE_BIT(CHECK_EXEC),
+                  .required_for = TYPE_BIT(CHECK_EXEC)),
 };
 
 /* Per-service endpoint overrides, consulted by config_service_endpoint(). */
@@ -142,13 +370,21 @@ static const struct {
         size_t offset;
 } service_overrides[] = {
         { "events", offsetof(Config, events_endpoint) },
+        { "sqs", offsetof(Config, sqs_endpoint) },
+        { "states", offsetof(Config, states_endpoint) },
 };
 
-static const ConfigKey *config_key_find(const char *section, const char *key) {
-        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
-                if (streq_ptr(config_keys[i].section, section) && streq_ptr(config_keys[i].key, key))
-                        return &config_keys[i];
+static const ConfigKey *config_key_find(const ConfigKey *keys, size_t n_keys, const char *section, const char *key) {
+        for (size_t i = 0; i < n_keys; i++)
+                if (streq_ptr(keys[i].section, section) && streq_ptr(keys[i].key, key))
+                        return &keys[i];
         return NULL;
+}
+
+static size_t check_key_index(const char *key) {
+        const ConfigKey *k = config_key_find(check_keys, ELEMENTSOF(check_keys), NULL, key);
+        assert(k);
+        return (size_t) (k - check_keys);
 }
 
 static bool config_section_known(const char *section, size_t len) {
@@ -158,8 +394,96 @@ static bool config_section_known(const char *section, size_t len) {
         return false;
 }
 
-static void *config_field(const Config *c, size_t offset) {
-        return (uint8_t *) c + offset;
+static void *config_field(const void *base, size_t offset) {
+        return (uint8_t *) base + offset;
+}
+
+static bool config_type_is_text(ConfigType t) {
+        return t == CONFIG_STRING || t == CONFIG_LIST || t == CONFIG_COMMAND || t == CONFIG_REGEX;
+}
+
+static char **strv_free(char **l) {
+        if (l)
+                for (char **s = l; *s; s++)
+                        free(*s);
+        free(l);
+        return NULL;
+}
+
+/* Append s to the NULL-terminated *l of *n items; takes ownership of s even on failure. */
+static int strv_push(char ***l, size_t *n, char *s) {
+        char **grown = realloc(*l, (*n + 2) * sizeof(char *));
+        if (!grown) {
+                free(s);
+                return -ENOMEM;
+        }
+        grown[(*n)++] = s;
+        grown[*n] = NULL;
+        *l = grown;
+        return 0;
+}
+
+/* Free what a field owns and leave it "not set". */
+static void config_field_reset(const ConfigKey *k, void *field) {
+        switch (k->type) {
+        case CONFIG_STRING:
+        case CONFIG_REGEX:
+                *(char **) field = mfree(*(char **) field);
+                break;
+        case CONFIG_LIST:
+        case CONFIG_COMMAND:
+                *(char ***) field = strv_free(*(char ***) field);
+                break;
+        case CONFIG_DECIMAL:
+                *(double *) field = -1;
+                break;
+        case CONFIG_DURATION:
+        case CONFIG_SIZE:
+                *(uint64_t *) field = 0;
+                break;
+        case CONFIG_UNSIGNED:
+                *(unsigned *) field = 0;
+                break;
+        case CONFIG_STATUS_RANGE:
+                ((unsigned *) field)[0] = ((unsigned *) field)[1] = 0;
+                break;
+        case CONFIG_LOG_LEVEL:
+        case CONFIG_ENUM:
+                *(int *) field = 0;
+                break;
+        case CONFIG_BOOL:
+                *(bool *) field = false;
+                break;
+        }
+}
+
+static bool config_field_is_set(const ConfigKey *k, const void *field) {
+        switch (k->type) {
+        case CONFIG_STRING:
+        case CONFIG_REGEX:
+                return *(char *const *) field;
+        case CONFIG_LIST:
+        case CONFIG_COMMAND:
+                return *(char **const *) field;
+        case CONFIG_DECIMAL:
+                return *(const double *) field >= 0;
+        case CONFIG_DURATION:
+        case CONFIG_SIZE:
+                return k->default_value || *(const uint64_t *) field != 0;
+        case CONFIG_UNSIGNED:
+                return k->default_value || *(const unsigned *) field != 0;
+        case CONFIG_STATUS_RANGE:
+        case CONFIG_LOG_LEVEL:
+        case CONFIG_ENUM:
+        case CONFIG_BOOL:
+                return true;
+        }
+        return true;
+}
+
+static void config_fields_free(const ConfigKey *keys, size_t n_keys, void *base) {
+        for (size_t i = 0; i < n_keys; i++)
+                config_field_reset(&keys[i], config_field(base, keys[i].offset));
 }
 
 static int parse_number(const char **s, uint64_t *ret) {
@@ -240,6 +564,130 @@ int config_parse_bool(const char *s, bool *ret) {
         return -EINVAL;
 }
 
+/* "92.5" -> 92500: decimals are kept as exact thousandths, so printing them back is exact. */
+static int parse_thousandths(const char *s, uint64_t *ret) {
+        uint64_t whole, fraction = 0;
+        unsigned digits = 0;
+        int r = parse_number(&s, &whole);
+        if (r < 0)
+                return r;
+        if (*s == '.') {
+                s++;
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                for (; *s >= '0' && *s <= '9'; s++, digits++) {
+                        if (digits == 3)
+                                return -EINVAL;
+                        fraction = fraction * 10 + (uint64_t) (*s - '0');
+                }
+        }
+        if (*s)
+                return -EINVAL;
+        for (; digits < 3; digits++)
+                fraction *= 10;
+        if (whole > (UINT64_MAX - fraction) / 1000)
+                return -ERANGE;
+        *ret = whole * 1000 + fraction;
+        return 0;
+}
+
+/* "200" or "200-299" */
+static int parse_status_range(const char *s, uint64_t min, uint64_t max, unsigned ret[static 2]) {
+        uint64_t lo, hi;
+
+        if (parse_number(&s, &lo) < 0)
+                return -EINVAL;
+        hi = lo;
+        if (*s == '-') {
+                s++;
+                if (parse_number(&s, &hi) < 0)
+                        return -EINVAL;
+        }
+        if (*s || lo < min || hi > max || lo > hi)
+                return -EINVAL;
+        ret[0] = (unsigned) lo;
+        ret[1] = (unsigned) hi;
+        return 0;
+}
+
+/* Words separated by any of separators; no quoting. */
+static int split_list(const char *s, const char *separators, char ***ret) {
+        char **l = NULL;
+        size_t n = 0;
+
+        for (s += strspn(s, separators); *s; s += strspn(s, separators)) {
+                size_t len = strcspn(s, separators);
+                char *word = strndup(s, len);
+                if (!word || strv_push(&l, &n, word) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+                s += len;
+        }
+        *ret = l;
+        return 0;
+}
+
+/* A command line as a shell without expansion would split it: whitespace separates words,
+ * "double" or 'single' quotes keep whitespace (and the other quote) in a word, quoted and
+ * bare parts of one word join up. No escapes, no variables, no globs. */
+static int split_command(const char *s, char ***ret, const char **ret_reason) {
+        _cleanup_free_ char *word = malloc(strlen(s) + 1);
+        char **l = NULL;
+        size_t n = 0;
+
+        if (!word)
+                return -ENOMEM;
+        for (;;) {
+                s += strspn(s, " ");
+                if (!*s)
+                        break;
+                size_t len = 0;
+                while (*s && *s != ' ') {
+                        if (*s != '"' && *s != '\'') {
+                                word[len++] = *s++;
+                                continue;
+                        }
+                        const char *close = strchr(s + 1, *s);
+                        if (!close) {
+                                strv_free(l);
+                                *ret_reason = "unterminated quote";
+                                return -EINVAL;
+                        }
+                        memcpy(word + len, s + 1, (size_t) (close - s - 1));
+                        len += (size_t) (close - s - 1);
+                        s = close + 1;
+                }
+                char *copy = strndup(word, len);
+                if (!copy || strv_push(&l, &n, copy) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        return 0;
+}
+
+/* Writes one word so split_command() reads it back: bare when it can be, else as quoted runs,
+ * each in the quote it does not contain. " ;" would start a comment, so a word starting with
+ * ';' is never bare and a run ends before a ';' that follows a space. */
+static void write_command_word(const char *w, FILE *f) {
+        if (*w && !strpbrk(w, " \"'") && *w != ';') {
+                fputs(w, f);
+                return;
+        }
+        if (!*w)
+                fputs("''", f);
+        while (*w) {
+                char quote = *w == '"' ? '\'' : '"';
+                size_t len = 1;
+                while (w[len] && w[len] != quote && !(w[len] == ';' && w[len - 1] == ' '))
+                        len++;
+                fprintf(f, "%c%.*s%c", quote, (int) len, w, quote);
+                w += len;
+        }
+}
+
 /* The shortest exact spelling: 90 seconds is "90s", 2 minutes "2m". */
 static void format_number(ConfigType type, uint64_t v, char buf[static 32]) {
         static const Unit duration_out[] = {
@@ -250,6 +698,18 @@ static void format_number(ConfigType type, uint64_t v, char buf[static 32]) {
         size_t i = 0;
 
         assert(ELEMENTSOF(duration_out) == ELEMENTSOF(size_out));
+        if (type == CONFIG_UNSIGNED) {
+                snprintf(buf, 32, "%" PRIu64, v);
+                return;
+        }
+        if (type == CONFIG_DECIMAL) {
+                int n = snprintf(buf, 32, "%" PRIu64 ".%03u", v / 1000, (unsigned) (v % 1000));
+                while (n > 0 && buf[n - 1] == '0')
+                        buf[--n] = 0;
+                if (n > 0 && buf[n - 1] == '.')
+                        buf[--n] = 0;
+                return;
+        }
         if (v == 0) {
                 snprintf(buf, 32, "0");
                 return;
@@ -260,69 +720,362 @@ static void format_number(ConfigType type, uint64_t v, char buf[static 32]) {
         snprintf(buf, 32, "%" PRIu64 "%s", v / units[i].factor, units[i].suffix);
 }
 
-static int config_key_parse_number(const ConfigKey *k, const char *value, uint64_t *ret, const char **ret_reason) {
-        uint64_t v;
-        int r = k->type == CONFIG_DURATION ? config_parse_duration(value, &v) : config_parse_size(value, &v);
-        if (r == -EINVAL) {
-                *ret_reason = k->type == CONFIG_DURATION
-                                      ? "not a duration (write e.g. 30, 200ms, 30s, 5m or 1h)"
-                                      : "not a size (write e.g. 4096, 64K, 64KiB, 1M, 1MiB, 1G or 1GiB)";
+/* The value as config_print() writes it; nothing for "not set". */
+static void config_field_write(const ConfigKey *k, const void *field, FILE *f) {
+        char number[32];
+
+        if (!config_field_is_set(k, field))
+                return;
+        switch (k->type) {
+        case CONFIG_STRING:
+        case CONFIG_REGEX:
+                fputs(*(char *const *) field, f);
+                break;
+        case CONFIG_LIST:
+                for (char **s = *(char **const *) field; *s; s++)
+                        fprintf(f, "%s%s", s == *(char **const *) field ? ""
+                                           : k->flags & CONFIG_SPACE_SEPARATED ? " " : ", ", *s);
+                break;
+        case CONFIG_COMMAND:
+                for (char **s = *(char **const *) field; *s; s++) {
+                        if (s != *(char **const *) field)
+                                fputc(' ', f);
+                        write_command_word(*s, f);
+                }
+                break;
+        case CONFIG_LOG_LEVEL:
+                fputs(log_level_to_string(*(const int *) field), f);
+                break;
+        case CONFIG_ENUM:
+                fputs(k->names[*(const int *) field], f);
+                break;
+        case CONFIG_BOOL:
+                fputs(*(const bool *) field ? "true" : "false", f);
+                break;
+        case CONFIG_DECIMAL:
+                format_number(k->type, (uint64_t) (*(const double *) field * 1000 + 0.5), number);
+                fputs(number, f);
+                break;
+        case CONFIG_DURATION:
+        case CONFIG_SIZE:
+                format_number(k->type, *(const uint64_t *) field, number);
+                fputs(number, f);
+                break;
+        case CONFIG_UNSIGNED:
+                format_number(k->type, *(const unsigned *) field, number);
+                fputs(number, f);
+                break;
+        case CONFIG_STATUS_RANGE: {
+                const unsigned *range = field;
+                if (range[0] == range[1])
+                        fprintf(f, "%u", range[0]);
+                else
+                        fprintf(f, "%u-%u", range[0], range[1]);
+                break;
+        }
+        }
+}
+
+/* Lists and commands are printed in a canonical spelling, which may be longer than the
+ * one in the file; that spelling must fit the line too. */
+static int config_field_written_length(const ConfigKey *k, const void *field, size_t *ret) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        if (!f)
+                return -ENOMEM;
+        config_field_write(k, field, f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        free(buf);
+        *ret = len;
+        return 0;
+}
+
+_printf_(2, 3) static int reason_printf(char **ret_reason, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        int n = vasprintf(ret_reason, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                *ret_reason = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+/* Rules for every value that is text. */
+static const char *check_text(const char *value) {
+        if (strlen(value) > CONFIG_STRING_MAX)
+                return "too long (at most " STRINGIFY(CONFIG_STRING_MAX) " bytes)";
+        /* inih keeps the ';' of "key =;x", but "key = ;x" is a comment */
+        if (value[0] == ';')
+                return "must not start with ';' (it would read as a comment)";
+        for (const char *p = value; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return "must not contain control characters";
+        return NULL;
+}
+
+/* glibc's regcomp() copies a repeated subexpression once per repetition ("a+" is "aa*",
+ * "a{3}" is "aaa"), so stacked or nested repetitions grow exponentially: "a++++++++++++..."
+ * exhausts memory, and its time grows faster than its size. Patterns whose expansion may
+ * exceed this many elements (counting every repetition operator as a copy, which
+ * overestimates) are refused; real patterns stay far below. */
+#define REGEX_EXPANSION_MAX 1000
+
+static uint64_t regex_saturate(uint64_t v) {
+        return v > REGEX_EXPANSION_MAX ? REGEX_EXPANSION_MAX + 1 : v;
+}
+
+/* Elements of the expansion of the pattern at *p up to the end or, nested, up to the ')' that
+ * closes the group, where *p is left. An estimate for refusing patterns, not a validator:
+ * regcomp() is that (it takes a ')' that closes nothing as a character). */
+static uint64_t regex_expansion(const char **p, bool nested) {
+        uint64_t total = 0, last = 0;
+
+        while (**p && !(nested && **p == ')')) {
+                const char *c = (*p)++;
+                uint64_t size = 1, factor = 1;
+
+                switch (*c) {
+                case '|':
+                        continue;
+                case '(':
+                        size = regex_saturate(regex_expansion(p, true) + 1); /* "()" is a node too */
+                        if (**p == ')')
+                                (*p)++;
+                        break;
+                case '\\':
+                        if (**p)
+                                (*p)++;
+                        break;
+                case '[': {
+                        const char *q = *p + (**p == '^');
+                        q += *q == ']'; /* a leading ']' is a member */
+                        while (*q && *q != ']') {
+                                char kind = q[1];
+                                if (*q == '[' && (kind == ':' || kind == '=' || kind == '.')) {
+                                        q += 2;
+                                        while (*q && !(q[0] == kind && q[1] == ']'))
+                                                q++;
+                                        q += *q ? 2 : 0;
+                                } else
+                                        q++;
+                        }
+                        *p = q + (*q == ']');
+                        break;
+                }
+                case '+':
+                case '*':
+                case '?':
+                        factor = 2;
+                        total = regex_saturate(total - last + last * factor);
+                        last = regex_saturate(last * factor);
+                        continue;
+                case '{': {
+                        const char *q = *p;
+                        uint64_t n = 0, m;
+                        if (parse_number(&q, &n) < 0)
+                                break; /* a literal '{' */
+                        m = n + 1;
+                        if (*q == ',') {
+                                q++;
+                                if (parse_number(&q, &m) < 0)
+                                        m = n + 1;
+                        }
+                        if (*q != '}')
+                                break;
+                        *p = q + 1;
+                        factor = regex_saturate((m > n ? m : n) + 1);
+                        total = regex_saturate(total - last + regex_saturate(last * factor));
+                        last = regex_saturate(last * factor);
+                        continue;
+                }
+                default:
+                        break;
+                }
+                last = size;
+                total = regex_saturate(total + size);
+        }
+        return total;
+}
+
+/* argv[0] is run without a shell or PATH lookup, so it must be there now. */
+static int check_program(char *const *argv, char **ret_reason) {
+        struct stat st;
+
+        if (argv[0][0] != '/')
+                return reason_printf(ret_reason, "%s: the program must be an absolute path (no PATH lookup)", argv[0]);
+        if (stat(argv[0], &st) < 0)
+                return reason_printf(ret_reason, "%s: %s", argv[0], strerror(errno));
+        if (!S_ISREG(st.st_mode) || access(argv[0], X_OK) < 0)
+                return reason_printf(ret_reason, "%s: not an executable file", argv[0]);
+        return 0;
+}
+
+static int config_key_parse_list(const ConfigKey *k, const char *value, void *field, char **ret_reason) {
+        const char *why = NULL;
+        char **l = NULL;
+        int r;
+
+        if (k->type == CONFIG_COMMAND) {
+                r = split_command(value, &l, &why);
+                if (r == -EINVAL)
+                        return reason_printf(ret_reason, "%s", why);
+        } else
+                r = split_list(value, k->flags & CONFIG_SPACE_SEPARATED ? " " : ", ", &l);
+        if (r < 0)
                 return r;
+        if (!l) /* only separators */
+                return reason_printf(ret_reason, "%s", k->type == CONFIG_COMMAND ? "empty command" : "empty list");
+        if (k->type == CONFIG_COMMAND)
+                r = check_program(l, ret_reason);
+        for (char **s = l; r == 0 && *s; s++)
+                if (k->check && (why = k->check(*s)))
+                        r = reason_printf(ret_reason, "\"%s\" %s", *s, why);
+        size_t len = 0;
+        if (r == 0)
+                r = config_field_written_length(k, &l, &len);
+        if (r == 0 && len > CONFIG_STRING_MAX)
+                r = reason_printf(ret_reason, "too long as written back (at most " STRINGIFY(CONFIG_STRING_MAX)
+                                              " bytes, items joined by \"%s\")",
+                                  k->type == CONFIG_COMMAND || k->flags & CONFIG_SPACE_SEPARATED ? " " : ", ");
+        if (r < 0) {
+                strv_free(l);
+                return r;
+        }
+        strv_free(*(char ***) field);
+        *(char ***) field = l;
+        return 0;
+}
+
+static int config_key_parse_number(const ConfigKey *k, const char *value, uint64_t *ret, char **ret_reason) {
+        uint64_t v;
+        int r;
+
+        switch (k->type) {
+        case CONFIG_DURATION:
+                r = config_parse_duration(value, &v);
+                if (r == -EINVAL)
+                        return reason_printf(ret_reason, "not a duration (write e.g. 30, 200ms, 30s, 5m or 1h)");
+                break;
+        case CONFIG_SIZE:
+                r = config_parse_size(value, &v);
+                if (r == -EINVAL)
+                        return reason_printf(ret_reason,
+                                             "not a size (write e.g. 4096, 64K, 64KiB, 1M, 1MiB, 1G or 1GiB)");
+                break;
+        case CONFIG_DECIMAL:
+                r = parse_thousandths(value, &v);
+                if (r == -EINVAL)
+                        return reason_printf(ret_reason, "not a number (write e.g. 90 or 92.5, at most 3 decimals)");
+                break;
+        default:
+                r = parse_number(&value, &v);
+                if (r == -EINVAL || (r == 0 && *value))
+                        return reason_printf(ret_reason, "not a whole number");
+                break;
         }
         if (r < 0 || ((v < k->min || v > k->max) && !(v == 0 && (k->flags & CONFIG_ZERO_OFF))))
                 return -ERANGE; /* the caller words the bounds */
+        if ((k->flags & CONFIG_WHOLE_SECONDS) && v % USEC_PER_SEC != 0)
+                return reason_printf(ret_reason, "must be whole seconds");
         *ret = v;
         return 0;
 }
 
-/* Parse value into k's field of c. Returns 0, -ENOMEM, -ERANGE (out of k's bounds) or
- * -EINVAL with *ret_reason saying why. */
-static int config_key_parse(const ConfigKey *k, const char *value, Config *c, const char **ret_reason) {
-        void *field = config_field(c, k->offset);
-        uint64_t number;
+/* Parse value into k's field of base (a Config or a CheckConfig). Returns 0, -ENOMEM,
+ * -ERANGE (out of k's bounds) or -EINVAL with *ret_reason saying why (caller frees). */
+static int config_key_parse(const ConfigKey *k, const char *value, void *base, char **ret_reason) {
+        void *field = config_field(base, k->offset);
+        const char *why;
+        uint64_t number = 0;
         int r;
 
         if (isempty(value)) {
-                if (k->type == CONFIG_STRING && !(k->flags & CONFIG_REQUIRED))
-                        return free_and_strdup(field, NULL);
-                *ret_reason = k->type == CONFIG_STRING ? "must not be empty"
-                                                       : "missing value (delete the line to get the default)";
-                return -EINVAL;
+                if (!(k->flags & CONFIG_REQUIRED) && (config_type_is_text(k->type) || !k->default_value)) {
+                        config_field_reset(k, field);
+                        return 0;
+                }
+                return reason_printf(ret_reason, "%s",
+                                     config_type_is_text(k->type) || !k->default_value
+                                             ? "must not be empty"
+                                             : "missing value (delete the line to get the default)");
         }
+        if (config_type_is_text(k->type) && (why = check_text(value)))
+                return reason_printf(ret_reason, "%s", why);
 
         switch (k->type) {
         case CONFIG_STRING:
-                if (strlen(value) > CONFIG_STRING_MAX) {
-                        *ret_reason = "too long (at most " STRINGIFY(CONFIG_STRING_MAX) " bytes)";
-                        return -EINVAL;
-                }
-                /* inih keeps the ';' of "key =;x", but "key = ;x" is a comment */
-                if (value[0] == ';') {
-                        *ret_reason = "must not start with ';' (it would read as a comment)";
-                        return -EINVAL;
-                }
-                for (const char *p = value; *p; p++)
-                        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
-                                *ret_reason = "must not contain control characters";
-                                return -EINVAL;
-                        }
-                if (k->check && (*ret_reason = k->check(value)))
-                        return -EINVAL;
+                if (k->check && (why = k->check(value)))
+                        return reason_printf(ret_reason, "%s", why);
                 return free_and_strdup(field, value);
+        case CONFIG_REGEX: {
+                const char *p = value;
+                if (regex_expansion(&p, false) > REGEX_EXPANSION_MAX)
+                        return reason_printf(ret_reason, "too complex (its repetitions expand to more than %d elements)",
+                                             REGEX_EXPANSION_MAX);
+                regex_t re;
+                r = regcomp(&re, value, REG_EXTENDED | REG_NOSUB);
+                if (r != 0) {
+                        char text[128];
+                        regerror(r, &re, text, sizeof text);
+                        return reason_printf(ret_reason, "not a valid extended regular expression: %s", text);
+                }
+                regfree(&re);
+                return free_and_strdup(field, value);
+        }
+        case CONFIG_LIST:
+        case CONFIG_COMMAND:
+                return config_key_parse_list(k, value, field, ret_reason);
         case CONFIG_LOG_LEVEL:
                 r = log_level_from_string(value);
-                if (r < 0) {
-                        *ret_reason = "must be one of debug, info, notice, warning, error";
-                        return -EINVAL;
-                }
+                if (r < 0)
+                        return reason_printf(ret_reason, "must be one of debug, info, notice, warning, error");
                 *(int *) field = r;
+                return 0;
+        case CONFIG_ENUM: {
+                _cleanup_free_ char *all = NULL;
+                for (int i = 0; k->names[i]; i++) {
+                        if (streq_ptr(k->names[i], value)) {
+                                *(int *) field = i;
+                                return 0;
+                        }
+                        char *longer = NULL;
+                        if (asprintf(&longer, "%s%s%s", all ?: "", all ? ", " : "", k->names[i]) < 0)
+                                return -ENOMEM;
+                        free(all);
+                        all = longer;
+                }
+                return reason_printf(ret_reason, "must be one of %s", all);
+        }
+        case CONFIG_BOOL:
+                if (config_parse_bool(value, field) < 0)
+                        return reason_printf(ret_reason, "must be true or false (or yes/no, on/off, 1/0)");
+                return 0;
+        case CONFIG_STATUS_RANGE:
+                if (parse_status_range(value, k->min, k->max, field) < 0)
+                        return reason_printf(ret_reason, "must be a status code or a range like 200 or 200-299, "
+                                                         "within %" PRIu64 "-%" PRIu64, k->min, k->max);
                 return 0;
         case CONFIG_DURATION:
         case CONFIG_SIZE:
+        case CONFIG_UNSIGNED:
+        case CONFIG_DECIMAL:
                 r = config_key_parse_number(k, value, &number, ret_reason);
                 if (r < 0)
                         return r;
-                *(uint64_t *) field = number;
+                if (k->type == CONFIG_UNSIGNED)
+                        *(unsigned *) field = (unsigned) number; /* max fits: the table says so */
+                else if (k->type == CONFIG_DECIMAL)
+                        *(double *) field = (double) number / 1000;
+                else
+                        *(uint64_t *) field = number;
                 return 0;
         }
         assert(!"unknown config type");
@@ -342,16 +1095,35 @@ static int config_key_range(const ConfigKey *k, char **ret) {
         return 0;
 }
 
+static void check_config_done(CheckConfig *cc) {
+        config_fields_free(check_keys, ELEMENTSOF(check_keys), cc);
+        free(cc->name);
+}
+
 Config *config_free(Config *c) {
         if (!c)
                 return NULL;
-        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
-                if (config_keys[i].type == CONFIG_STRING)
-                        free(*(char **) config_field(c, config_keys[i].offset));
+        config_fields_free(config_keys, ELEMENTSOF(config_keys), c);
+        for (size_t i = 0; i < c->n_checks; i++)
+                check_config_done(&c->checks[i]);
+        free(c->checks);
         free(c->path);
         free(c);
         return NULL;
 }
+
+const CheckConfig *config_find_check(const Config *c, const char *name) {
+        assert(c);
+        for (size_t i = 0; i < c->n_checks; i++)
+                if (streq_ptr(c->checks[i].name, name))
+                        return &c->checks[i];
+        return NULL;
+}
+
+/* Where each key of one [check NAME] section was set; 0: not in the file. */
+typedef struct CheckLines {
+        unsigned key_line[ELEMENTSOF(check_keys)];
+} CheckLines;
 
 /* State of one parse: inih pulls lines through config_loader_read() and pushes keys into
  * config_loader_handle(); both see the same line number because inih reads one line per call. */
@@ -361,6 +1133,8 @@ typedef struct ConfigLoader {
         const char *next; /* unread text */
         unsigned line;    /* the line inih is working on */
         unsigned key_line[ELEMENTSOF(config_keys)]; /* where each key was set; 0: default */
+        CheckLines *check_lines; /* one per config->checks[] */
+        bool in_check;    /* the current section is the last of config->checks[] */
         int error;        /* first error, negative errno; 0: none yet */
         unsigned error_line;
         char *error_message; /* NULL only after -ENOMEM */
@@ -389,11 +1163,177 @@ _printf_(3, 4) static int config_loader_fail(ConfigLoader *l, unsigned line, con
         return 0; /* inih: "error" */
 }
 
+static int config_loader_oom(ConfigLoader *l) {
+        l->error = -ENOMEM;
+        l->error_line = 0; /* nothing replaces it */
+        l->error_message = mfree(l->error_message);
+        return 0;
+}
+
 static bool is_printable(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if ((unsigned char) s[i] < 0x20 || (unsigned char) s[i] >= 0x7f)
                         return false;
         return true;
+}
+
+/* Parse one "key = value" of section label (e.g. "agent", "check web") into base. */
+static int config_loader_set(ConfigLoader *l, const ConfigKey *k, void *base, unsigned *key_line,
+                             const char *label, const char *value) {
+        _cleanup_free_ char *reason = NULL;
+
+        if (*key_line != 0)
+                return config_loader_fail(l, l->line, "[%s] %s: duplicate key (first set on line %u)", label, k->key,
+                                          *key_line);
+        *key_line = l->line;
+
+        int r = config_key_parse(k, value, base, &reason);
+        if (r == -ERANGE) {
+                if (config_key_range(k, &reason) < 0)
+                        return config_loader_oom(l);
+                return config_loader_fail(l, l->line, "[%s] %s: %s", label, k->key, reason);
+        }
+        if (r == -EINVAL && reason)
+                return config_loader_fail(l, l->line, "[%s] %s: %s", label, k->key, reason);
+        if (r < 0)
+                return config_loader_oom(l);
+        return 1;
+}
+
+static CheckConfig *config_loader_current_check(ConfigLoader *l, CheckLines **ret_lines, char label[static 80]) {
+        size_t i = l->config->n_checks - 1;
+
+        assert(l->in_check);
+        *ret_lines = &l->check_lines[i];
+        snprintf(label, 80, "check %s", l->config->checks[i].name);
+        return &l->config->checks[i];
+}
+
+/* Defaults and the rules that tie the keys of a [check NAME] section together, once all of
+ * it has been read: keys may come in any order. Missing keys are reported at the header. */
+static void config_loader_finish_check(ConfigLoader *l) {
+        CheckLines *lines;
+        char label[80];
+        CheckConfig *cc = config_loader_current_check(l, &lines, label);
+        const unsigned *key_line = lines->key_line;
+        _cleanup_free_ char *reason = NULL;
+
+        if (key_line[check_key_index("type")] == 0) {
+                config_loader_fail(l, cc->line, "[%s] type: required (unit, http, tcp, disk, memory, load, file_age, "
+                                                "journal or exec)", label);
+                return;
+        }
+        unsigned bit = TYPE_BIT(cc->type);
+        const char *type = check_type_to_string(cc->type);
+
+        for (size_t i = 0; i < ELEMENTSOF(check_keys); i++) {
+                const ConfigKey *k = &check_keys[i];
+                if (key_line[i] != 0 && !(k->types & bit))
+                        config_loader_fail(l, key_line[i], "[%s] %s: not a key of type %s", label, k->key, type);
+                else if (key_line[i] == 0 && k->default_value && (k->types & bit)) {
+                        int r = config_key_parse(k, k->default_value, cc, &reason);
+                        if (r < 0) {
+                                assert(r == -ENOMEM); /* a default that does not parse is a bug in the table */
+                                config_loader_oom(l);
+                                return;
+                        }
+                }
+        }
+        /* a unit or a journal line fails once per event; the age of a file does not flap */
+        if (key_line[check_key_index("fail_after")] == 0 &&
+            (cc->type == CHECK_UNIT || cc->type == CHECK_JOURNAL || cc->type == CHECK_FILE_AGE))
+                cc->fail_after = 1;
+
+        for (size_t i = 0; i < ELEMENTSOF(check_keys); i++) {
+                const ConfigKey *k = &check_keys[i];
+                if ((k->required_for & bit) && !config_field_is_set(k, config_field(cc, k->offset)))
+                        config_loader_fail(l, key_line[i] ?: cc->line, "[%s] %s: required for type %s", label, k->key,
+                                           type);
+        }
+        if (cc->type == CHECK_DISK && cc->max_used_percent < 0 && cc->max_inodes_percent < 0)
+                config_loader_fail(l, cc->line, "[%s] max_used_percent: required for type disk (or max_inodes_percent)",
+                                   label);
+        if ((bit & POLLED_TYPES) && cc->timeout >= cc->interval) {
+                unsigned a = key_line[check_key_index("timeout")], b = key_line[check_key_index("interval")];
+                config_loader_fail(l, a > b ? a : b, "[%s] timeout: must be less than interval", label);
+        }
+
+        unsigned unit_line = key_line[check_key_index("action_unit")];
+        unsigned command_line = key_line[check_key_index("action_command")];
+        if (unit_line != 0 && !check_action_is_unit(cc->action))
+                config_loader_fail(l, unit_line, "[%s] action_unit: only used with action restart-unit, start-unit "
+                                                 "or stop-unit", label);
+        if (command_line != 0 && cc->action != CHECK_ACTION_EXEC)
+                config_loader_fail(l, command_line, "[%s] action_command: only used with action exec", label);
+        if (check_action_is_unit(cc->action) && !cc->action_unit) {
+                if (cc->type != CHECK_UNIT)
+                        config_loader_fail(l, cc->line, "[%s] action_unit: required for action %s", label,
+                                           check_action_to_string(cc->action));
+                else if (cc->unit && free_and_strdup(&cc->action_unit, cc->unit) < 0)
+                        config_loader_oom(l);
+        }
+        if (cc->action == CHECK_ACTION_EXEC && !cc->action_command)
+                config_loader_fail(l, cc->line, "[%s] action_command: required for action exec", label);
+}
+
+/* A "[check NAME]" header: a new, empty check that the following keys fill in. */
+static void config_loader_add_check(ConfigLoader *l, const char *name, size_t n) {
+        Config *c = l->config;
+
+        if (!check_name_is_valid(name, n)) {
+                config_loader_fail(l, l->line, "[check %.*s]: a check name is 1 to %d letters, digits, '-', '_' "
+                                               "or '.'", (int) n, name, CHECK_NAME_MAX);
+                return;
+        }
+        for (size_t i = 0; i < c->n_checks; i++)
+                if (strlen(c->checks[i].name) == n && memcmp(c->checks[i].name, name, n) == 0) {
+                        config_loader_fail(l, l->line, "[check %.*s]: duplicate check (first defined on line %u)",
+                                           (int) n, name, c->checks[i].line);
+                        return;
+                }
+        if (c->n_checks == CONFIG_CHECKS_MAX) {
+                config_loader_fail(l, l->line, "[check %.*s]: too many checks (at most %d)", (int) n, name,
+                                   CONFIG_CHECKS_MAX);
+                return;
+        }
+
+        CheckConfig *checks = realloc(c->checks, (c->n_checks + 1) * sizeof(CheckConfig));
+        if (!checks) {
+                config_loader_oom(l);
+                return;
+        }
+        c->checks = checks;
+        CheckLines *lines = realloc(l->check_lines, (c->n_checks + 1) * sizeof(CheckLines));
+        if (!lines) {
+                config_loader_oom(l);
+                return;
+        }
+        l->check_lines = lines;
+
+        CheckConfig *cc = &c->checks[c->n_checks];
+        *cc = (CheckConfig) { .name = strndup(name, n), .line = l->line };
+        if (!cc->name) {
+                config_loader_oom(l);
+                return;
+        }
+        config_fields_free(check_keys, ELEMENTSOF(check_keys), cc); /* "not set" is negative for decimals */
+        l->check_lines[c->n_checks] = (CheckLines) {};
+        c->n_checks++;
+        l->in_check = true;
+}
+
+static void config_loader_section(ConfigLoader *l, const char *name, size_t n) {
+        if (l->in_check)
+                config_loader_finish_check(l);
+        l->in_check = false;
+        if (l->error != 0)
+                return;
+        if (n == 5 && memcmp(name, "check", 5) == 0)
+                config_loader_fail(l, l->line, "[check]: a check section needs a name, as in [check NAME]");
+        else if (n >= 6 && memcmp(name, "check ", 6) == 0)
+                config_loader_add_check(l, name + 6, n - 6);
+        else if (!config_section_known(name, n))
+                config_loader_fail(l, l->line, "[%.*s]: unknown section", (int) n, name);
 }
 
 /* Line-level rules inih does not apply: section headers are checked here so an empty
@@ -429,8 +1369,8 @@ static void config_loader_check_line(ConfigLoader *l, const char *line, size_t l
                 config_loader_fail(l, l->line, "text after a section header");
         else if (!is_printable(name, n))
                 config_loader_fail(l, l->line, "unknown section (its name contains unprintable characters)");
-        else if (!config_section_known(name, n))
-                config_loader_fail(l, l->line, "[%.*s]: unknown section", (int) n, name);
+        else
+                config_loader_section(l, name, n);
 }
 
 /* An fgets() for inih that hands over exactly one line per call, so its line numbers are ours. */
@@ -458,8 +1398,6 @@ static char *config_loader_read(char *buf, int size, void *userdata) {
 
 static int config_loader_handle(void *userdata, const char *section, const char *key, const char *value) {
         ConfigLoader *l = userdata;
-        const char *reason = NULL;
-        int r;
 
         if (l->error != 0)
                 return 0;
@@ -468,36 +1406,73 @@ static int config_loader_handle(void *userdata, const char *section, const char 
         if (isempty(section))
                 return config_loader_fail(l, l->line, "%s: key outside any section", key);
 
-        const ConfigKey *k = config_key_find(section, key);
+        if (l->in_check) {
+                /* inih cuts long section names; the check keeps the whole one */
+                CheckLines *lines;
+                char label[80];
+                CheckConfig *cc = config_loader_current_check(l, &lines, label);
+                const ConfigKey *k = config_key_find(check_keys, ELEMENTSOF(check_keys), NULL, key);
+                if (!k)
+                        return config_loader_fail(l, l->line, "[%s] %s: unknown key", label, key);
+                return config_loader_set(l, k, cc, &lines->key_line[k - check_keys], label, value);
+        }
+
+        const ConfigKey *k = config_key_find(config_keys, ELEMENTSOF(config_keys), section, key);
         if (!k)
                 return config_section_known(section, strlen(section))
                                ? config_loader_fail(l, l->line, "[%s] %s: unknown key", section, key)
                                : config_loader_fail(l, l->line, "[%s]: unknown section", section);
+        return config_loader_set(l, k, l->config, &l->key_line[k - config_keys], section, value);
+}
 
-        size_t i = (size_t) (k - config_keys);
-        if (l->key_line[i] != 0)
-                return config_loader_fail(l, l->line, "[%s] %s: duplicate key (first set on line %u)", section,
-                                          key, l->key_line[i]);
-        l->key_line[i] = l->line;
+/* "after" names an existing check and never leads back to where it started. */
+static void config_loader_check_after(ConfigLoader *l) {
+        const Config *c = l->config;
+        size_t after = check_key_index("after");
+        size_t *target = calloc(c->n_checks, sizeof(size_t));
 
-        r = config_key_parse(k, value, l->config, &reason);
-        if (r == -ENOMEM) {
-                l->error = -ENOMEM;
-                l->error_line = l->line;
-                return 0;
+        if (c->n_checks > 0 && !target) {
+                config_loader_oom(l);
+                return;
         }
-        if (r == -ERANGE) {
-                _cleanup_free_ char *range = NULL;
-                if (config_key_range(k, &range) < 0) {
-                        l->error = -ENOMEM;
-                        l->error_line = l->line;
-                        return 0;
+        for (size_t i = 0; i < c->n_checks; i++) {
+                target[i] = SIZE_MAX;
+                if (!c->checks[i].after)
+                        continue;
+                const CheckConfig *t = config_find_check(c, c->checks[i].after);
+                if (t)
+                        target[i] = (size_t) (t - c->checks);
+                else
+                        config_loader_fail(l, l->check_lines[i].key_line[after], "[check %s] after: no check named \"%s\"",
+                                           c->checks[i].name, c->checks[i].after);
+        }
+        for (size_t i = 0; i < c->n_checks && l->error == 0; i++) {
+                size_t j = target[i], steps = 0;
+                while (j != SIZE_MAX && j != i && steps++ < c->n_checks)
+                        j = target[j];
+                if (j != i)
+                        continue;
+                char *cycle = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&cycle, &len);
+                if (!f) {
+                        config_loader_oom(l);
+                        break;
                 }
-                return config_loader_fail(l, l->line, "[%s] %s: %s", section, key, range);
+                fputs(c->checks[i].name, f);
+                j = i;
+                do {
+                        j = target[j];
+                        fprintf(f, " -> %s", c->checks[j].name);
+                } while (j != i);
+                if (fclose(f) != 0)
+                        config_loader_oom(l);
+                else
+                        config_loader_fail(l, l->check_lines[i].key_line[after], "[check %s] after: dependency cycle (%s)",
+                                           c->checks[i].name, cycle);
+                free(cycle);
         }
-        if (r < 0)
-                return config_loader_fail(l, l->line, "[%s] %s: %s", section, key, reason);
-        return 1;
+        free(target);
 }
 
 /* Rules that tie keys together; reported on the line of the later of the keys involved. */
@@ -505,10 +1480,12 @@ static void config_loader_check_relations(ConfigLoader *l) {
         const Config *c = l->config;
 
         if (c->retry_max < c->retry_base) {
-                unsigned a = l->key_line[config_key_find("eventbridge", "retry_base") - config_keys];
-                unsigned b = l->key_line[config_key_find("eventbridge", "retry_max") - config_keys];
+                const ConfigKey *base = config_key_find(config_keys, ELEMENTSOF(config_keys), "eventbridge", "retry_base");
+                const ConfigKey *max = config_key_find(config_keys, ELEMENTSOF(config_keys), "eventbridge", "retry_max");
+                unsigned a = l->key_line[base - config_keys], b = l->key_line[max - config_keys];
                 config_loader_fail(l, a > b ? a : b, "[eventbridge] retry_max: must not be less than retry_base");
         }
+        config_loader_check_after(l);
 }
 
 static int config_digest(const char *text, size_t len, char ret[static 65]) {
@@ -524,11 +1501,11 @@ static int config_digest(const char *text, size_t len, char ret[static 65]) {
 
 static int config_new_default(Config **ret) {
         _cleanup_(config_freep) Config *c = calloc(1, sizeof(Config));
-        const char *reason = NULL;
 
         if (!c)
                 return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                _cleanup_free_ char *reason = NULL;
                 int r = config_key_parse(&config_keys[i], config_keys[i].default_value, c, &reason);
                 if (r == -ENOMEM)
                         return r;
@@ -559,8 +1536,11 @@ static int config_load_text(const char *text, size_t len, const char *name, Conf
                 config_loader_fail(&l, (unsigned) r, "syntax error (expected [section], key = value or a ; comment)");
         else if (r < 0 && l.error == 0)
                 l.error = -ENOMEM; /* inih: buffer allocation failed */
+        if (l.error == 0 && l.in_check)
+                config_loader_finish_check(&l);
         if (l.error == 0)
                 config_loader_check_relations(&l);
+        free(l.check_lines);
 
         if (l.error != 0) {
                 if (ret_error)
@@ -613,6 +1593,33 @@ int config_load_file(const char *path, Config **ret, char **ret_error) {
         return config_load_text(text, len, path, ret, ret_error);
 }
 
+static void config_key_print(const ConfigKey *k, const void *base, FILE *f) {
+        const void *field = config_field(base, k->offset);
+
+        if (k->flags & CONFIG_SECRET) {
+                fprintf(f, "; %s is %s (secret, not shown)\n", k->key, config_field_is_set(k, field) ? "set" : "not set");
+                return;
+        }
+        if (!config_field_is_set(k, field)) {
+                fprintf(f, "%s =\n", k->key);
+                return;
+        }
+        fprintf(f, "%s = ", k->key);
+        config_field_write(k, field, f);
+        fputc('\n', f);
+}
+
+/* The keys of its type, and the action keys only where its action uses them. */
+static bool check_key_applies(const ConfigKey *k, const CheckConfig *cc) {
+        if (!(k->types & TYPE_BIT(cc->type)))
+                return false;
+        if (streq_ptr(k->key, "action_unit"))
+                return check_action_is_unit(cc->action);
+        if (streq_ptr(k->key, "action_command"))
+                return cc->action == CHECK_ACTION_EXEC;
+        return true;
+}
+
 int config_print(const Config *c, FILE *f) {
         const char *section = NULL;
 
@@ -620,35 +1627,17 @@ int config_print(const Config *c, FILE *f) {
         assert(f);
         fprintf(f, "; heald effective configuration; source sha256 %s\n", c->digest);
         for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
-                const ConfigKey *k = &config_keys[i];
-                const void *field = config_field(c, k->offset);
-                char number[32];
-
-                if (!streq_ptr(section, k->section)) {
-                        section = k->section;
+                if (!streq_ptr(section, config_keys[i].section)) {
+                        section = config_keys[i].section;
                         fprintf(f, "\n[%s]\n", section);
                 }
-                if (k->flags & CONFIG_SECRET) {
-                        fprintf(f, "; %s is %s (secret, not shown)\n", k->key,
-                                *(char *const *) field ? "set" : "not set");
-                        continue;
-                }
-                switch (k->type) {
-                case CONFIG_STRING:
-                        if (*(char *const *) field)
-                                fprintf(f, "%s = %s\n", k->key, *(char *const *) field);
-                        else
-                                fprintf(f, "%s =\n", k->key);
-                        break;
-                case CONFIG_LOG_LEVEL:
-                        fprintf(f, "%s = %s\n", k->key, log_level_to_string(*(const int *) field));
-                        break;
-                case CONFIG_DURATION:
-                case CONFIG_SIZE:
-                        format_number(k->type, *(const uint64_t *) field, number);
-                        fprintf(f, "%s = %s\n", k->key, number);
-                        break;
-                }
+                config_key_print(&config_keys[i], c, f);
+        }
+        for (size_t i = 0; i < c->n_checks; i++) {
+                fprintf(f, "\n[check %s]\n", c->checks[i].name);
+                for (size_t j = 0; j < ELEMENTSOF(check_keys); j++)
+                        if (check_key_applies(&check_keys[j], &c->checks[i]))
+                                config_key_print(&check_keys[j], &c->checks[i], f);
         }
         return fflush(f) != 0 || ferror(f) ? -EIO : 0;
 }

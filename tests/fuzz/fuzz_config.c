@@ -1,4 +1,6 @@
-/* fuzz_config.c: config_load_string() on arbitrary bytes: no crash, no leak, every error names FILE:LINE. */
+/* fuzz_config.c: config_load_string() on arbitrary bytes: no crash, no leak, every error names
+ * FILE:LINE, and whatever loads prints to text that loads to the same configuration. */
+#define _GNU_SOURCE /* open_memstream */
 #include <assert.h>
 #include <stdint.h>
 
@@ -15,6 +17,18 @@ static bool has_file_line(const char *error) {
         return strncmp(p, ": ", 2) == 0 && p[2] != 0;
 }
 
+/* config_print() into a new string (caller frees), or NULL when memory ran out. */
+static char *print_config(const Config *c) {
+        char *printed = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&printed, &len);
+        if (!f)
+                return NULL;
+        assert(config_print(c, f) == 0);
+        fclose(f);
+        return printed;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *text = malloc(size + 1);
         _cleanup_free_ char *error = NULL;
@@ -28,19 +42,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int r = config_load_string(text, "fuzz.ini", &c, &error);
         if (r == 0) {
                 assert(c && !error);
-                /* whatever loads must print and load again */
-                char *printed = NULL;
-                size_t len = 0;
-                FILE *f = open_memstream(&printed, &len);
-                if (f) {
-                        assert(config_print(c, f) == 0);
-                        fclose(f);
-                        Config *again = NULL;
-                        assert(config_load_string(printed, "fuzz.ini", &again, NULL) == 0);
-                        config_free(again);
-                        free(printed);
-                }
+                _cleanup_free_ char *printed = print_config(c);
                 config_free(c);
+                if (!printed)
+                        return 0;
+                /* whatever loads must print, load again and print the same (but the digest line) */
+                Config *again = NULL;
+                char *reason = NULL;
+                if (config_load_string(printed, "fuzz.ini", &again, &reason) != 0) {
+                        fprintf(stderr, "printed configuration does not load: %s\n%s\n", reason, printed);
+                        abort();
+                }
+                _cleanup_free_ char *reprinted = print_config(again);
+                config_free(again);
+                assert(!reprinted || strcmp(strchr(printed, '\n'), strchr(reprinted, '\n')) == 0);
         } else {
                 assert(!c);
                 assert(r == -ENOMEM || (r == -EINVAL && error && has_file_line(error)));

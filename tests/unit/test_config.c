@@ -1,10 +1,11 @@
-/* test_config.c: heald.ini loading, every error path with its FILE:LINE, value syntax, print round trip. */
+/* test_config.c: heald.ini loading, every error path with its FILE:LINE, value syntax, checks, print round trip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <syslog.h>
 
 #include "config.h"
@@ -33,6 +34,19 @@ static Config *load_ok(const char *text) {
         return c;
 }
 
+/* a: NULL-terminated, or NULL for an empty list; expected: "a|b|c", or NULL */
+static void assert_strv(char *const *a, const char *expected) {
+        char joined[512] = "";
+        if (!expected) {
+                assert_null(a);
+                return;
+        }
+        assert_non_null(a);
+        for (char *const *s = a; *s; s++)
+                snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", s == a ? "" : "|", *s);
+        assert_string_equal(joined, expected);
+}
+
 static void test_empty_is_defaults(void **state) {
         (void) state;
         _cleanup_(config_freep) Config *c = load_ok("");
@@ -56,6 +70,21 @@ static void test_empty_is_defaults(void **state) {
         assert_int_equal(c->auth_retry_interval, 2 * USEC_PER_MINUTE);
         assert_int_equal(c->request_timeout, 10 * USEC_PER_SEC);
         assert_int_equal(c->outbox_max_bytes, 64ULL * 1024 * 1024);
+        assert_false(c->dry_run);
+        assert_null(c->sqs_endpoint);
+        assert_null(c->states_endpoint);
+        assert_null(c->queue_url);
+        assert_int_equal(c->sqs_wait_time, 20 * USEC_PER_SEC);
+        assert_int_equal(c->sqs_max_messages, 10);
+        assert_int_equal(c->sqs_visibility_timeout, 60 * USEC_PER_SEC);
+        assert_strv(c->commands_allow, "ping|run-checks");
+        assert_null(c->commands_units);
+        assert_null(c->commands_allowed_senders);
+        assert_null(c->commands_drain_units);
+        assert_int_equal(c->commands_verify_timeout, 5 * USEC_PER_MINUTE);
+        assert_null(c->checks);
+        assert_int_equal(c->n_checks, 0);
+        assert_null(config_find_check(c, "web"));
 
         config_free(NULL);
         _cleanup_(config_freep) Config *comments = load_ok("; nothing\n# here\n\n   \n[agent]\n");
@@ -119,8 +148,7 @@ static void test_structure_errors(void **state) {
         assert_load_error("[agnet]\n", -EINVAL, "heald.ini:1: [agnet]: unknown section");
         assert_load_error("[agent]\nlog_level = info\n\n[Agent] ; case matters\n", -EINVAL,
                           "heald.ini:4: [Agent]: unknown section");
-        /* named sections are not implemented yet */
-        assert_load_error("[agent]\n[check web]\ntype = systemd\n", -EINVAL, "heald.ini:2: [check web]: unknown section");
+        assert_load_error("[agent]\n[checks]\ntype = unit\n", -EINVAL, "heald.ini:2: [checks]: unknown section");
         assert_load_error("[]\n", -EINVAL, "heald.ini:1: []: unknown section");
         assert_load_error("[agent]\nstate_dirr = /x\n", -EINVAL, "heald.ini:2: [agent] state_dirr: unknown key");
         assert_load_error("[aws]\nsource = heald\n", -EINVAL, "heald.ini:2: [aws] source: unknown key");
@@ -155,15 +183,15 @@ static void test_structure_errors(void **state) {
         snprintf(line + 6 + 198, sizeof line - 6 - 198, "\n");
         assert_load_error(line, -EINVAL, "heald.ini:2: line too long (at most 197 bytes)");
 
-        /* strings stop at 160 bytes, so config_print() lines stay loadable */
-        char dir[200] = "[agent]\nstate_dir=/";
+        /* strings stop at 176 bytes, so config_print() lines stay loadable */
+        char dir[220] = "[agent]\nstate_dir=/";
         size_t n = strlen(dir);
-        memset(dir + n, 'd', 159);
-        snprintf(dir + n + 159, sizeof dir - n - 159, "\n");
+        memset(dir + n, 'd', 175);
+        snprintf(dir + n + 175, sizeof dir - n - 175, "\n");
         _cleanup_(config_freep) Config *c = load_ok(dir);
-        assert_int_equal(strlen(c->state_dir), 160);
-        snprintf(dir + n + 159, sizeof dir - n - 159, "d\n");
-        assert_load_error(dir, -EINVAL, "heald.ini:2: [agent] state_dir: too long (at most 160 bytes)");
+        assert_int_equal(strlen(c->state_dir), 176);
+        snprintf(dir + n + 175, sizeof dir - n - 175, "d\n");
+        assert_load_error(dir, -EINVAL, "heald.ini:2: [agent] state_dir: too long (at most 176 bytes)");
 }
 
 static void test_value_errors(void **state) {
@@ -344,6 +372,47 @@ static char *print_to_string(const Config *c) {
         return buf;
 }
 
+static void assert_same_strv(char *const *a, char *const *b) {
+        assert_int_equal(!a, !b);
+        for (; a && *a && *b; a++, b++)
+                assert_string_equal(*a, *b);
+        if (a)
+                assert_int_equal(!*a, !*b);
+}
+
+static void assert_same_check(const CheckConfig *a, const CheckConfig *b) {
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->type, b->type);
+        assert_int_equal(a->interval, b->interval);
+        assert_int_equal(a->timeout, b->timeout);
+        assert_int_equal(a->fail_after, b->fail_after);
+        assert_int_equal(a->recover_after, b->recover_after);
+        assert_int_equal(a->action, b->action);
+        assert_true(streq_ptr(a->action_unit, b->action_unit));
+        assert_same_strv(a->action_command, b->action_command);
+        assert_int_equal(a->max_actions, b->max_actions);
+        assert_int_equal(a->action_window, b->action_window);
+        assert_int_equal(a->verify_timeout, b->verify_timeout);
+        assert_true(streq_ptr(a->after, b->after));
+        assert_true(streq_ptr(a->unit, b->unit));
+        assert_true(streq_ptr(a->url, b->url));
+        assert_int_equal(a->expect_status_min, b->expect_status_min);
+        assert_int_equal(a->expect_status_max, b->expect_status_max);
+        assert_true(streq_ptr(a->expect_body, b->expect_body));
+        assert_true(streq_ptr(a->host, b->host));
+        assert_int_equal(a->port, b->port);
+        assert_true(streq_ptr(a->path, b->path));
+        assert_true(a->max_used_percent == b->max_used_percent);
+        assert_true(a->max_inodes_percent == b->max_inodes_percent);
+        assert_true(a->min_available_percent == b->min_available_percent);
+        assert_true(a->max_swap_percent == b->max_swap_percent);
+        assert_true(a->max_load_per_cpu == b->max_load_per_cpu);
+        assert_int_equal(a->max_age, b->max_age);
+        assert_same_strv(a->match, b->match);
+        assert_true(streq_ptr(a->pattern, b->pattern));
+        assert_same_strv(a->command, b->command);
+}
+
 static void assert_same_config(const Config *a, const Config *b) {
         assert_true(streq_ptr(a->state_dir, b->state_dir));
         assert_int_equal(a->log_level, b->log_level);
@@ -361,6 +430,21 @@ static void assert_same_config(const Config *a, const Config *b) {
         assert_int_equal(a->auth_retry_interval, b->auth_retry_interval);
         assert_int_equal(a->request_timeout, b->request_timeout);
         assert_int_equal(a->outbox_max_bytes, b->outbox_max_bytes);
+        assert_int_equal(a->dry_run, b->dry_run);
+        assert_true(streq_ptr(a->sqs_endpoint, b->sqs_endpoint));
+        assert_true(streq_ptr(a->states_endpoint, b->states_endpoint));
+        assert_true(streq_ptr(a->queue_url, b->queue_url));
+        assert_int_equal(a->sqs_wait_time, b->sqs_wait_time);
+        assert_int_equal(a->sqs_max_messages, b->sqs_max_messages);
+        assert_int_equal(a->sqs_visibility_timeout, b->sqs_visibility_timeout);
+        assert_same_strv(a->commands_allow, b->commands_allow);
+        assert_same_strv(a->commands_units, b->commands_units);
+        assert_same_strv(a->commands_allowed_senders, b->commands_allowed_senders);
+        assert_same_strv(a->commands_drain_units, b->commands_drain_units);
+        assert_int_equal(a->commands_verify_timeout, b->commands_verify_timeout);
+        assert_int_equal(a->n_checks, b->n_checks);
+        for (size_t i = 0; i < a->n_checks; i++)
+                assert_same_check(&a->checks[i], &b->checks[i]);
 }
 
 static void test_print_round_trip(void **state) {
@@ -371,6 +455,22 @@ static void test_print_round_trip(void **state) {
                 "[aws]\nregion = eu-central-1\nimds_timeout = 1500ms\nendpoint_url = http://localhost:4566\n"
                 "[eventbridge]\nsource = acme.heald\nmax_request_bytes = 1000000\nretry_base = 60s\nretry_max = 2h\n"
                 "request_timeout = 61\n[outbox]\nmax_bytes = 1536K\n",
+                "[agent]\ndry_run = on\n[aws]\nsqs_endpoint = http://localhost:9324\n"
+                "[sqs]\nqueue_url = https://sqs.{region}.amazonaws.com/{account_id}/q\nwait_time = 5000ms\n"
+                "[commands]\nallow = ping restart-units,stop-start-units\nunits = a*.service\nallowed_senders =\n"
+                "drain_units = a.service b.socket\n"
+                "[check web]\ntype = http\nurl = http://127.0.0.1:8080/health\nexpect_status = 200-204\n"
+                "expect_body = ok\naction = restart-unit\naction_unit = nginx.service\nafter = nginx\n"
+                "[check nginx]\ntype = unit\nunit = nginx.service\naction = start-unit\n"
+                "[check dns]\ntype = tcp\nhost = ::1\nport = 53\ninterval = 1m\ntimeout = 59999ms\n"
+                "[check root]\ntype = disk\npath = /\nmax_used_percent = 0.001\nmax_inodes_percent = 99.99\n"
+                "[check mem]\ntype = memory\nmin_available_percent = 7.5\nmax_swap_percent = 100\n"
+                "[check load]\ntype = load\nmax_load_per_cpu = 1000\naction = request\n"
+                "[check beat]\ntype = file_age\npath = /run/beat\nmax_age = 90s\nfail_after = 4\n"
+                "[check oom]\ntype = journal\nmatch = _TRANSPORT=kernel PRIORITY=2\npattern = [Oo]ut of memory\n"
+                "[check script]\ntype = exec\ncommand = /bin/sh -c \"echo 'a  b'\" '' x\"'\"y\naction = exec\n"
+                "action_command = /bin/echo ';' \"\" \"it's\"\nmax_actions = 1\naction_window = 1h\n"
+                "verify_timeout = 2s\nrecover_after = 2\n",
         };
         for (size_t i = 0; i < ELEMENTSOF(sources); i++) {
                 _cleanup_(config_freep) Config *a = load_ok(sources[i]);
@@ -390,6 +490,23 @@ static void test_print_round_trip(void **state) {
         assert_non_null(strstr(text, "\nmax_request_bytes = 256KiB\n"));
         assert_non_null(strstr(text, "[outbox]\nmax_bytes = 64MiB\n"));
         assert_non_null(strstr(text, d->digest));
+        assert_non_null(strstr(text, "[agent]\nstate_dir = /var/lib/heald\nlog_level = info\nheartbeat_interval = 5m\n"
+                                     "dry_run = false\n"));
+        assert_non_null(strstr(text, "[sqs]\nqueue_url =\nwait_time = 20s\nmax_messages = 10\nvisibility_timeout = 1m\n"));
+        assert_non_null(strstr(text, "[commands]\nallow = ping, run-checks\nunits =\nallowed_senders =\ndrain_units =\n"
+                                     "verify_timeout = 5m\n"));
+
+        /* a check prints every key of its type, defaults filled in, and nothing else */
+        _cleanup_(config_freep) Config *w = load_ok("[check web]\ntype = http\nurl = http://x/\n"
+                                                    "[check j]\ntype = journal\npattern = a b\naction = restart-unit\n"
+                                                    "action_unit = x.service\n");
+        _cleanup_free_ char *checks = print_to_string(w);
+        assert_non_null(strstr(checks, "\n[check web]\ntype = http\ninterval = 10s\ntimeout = 5s\nfail_after = 3\n"
+                                       "recover_after = 1\naction = none\nmax_actions = 3\naction_window = 10m\n"
+                                       "verify_timeout = 1m\nafter =\nurl = http://x/\nexpect_status = 200-399\n"
+                                       "expect_body =\n\n[check j]\ntype = journal\ninterval = 10s\nfail_after = 1\nrecover_after = 1\n"
+                                       "action = restart-unit\naction_unit = x.service\nmax_actions = 3\n"
+                                       "action_window = 10m\nverify_timeout = 1m\nafter =\nmatch =\npattern = a b\n"));
 }
 
 static void test_service_endpoint(void **state) {
@@ -399,6 +516,8 @@ static void test_service_endpoint(void **state) {
         _cleanup_(config_freep) Config *shared = load_ok("[aws]\nendpoint_url = http://localhost:5000\n");
         _cleanup_(config_freep) Config *both = load_ok(
                 "[aws]\nendpoint_url = http://localhost:5000\nevents_endpoint = https://events.example\n");
+        _cleanup_(config_freep) Config *each = load_ok(
+                "[aws]\nregion = us-east-1\nsqs_endpoint = http://localhost:9324\nstates_endpoint = https://states.example\n");
         char *url = NULL;
 
         assert_int_equal(config_service_endpoint(plain, "events", NULL, &url), -ENODATA);
@@ -418,6 +537,569 @@ static void test_service_endpoint(void **state) {
         assert_int_equal(config_service_endpoint(both, "sqs", "us-east-1", &url), 0);
         assert_string_equal(url, "http://localhost:5000");
         free(url);
+        assert_int_equal(config_service_endpoint(each, "sqs", NULL, &url), 0);
+        assert_string_equal(url, "http://localhost:9324");
+        free(url);
+        assert_int_equal(config_service_endpoint(each, "states", NULL, &url), 0);
+        assert_string_equal(url, "https://states.example");
+        free(url);
+        assert_int_equal(config_service_endpoint(each, "events", NULL, &url), 0);
+        assert_string_equal(url, "https://events.us-east-1.amazonaws.com");
+        free(url);
+        assert_int_equal(config_service_endpoint(regional, "states", NULL, &url), 0);
+        assert_string_equal(url, "https://states.cn-north-1.amazonaws.com.cn");
+        free(url);
+}
+
+static void test_command_channel(void **state) {
+        (void) state;
+        _cleanup_(config_freep) Config *c = load_ok(
+                "[agent]\n"
+                "dry_run = yes\n"
+                "[aws]\n"
+                "sqs_endpoint = http://localhost:9324\n"
+                "states_endpoint = https://states.example\n"
+                "[sqs]\n"
+                "queue_url = https://sqs.{region}.amazonaws.com/{account_id}/heald-{instance_id}\n"
+                "wait_time = 0\n"
+                "max_messages = 1\n"
+                "visibility_timeout = 12h\n"
+                "[commands]\n"
+                "allow = ping,run-checks  restart-units, reboot ,prepare-stop\n"
+                "units = nginx.service, app-*.service,worker@?.service ; globs\n"
+                "allowed_senders = AROAEXAMPLE:*, 123456789012\n"
+                "drain_units = haproxy.service app.service\n"
+                "verify_timeout = 90s\n");
+
+        assert_true(c->dry_run);
+        assert_string_equal(c->sqs_endpoint, "http://localhost:9324");
+        assert_string_equal(c->states_endpoint, "https://states.example");
+        assert_string_equal(c->queue_url, "https://sqs.{region}.amazonaws.com/{account_id}/heald-{instance_id}");
+        assert_int_equal(c->sqs_wait_time, 0);
+        assert_int_equal(c->sqs_max_messages, 1);
+        assert_int_equal(c->sqs_visibility_timeout, 12 * USEC_PER_HOUR);
+        assert_strv(c->commands_allow, "ping|run-checks|restart-units|reboot|prepare-stop");
+        assert_strv(c->commands_units, "nginx.service|app-*.service|worker@?.service");
+        assert_strv(c->commands_allowed_senders, "AROAEXAMPLE:*|123456789012");
+        assert_strv(c->commands_drain_units, "haproxy.service|app.service");
+        assert_int_equal(c->commands_verify_timeout, 90 * USEC_PER_SEC);
+
+        /* an empty list allows nothing */
+        _cleanup_(config_freep) Config *none = load_ok("[commands]\nallow =\n");
+        assert_null(none->commands_allow);
+
+        static const struct {
+                const char *text;
+                const char *message;
+        } cases[] = {
+                { "[agent]\ndry_run = maybe\n", "heald.ini:2: [agent] dry_run: must be true or false (or yes/no, on/off, 1/0)" },
+                { "[agent]\ndry_run =\n", "heald.ini:2: [agent] dry_run: missing value (delete the line to get the default)" },
+                { "[aws]\nsqs_endpoint = sqs.local\n",
+                  "heald.ini:2: [aws] sqs_endpoint: must be empty or an http:// or https:// URL with a host" },
+                { "[aws]\nstates_endpoint = https:///x\n",
+                  "heald.ini:2: [aws] states_endpoint: must be empty or an http:// or https:// URL with a host" },
+                { "[sqs]\nqueue_url = sqs://q\n",
+                  "heald.ini:2: [sqs] queue_url: must be empty or an https:// or http:// URL with a host" },
+                { "[sqs]\nqueue_url = https://sqs/{instance}\n",
+                  "heald.ini:2: [sqs] queue_url: may only hold the placeholders {instance_id}, {region} and {account_id}" },
+                { "[sqs]\nqueue_url = https://sqs/{region\n",
+                  "heald.ini:2: [sqs] queue_url: may only hold the placeholders {instance_id}, {region} and {account_id}" },
+                { "[sqs]\nqueue_url = https://sqs/region}\n",
+                  "heald.ini:2: [sqs] queue_url: may only hold the placeholders {instance_id}, {region} and {account_id}" },
+                { "[sqs]\nwait_time = 21\n", "heald.ini:2: [sqs] wait_time: must be between 0 and 20s" },
+                { "[sqs]\nwait_time = 1500ms\n", "heald.ini:2: [sqs] wait_time: must be whole seconds" },
+                { "[sqs]\nmax_messages = 0\n", "heald.ini:2: [sqs] max_messages: must be between 1 and 10" },
+                { "[sqs]\nmax_messages = 11\n", "heald.ini:2: [sqs] max_messages: must be between 1 and 10" },
+                { "[sqs]\nmax_messages = 5x\n", "heald.ini:2: [sqs] max_messages: not a whole number" },
+                { "[sqs]\nmax_messages = 99999999999999999999\n", "heald.ini:2: [sqs] max_messages: must be between 1 and 10" },
+                { "[sqs]\nvisibility_timeout = 0\n", "heald.ini:2: [sqs] visibility_timeout: must be between 1s and 12h" },
+                { "[sqs]\nvisibility_timeout = 13h\n", "heald.ini:2: [sqs] visibility_timeout: must be between 1s and 12h" },
+                { "[sqs]\nvisibility_timeout = 61500ms\n", "heald.ini:2: [sqs] visibility_timeout: must be whole seconds" },
+                { "[commands]\nallow = ping, reboot-now\n",
+                  "heald.ini:2: [commands] allow: \"reboot-now\" must be one of ping, run-checks, restart-units, stop-units, "
+                  "start-units, stop-start-units, prepare-stop, reboot" },
+                { "[commands]\nallow = , ,\n", "heald.ini:2: [commands] allow: empty list" },
+                { "[commands]\nunits = nginx\n",
+                  "heald.ini:2: [commands] units: \"nginx\" must be a unit name or glob with its type suffix, like "
+                  "nginx.service or app-*.service" },
+                { "[commands]\nunits = *\n",
+                  "heald.ini:2: [commands] units: \"*\" must be a unit name or glob with its type suffix, like "
+                  "nginx.service or app-*.service" },
+                { "[commands]\nallowed_senders = AROA;x\n",
+                  "heald.ini:2: [commands] allowed_senders: \"AROA;x\" must be a sender id or glob (letters, digits and "
+                  ":_.@/+=-*?[]!)" },
+                { "[commands]\ndrain_units = app-*.service\n",
+                  "heald.ini:2: [commands] drain_units: \"app-*.service\" must be a unit name with its type suffix, like "
+                  "nginx.service" },
+                { "[commands]\nverify_timeout = 2h\n", "heald.ini:2: [commands] verify_timeout: must be between 1s and 1h" },
+                { "[commands]\nallow = ping\nallow = reboot\n",
+                  "heald.ini:3: [commands] allow: duplicate key (first set on line 2)" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_load_error(cases[i].text, -EINVAL, cases[i].message);
+
+        /* lists are printed joined by ", ", and that must fit a line too */
+        char senders[256] = "[commands]\nallowed_senders = a";
+        for (int i = 0; i < 60; i++)
+                strcat(senders, ",a");
+        strcat(senders, "\n");
+        assert_load_error(senders, -EINVAL,
+                          "heald.ini:2: [commands] allowed_senders: too long as written back (at most 176 bytes, items "
+                          "joined by \", \")");
+}
+
+/* One check of each type with only the keys it needs: every default. */
+static void test_check_defaults(void **state) {
+        (void) state;
+        _cleanup_(config_freep) Config *c = load_ok(
+                "[check nginx]\ntype = unit\nunit = nginx.service\n"
+                "[check web]\ntype = http\nurl = http://127.0.0.1/health\n"
+                "[check redis]\ntype = tcp\nhost = 127.0.0.1\nport = 6379\n"
+                "[check root]\ntype = disk\npath = /\nmax_inodes_percent = 95\n"
+                "[check mem]\ntype = memory\nmin_available_percent = 10\n"
+                "[check load]\ntype = load\nmax_load_per_cpu = 2.5\n"
+                "[check heartbeat]\ntype = file_age\npath = /run/app/heartbeat\nmax_age = 2m\n"
+                "[check oom]\ntype = journal\npattern = Out of memory\n"
+                "[check script]\ntype = exec\ncommand = /bin/true\n");
+        static const struct {
+                const char *name;
+                CheckType type;
+                unsigned fail_after;
+        } expected[] = {
+                { "nginx", CHECK_UNIT, 1 },    { "web", CHECK_HTTP, 3 },      { "redis", CHECK_TCP, 3 },
+                { "root", CHECK_DISK, 3 },     { "mem", CHECK_MEMORY, 3 },    { "load", CHECK_LOAD, 3 },
+                { "heartbeat", CHECK_FILE_AGE, 1 }, { "oom", CHECK_JOURNAL, 1 }, { "script", CHECK_EXEC, 3 },
+        };
+
+        assert_int_equal(c->n_checks, ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                const CheckConfig *cc = &c->checks[i];
+                assert_string_equal(cc->name, expected[i].name);
+                assert_ptr_equal(config_find_check(c, expected[i].name), cc);
+                assert_int_equal(cc->type, expected[i].type);
+                assert_int_equal(cc->fail_after, expected[i].fail_after);
+                assert_int_equal(cc->recover_after, 1);
+                assert_int_equal(cc->action, CHECK_ACTION_NONE);
+                assert_null(cc->action_unit);
+                assert_null(cc->action_command);
+                assert_int_equal(cc->max_actions, 3);
+                assert_int_equal(cc->action_window, 10 * USEC_PER_MINUTE);
+                assert_int_equal(cc->verify_timeout, 60 * USEC_PER_SEC);
+                assert_null(cc->after);
+                bool polled = cc->type != CHECK_UNIT && cc->type != CHECK_JOURNAL;
+                assert_int_equal(cc->interval, 10 * USEC_PER_SEC);
+                assert_int_equal(cc->timeout, polled ? 5 * USEC_PER_SEC : 0);
+                assert_int_equal(cc->expect_status_min, cc->type == CHECK_HTTP ? 200 : 0);
+                assert_int_equal(cc->expect_status_max, cc->type == CHECK_HTTP ? 399 : 0);
+        }
+        assert_int_equal(c->checks[0].line, 1);
+        assert_int_equal(c->checks[1].line, 4);
+        assert_string_equal(c->checks[0].unit, "nginx.service");
+        assert_string_equal(c->checks[1].url, "http://127.0.0.1/health");
+        assert_null(c->checks[1].expect_body);
+        assert_string_equal(c->checks[2].host, "127.0.0.1");
+        assert_int_equal(c->checks[2].port, 6379);
+        assert_string_equal(c->checks[3].path, "/");
+        assert_true(c->checks[3].max_used_percent < 0);
+        assert_true(c->checks[3].max_inodes_percent == 95);
+        assert_true(c->checks[4].min_available_percent == 10);
+        assert_true(c->checks[4].max_swap_percent < 0);
+        assert_true(c->checks[5].max_load_per_cpu == 2.5);
+        assert_string_equal(c->checks[6].path, "/run/app/heartbeat");
+        assert_int_equal(c->checks[6].max_age, 2 * USEC_PER_MINUTE);
+        assert_null(c->checks[7].match);
+        assert_string_equal(c->checks[7].pattern, "Out of memory");
+        assert_strv(c->checks[8].command, "/bin/true");
+        /* unused fields of other types stay unset */
+        assert_null(c->checks[0].url);
+        assert_int_equal(c->checks[0].port, 0);
+        assert_true(c->checks[0].max_used_percent < 0 && c->checks[0].max_load_per_cpu < 0);
+        assert_int_equal(c->checks[0].max_age, 0);
+
+        assert_string_equal(check_type_to_string(CHECK_FILE_AGE), "file_age");
+        assert_null(check_type_to_string(_CHECK_TYPE_MAX));
+        assert_string_equal(check_action_to_string(CHECK_ACTION_RESTART_UNIT), "restart-unit");
+        assert_string_equal(check_action_to_string(CHECK_ACTION_REQUEST), "request");
+        assert_null(check_action_to_string(_CHECK_ACTION_MAX));
+}
+
+static void test_check_keys(void **state) {
+        (void) state;
+        _cleanup_(config_freep) Config *c = load_ok(
+                "[check app]\n"
+                "unit = app.service ; keys in any order\n"
+                "type = unit\n"
+                "fail_after = 2\n"
+                "recover_after = 5\n"
+                "action = restart-unit\n"
+                "max_actions = 100\n"
+                "action_window = 168h\n"
+                "verify_timeout = 1h\n"
+                "[check web]\n"
+                "type = http\n"
+                "interval = 30s\n"
+                "timeout = 29999ms\n"
+                "url = https://example.com/health?x=1\n"
+                "expect_status = 200-299\n"
+                "expect_body = \"status\":\"ok\"\n"
+                "after = app\n"
+                "action = restart-unit\n"
+                "action_unit = nginx.service\n"
+                "[check api]\n"
+                "type = http\n"
+                "url = http://localhost:8080/\n"
+                "expect_status = 204\n"
+                "action = request\n"
+                "[check root]\n"
+                "type = disk\n"
+                "path = /var\n"
+                "max_used_percent = 90.125\n"
+                "max_inodes_percent = 0\n"
+                "action = exec\n"
+                "action_command = /bin/sh -c 'rm -f /var/tmp/*.old'\n"
+                "[check mem]\n"
+                "type = memory\n"
+                "min_available_percent = 100\n"
+                "max_swap_percent = 50.5\n"
+                "[check kernel]\n"
+                "type = journal\n"
+                "match = _TRANSPORT=kernel SYSLOG_IDENTIFIER=kernel PRIORITY=3,4\n"
+                "pattern = (EXT4-fs error|I/O error|Out of memory: Killed process [0-9]+)\n");
+
+        const CheckConfig *app = config_find_check(c, "app"), *web = config_find_check(c, "web"),
+                          *api = config_find_check(c, "api"), *root = config_find_check(c, "root"),
+                          *mem = config_find_check(c, "mem"), *kernel = config_find_check(c, "kernel");
+        assert_non_null(app);
+        assert_int_equal(app->fail_after, 2);
+        assert_int_equal(app->recover_after, 5);
+        assert_int_equal(app->action, CHECK_ACTION_RESTART_UNIT);
+        assert_string_equal(app->action_unit, "app.service"); /* the check's unit by default */
+        assert_int_equal(app->max_actions, 100);
+        assert_int_equal(app->action_window, 7 * 24 * USEC_PER_HOUR);
+        assert_int_equal(app->verify_timeout, USEC_PER_HOUR);
+
+        assert_int_equal(web->interval, 30 * USEC_PER_SEC);
+        assert_int_equal(web->timeout, 29999 * USEC_PER_MSEC);
+        assert_string_equal(web->url, "https://example.com/health?x=1");
+        assert_int_equal(web->expect_status_min, 200);
+        assert_int_equal(web->expect_status_max, 299);
+        assert_string_equal(web->expect_body, "\"status\":\"ok\"");
+        assert_string_equal(web->after, "app");
+        assert_string_equal(web->action_unit, "nginx.service");
+
+        assert_int_equal(api->expect_status_min, 204);
+        assert_int_equal(api->expect_status_max, 204);
+        assert_int_equal(api->action, CHECK_ACTION_REQUEST);
+        assert_null(api->action_unit);
+
+        assert_true(root->max_used_percent == 90.125);
+        assert_true(root->max_inodes_percent == 0);
+        assert_int_equal(root->action, CHECK_ACTION_EXEC);
+        assert_strv(root->action_command, "/bin/sh|-c|rm -f /var/tmp/*.old");
+
+        assert_true(mem->min_available_percent == 100);
+        assert_true(mem->max_swap_percent == 50.5);
+
+        assert_strv(kernel->match, "_TRANSPORT=kernel|SYSLOG_IDENTIFIER=kernel|PRIORITY=3,4");
+        assert_string_equal(kernel->pattern, "(EXT4-fs error|I/O error|Out of memory: Killed process [0-9]+)");
+}
+
+static void test_check_errors(void **state) {
+        (void) state;
+        static const struct {
+                const char *text;
+                const char *message;
+        } cases[] = {
+                /* sections */
+                { "[check]\ntype = unit\n", "heald.ini:1: [check]: a check section needs a name, as in [check NAME]" },
+                { "[check ]\n", "heald.ini:1: [check ]: a check name is 1 to 64 letters, digits, '-', '_' or '.'" },
+                { "[check web/1]\n", "heald.ini:1: [check web/1]: a check name is 1 to 64 letters, digits, '-', '_' or '.'" },
+                { "[check a b]\n", "heald.ini:1: [check a b]: a check name is 1 to 64 letters, digits, '-', '_' or '.'" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\n\n[check x]\ntype = load\n",
+                  "heald.ini:5: [check x]: duplicate check (first defined on line 1)" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\n[agent]\n[check x]\n",
+                  "heald.ini:5: [check x]: duplicate check (first defined on line 1)" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\ntype = load\n",
+                  "heald.ini:4: [check x] type: duplicate key (first set on line 2)" },
+                { "[check x]\ntype = load\nmax_load = 1\n", "heald.ini:3: [check x] max_load: unknown key" },
+                /* type */
+                { "[agent]\n[check web]\ntype = systemd\n",
+                  "heald.ini:3: [check web] type: must be one of unit, http, tcp, disk, memory, load, file_age, journal, exec" },
+                { "[check web]\ntype =\n", "heald.ini:2: [check web] type: must not be empty" },
+                { "[check web]\nurl = http://x/\n\n[agent]\n",
+                  "heald.ini:1: [check web] type: required (unit, http, tcp, disk, memory, load, file_age, journal or exec)" },
+                { "[check web]\n", "heald.ini:1: [check web] type: required (unit, http, tcp, disk, memory, load, file_age, "
+                                   "journal or exec)" },
+                /* keys of another type, at their line */
+                { "[check web]\ntype = http\nurl = http://x/\nmax_age = 5m\n",
+                  "heald.ini:4: [check web] max_age: not a key of type http" },
+                { "[check web]\nmax_age = 5m\nurl = http://x/\ntype = http\n",
+                  "heald.ini:2: [check web] max_age: not a key of type http" },
+                { "[check u]\ntype = unit\nunit = a.service\ntimeout = 5s\n",
+                  "heald.ini:4: [check u] timeout: not a key of type unit" },
+                { "[check j]\ntype = journal\npattern = x\ntimeout = 5s\n",
+                  "heald.ini:4: [check j] timeout: not a key of type journal" },
+                /* required per type, at the header or at an empty key */
+                { "[agent]\n[check u]\ntype = unit\n", "heald.ini:2: [check u] unit: required for type unit" },
+                { "[check web]\ntype = http\n", "heald.ini:1: [check web] url: required for type http" },
+                { "[check web]\ntype = http\nurl =\n", "heald.ini:3: [check web] url: required for type http" },
+                { "[check t]\ntype = tcp\nport = 22\n", "heald.ini:1: [check t] host: required for type tcp" },
+                { "[check t]\ntype = tcp\nhost = ::1\n", "heald.ini:1: [check t] port: required for type tcp" },
+                { "[check d]\ntype = disk\nmax_used_percent = 90\n", "heald.ini:1: [check d] path: required for type disk" },
+                { "[check d]\ntype = disk\npath = /\n",
+                  "heald.ini:1: [check d] max_used_percent: required for type disk (or max_inodes_percent)" },
+                { "[check d]\ntype = disk\npath = /\nmax_used_percent =\n",
+                  "heald.ini:1: [check d] max_used_percent: required for type disk (or max_inodes_percent)" },
+                { "[check m]\ntype = memory\nmax_swap_percent = 10\n",
+                  "heald.ini:1: [check m] min_available_percent: required for type memory" },
+                { "[check l]\ntype = load\n", "heald.ini:1: [check l] max_load_per_cpu: required for type load" },
+                { "[check f]\ntype = file_age\npath = /x\n", "heald.ini:1: [check f] max_age: required for type file_age" },
+                { "[check f]\ntype = file_age\nmax_age = 1m\n", "heald.ini:1: [check f] path: required for type file_age" },
+                { "[check j]\ntype = journal\nmatch = _TRANSPORT=kernel\n",
+                  "heald.ini:1: [check j] pattern: required for type journal" },
+                { "[check e]\ntype = exec\n", "heald.ini:1: [check e] command: required for type exec" },
+                /* values */
+                { "[check u]\ntype = unit\nunit = nginx\n",
+                  "heald.ini:3: [check u] unit: must be a unit name with its type suffix, like nginx.service" },
+                { "[check u]\ntype = unit\nunit = app-*.service\n",
+                  "heald.ini:3: [check u] unit: must be a unit name with its type suffix, like nginx.service" },
+                { "[check u]\ntype = unit\nunit = .service\n",
+                  "heald.ini:3: [check u] unit: must be a unit name with its type suffix, like nginx.service" },
+                { "[check h]\ntype = http\nurl = localhost/health\n",
+                  "heald.ini:3: [check h] url: must be an http:// or https:// URL with a host" },
+                { "[check h]\ntype = http\nurl = http://x/\nexpect_status = 2xx\n",
+                  "heald.ini:4: [check h] expect_status: must be a status code or a range like 200 or 200-299, within 100-599" },
+                { "[check h]\ntype = http\nurl = http://x/\nexpect_status = 300-200\n",
+                  "heald.ini:4: [check h] expect_status: must be a status code or a range like 200 or 200-299, within 100-599" },
+                { "[check h]\ntype = http\nurl = http://x/\nexpect_status = 99\n",
+                  "heald.ini:4: [check h] expect_status: must be a status code or a range like 200 or 200-299, within 100-599" },
+                { "[check h]\ntype = http\nurl = http://x/\nexpect_status = 200-600\n",
+                  "heald.ini:4: [check h] expect_status: must be a status code or a range like 200 or 200-299, within 100-599" },
+                { "[check h]\ntype = http\nurl = http://x/\nexpect_status =\n",
+                  "heald.ini:4: [check h] expect_status: missing value (delete the line to get the default)" },
+                { "[check t]\ntype = tcp\nhost = a b\nport = 1\n", "heald.ini:3: [check t] host: must be a host name or an IP address" },
+                { "[check t]\ntype = tcp\nhost = h\nport = 0\n", "heald.ini:4: [check t] port: must be between 1 and 65535" },
+                { "[check t]\ntype = tcp\nhost = h\nport = 65536\n", "heald.ini:4: [check t] port: must be between 1 and 65535" },
+                { "[check t]\ntype = tcp\nhost = h\nport = http\n", "heald.ini:4: [check t] port: not a whole number" },
+                { "[check d]\ntype = disk\npath = var\nmax_used_percent = 1\n",
+                  "heald.ini:3: [check d] path: must be an absolute path" },
+                { "[check d]\ntype = disk\npath = /\nmax_used_percent = 100.001\n",
+                  "heald.ini:4: [check d] max_used_percent: must be between 0 and 100" },
+                { "[check d]\ntype = disk\npath = /\nmax_used_percent = 90.1234\n",
+                  "heald.ini:4: [check d] max_used_percent: not a number (write e.g. 90 or 92.5, at most 3 decimals)" },
+                { "[check d]\ntype = disk\npath = /\nmax_used_percent = 90%\n",
+                  "heald.ini:4: [check d] max_used_percent: not a number (write e.g. 90 or 92.5, at most 3 decimals)" },
+                { "[check d]\ntype = disk\npath = /\nmax_inodes_percent = .5\n",
+                  "heald.ini:4: [check d] max_inodes_percent: not a number (write e.g. 90 or 92.5, at most 3 decimals)" },
+                { "[check d]\ntype = disk\npath = /\nmax_inodes_percent = 5.\n",
+                  "heald.ini:4: [check d] max_inodes_percent: not a number (write e.g. 90 or 92.5, at most 3 decimals)" },
+                { "[check d]\ntype = disk\npath = /\nmax_inodes_percent = -1\n",
+                  "heald.ini:4: [check d] max_inodes_percent: not a number (write e.g. 90 or 92.5, at most 3 decimals)" },
+                { "[check m]\ntype = memory\nmin_available_percent = 1e2\n",
+                  "heald.ini:3: [check m] min_available_percent: not a number (write e.g. 90 or 92.5, at most 3 decimals)" },
+                { "[check l]\ntype = load\nmax_load_per_cpu = 0\n",
+                  "heald.ini:3: [check l] max_load_per_cpu: must be between 0.001 and 1000" },
+                { "[check l]\ntype = load\nmax_load_per_cpu = 1000.5\n",
+                  "heald.ini:3: [check l] max_load_per_cpu: must be between 0.001 and 1000" },
+                { "[check f]\ntype = file_age\npath = /x\nmax_age = 0\n",
+                  "heald.ini:4: [check f] max_age: must be between 1s and 8760h" },
+                { "[check j]\ntype = journal\npattern = x\nmatch = _TRANSPORT\n",
+                  "heald.ini:4: [check j] match: \"_TRANSPORT\" must be FIELD=value, FIELD in uppercase letters, digits and _" },
+                { "[check j]\ntype = journal\npattern = x\nmatch = _transport=kernel\n",
+                  "heald.ini:4: [check j] match: \"_transport=kernel\" must be FIELD=value, FIELD in uppercase letters, "
+                  "digits and _" },
+                { "[check j]\ntype = journal\npattern = x\nmatch = 1FIELD=x\n",
+                  "heald.ini:4: [check j] match: \"1FIELD=x\" must be FIELD=value, FIELD in uppercase letters, digits and _" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\ninterval = 500ms\n",
+                  "heald.ini:4: [check x] interval: must be between 1s and 24h" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\ntimeout = 50ms\n",
+                  "heald.ini:4: [check x] timeout: must be between 100ms and 10m" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\nfail_after = 0\n",
+                  "heald.ini:4: [check x] fail_after: must be between 1 and 100" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\nfail_after =\n",
+                  "heald.ini:4: [check x] fail_after: missing value (delete the line to get the default)" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\nrecover_after = 101\n",
+                  "heald.ini:4: [check x] recover_after: must be between 1 and 100" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\nmax_actions = 0\n",
+                  "heald.ini:4: [check x] max_actions: must be between 1 and 100" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction_window = 59s\n",
+                  "heald.ini:4: [check x] action_window: must be between 1m and 168h" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\nverify_timeout = 61m\n",
+                  "heald.ini:4: [check x] verify_timeout: must be between 1s and 1h" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction = reboot\n",
+                  "heald.ini:4: [check x] action: must be one of none, restart-unit, start-unit, stop-unit, exec, request" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\nafter = a b\n",
+                  "heald.ini:4: [check x] after: must be the name of a check (letters, digits, '-', '_', '.')" },
+                /* timeout below interval, at the later of the two lines */
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\ninterval = 5s\n",
+                  "heald.ini:4: [check x] timeout: must be less than interval" },
+                { "[check x]\ntype = load\ntimeout = 20s\nmax_load_per_cpu = 1\n",
+                  "heald.ini:3: [check x] timeout: must be less than interval" },
+                { "[check x]\ntype = load\ntimeout = 2s\ninterval = 2s\nmax_load_per_cpu = 1\n",
+                  "heald.ini:4: [check x] timeout: must be less than interval" },
+                /* actions */
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction = restart-unit\n",
+                  "heald.ini:1: [check x] action_unit: required for action restart-unit" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction = stop-unit\naction_unit = app\n",
+                  "heald.ini:5: [check x] action_unit: must be a unit name with its type suffix, like nginx.service" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction_unit = app.service\n",
+                  "heald.ini:4: [check x] action_unit: only used with action restart-unit, start-unit or stop-unit" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction = exec\n",
+                  "heald.ini:1: [check x] action_command: required for action exec" },
+                { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction = request\naction_command = /bin/true\n",
+                  "heald.ini:5: [check x] action_command: only used with action exec" },
+                /* the first error wins, even one found when the section ends */
+                { "[check x]\ntype = http\n[agent]\nfoo = 1\n", "heald.ini:1: [check x] url: required for type http" },
+                { "[check x]\ntype = http\nfoo = 1\n", "heald.ini:3: [check x] foo: unknown key" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_load_error(cases[i].text, -EINVAL, cases[i].message);
+
+        /* names up to 64 characters, longer than inih's section buffer */
+        static const char name64[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
+        char text[256];
+        assert_int_equal(strlen(name64), 64);
+        snprintf(text, sizeof text, "[check %s]\ntype = load\nmax_load_per_cpu = 1\n", name64);
+        _cleanup_(config_freep) Config *c = load_ok(text);
+        assert_string_equal(c->checks[0].name, name64);
+        snprintf(text, sizeof text, "[check %s]\ntype = load\nmax_load_per_cpu = 1\nfoo = 1\n", name64);
+        char expected[256];
+        snprintf(expected, sizeof expected, "heald.ini:4: [check %s] foo: unknown key", name64);
+        assert_load_error(text, -EINVAL, expected);
+        snprintf(text, sizeof text, "[check %s.]\n", name64);
+        snprintf(expected, sizeof expected, "heald.ini:1: [check %s.]: a check name is 1 to 64 letters, digits, '-', '_' or '.'",
+                 name64);
+        assert_load_error(text, -EINVAL, expected);
+}
+
+static void test_check_command(void **state) {
+        (void) state;
+        static const struct {
+                const char *value;
+                const char *argv; /* joined by '|' */
+        } good[] = {
+                { "/bin/true", "/bin/true" },
+                { "/bin/sh  -c   'exit 3'", "/bin/sh|-c|exit 3" },
+                { "/bin/sh -c \"echo 'hi there'\"", "/bin/sh|-c|echo 'hi there'" },
+                { "/bin/echo a\"b c\"d 'e'\"'\"f", "/bin/echo|ab cd|e'f" },
+                { "/bin/echo '' \"\" x", "/bin/echo|||x" },
+                { "/bin/echo $HOME ~ *", "/bin/echo|$HOME|~|*" }, /* no expansion */
+                { "'/bin/echo' \\n", "/bin/echo|\\n" },           /* no escapes */
+                { "/bin/echo a;b", "/bin/echo|a;b" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                char text[256];
+                snprintf(text, sizeof text, "[check e]\ntype = exec\ncommand = %s\naction = exec\naction_command = %s\n",
+                         good[i].value, good[i].value);
+                _cleanup_(config_freep) Config *c = load_ok(text);
+                assert_strv(c->checks[0].command, good[i].argv);
+                assert_strv(c->checks[0].action_command, good[i].argv);
+
+                /* and back, quoted so that it reads the same */
+                _cleanup_free_ char *printed = print_to_string(c);
+                _cleanup_(config_freep) Config *again = load_ok(printed);
+                assert_strv(again->checks[0].command, good[i].argv);
+        }
+
+        static const struct {
+                const char *value;
+                const char *message;
+        } bad[] = {
+                { "true", "heald.ini:3: [check e] command: true: the program must be an absolute path (no PATH lookup)" },
+                { "/nonexistent/check.sh --fast", "heald.ini:3: [check e] command: /nonexistent/check.sh: No such file or directory" },
+                { "/etc/passwd", "heald.ini:3: [check e] command: /etc/passwd: not an executable file" },
+                { "/tmp", "heald.ini:3: [check e] command: /tmp: not an executable file" },
+                { "/bin/sh -c 'exit 1", "heald.ini:3: [check e] command: unterminated quote" },
+                { "/bin/sh -c \"exit 1'", "heald.ini:3: [check e] command: unterminated quote" },
+                { "''", "heald.ini:3: [check e] command: : the program must be an absolute path (no PATH lookup)" },
+                { "/bin/sh\t-c", "heald.ini:3: [check e] command: must not contain control characters" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char text[256];
+                snprintf(text, sizeof text, "[check e]\ntype = exec\ncommand = %s\n", bad[i].value);
+                assert_load_error(text, -EINVAL, bad[i].message);
+        }
+        /* " ;" starts a comment, so it cannot be inside quotes either */
+        assert_load_error("[check e]\ntype = exec\ncommand = /bin/sh -c 'a ;b'\n", -EINVAL,
+                          "heald.ini:3: [check e] command: unterminated quote");
+}
+
+static void test_check_pattern(void **state) {
+        (void) state;
+        static const struct {
+                const char *pattern;
+                const char *message;
+        } bad[] = {
+                { "(EXT4-fs error", "heald.ini:4: [check k] pattern: not a valid extended regular expression: Unmatched ( or \\(" },
+                { "[z-a]", "heald.ini:4: [check k] pattern: not a valid extended regular expression: Invalid range end" },
+                { "*oops", "heald.ini:4: [check k] pattern: not a valid extended regular expression: Invalid preceding "
+                           "regular expression" },
+                { "a{2,1}", "heald.ini:4: [check k] pattern: not a valid extended regular expression: Invalid content of "
+                            "\\{\\}" },
+                /* regcomp() would copy these into millions of nodes */
+                { "x++++++++++", "heald.ini:4: [check k] pattern: too complex (its repetitions expand to more than 1000 elements)" },
+                { "((((((((((x+)+)+)+)+)+)+)+)+)+)", "heald.ini:4: [check k] pattern: too complex (its repetitions expand to "
+                                                     "more than 1000 elements)" },
+                { "(a{100}){100}", "heald.ini:4: [check k] pattern: too complex (its repetitions expand to more than 1000 "
+                                   "elements)" },
+                { "()++++++++++", "heald.ini:4: [check k] pattern: too complex (its repetitions expand to more than 1000 "
+                                  "elements)" },
+                { "x)+++++++++++", "heald.ini:4: [check k] pattern: too complex (its repetitions expand to more than 1000 "
+                                   "elements)" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char text[256];
+                snprintf(text, sizeof text, "[check k]\ntype = journal\nmatch = _TRANSPORT=kernel\npattern = %s\n",
+                         bad[i].pattern);
+                assert_load_error(text, -EINVAL, bad[i].message);
+        }
+        _cleanup_(config_freep) Config *c = load_ok("[check k]\ntype = journal\npattern = ^I/O error, dev [a-z]+, sector\n");
+        assert_string_equal(c->checks[0].pattern, "^I/O error, dev [a-z]+, sector");
+        _cleanup_(config_freep) Config *bounded = load_ok(
+                "[check k]\ntype = journal\npattern = [0-9a-f]{64}|[]a-z[:digit:]]+ at [0-9]{1,3}\\.[0-9]{1,3}(\\.[0-9]*)?\n");
+        assert_string_equal(bounded->checks[0].pattern, "[0-9a-f]{64}|[]a-z[:digit:]]+ at [0-9]{1,3}\\.[0-9]{1,3}(\\.[0-9]*)?");
+}
+
+static void test_check_after(void **state) {
+        (void) state;
+        _cleanup_(config_freep) Config *c = load_ok(
+                "[check web]\ntype = http\nurl = http://x/\nafter = nginx ; declared later: fine\n"
+                "[check nginx]\ntype = unit\nunit = nginx.service\nafter = net\n"
+                "[check net]\ntype = tcp\nhost = 10.0.0.1\nport = 53\n");
+        assert_string_equal(c->checks[0].after, "nginx");
+        assert_string_equal(c->checks[1].after, "net");
+        assert_null(c->checks[2].after);
+
+        assert_load_error("[check web]\ntype = http\nurl = http://x/\nafter = nginx\n", -EINVAL,
+                          "heald.ini:4: [check web] after: no check named \"nginx\"");
+        assert_load_error("[check a]\ntype = load\nmax_load_per_cpu = 1\n"
+                          "[check web]\ntype = http\nafter = ngnix\nurl = http://x/\n"
+                          "[check nginx]\ntype = unit\nunit = nginx.service\n",
+                          -EINVAL, "heald.ini:6: [check web] after: no check named \"ngnix\"");
+        assert_load_error("[check a]\ntype = load\nmax_load_per_cpu = 1\nafter = a\n", -EINVAL,
+                          "heald.ini:4: [check a] after: dependency cycle (a -> a)");
+        assert_load_error("[check a]\ntype = load\nmax_load_per_cpu = 1\nafter = b\n"
+                          "[check b]\ntype = load\nmax_load_per_cpu = 1\nafter = a\n",
+                          -EINVAL, "heald.ini:4: [check a] after: dependency cycle (a -> b -> a)");
+        /* a chain into a cycle: reported at the first check on the cycle itself */
+        assert_load_error("[check x]\ntype = load\nmax_load_per_cpu = 1\nafter = a\n"
+                          "[check a]\ntype = load\nmax_load_per_cpu = 1\nafter = b\n"
+                          "[check b]\ntype = load\nmax_load_per_cpu = 1\nafter = c\n"
+                          "[check c]\ntype = load\nmax_load_per_cpu = 1\nafter = a\n",
+                          -EINVAL, "heald.ini:8: [check a] after: dependency cycle (a -> b -> c -> a)");
+}
+
+static void test_too_many_checks(void **state) {
+        (void) state;
+        size_t size = 1001 * 64 + 1, len = 0;
+        _cleanup_free_ char *text = malloc(size);
+        assert_non_null(text);
+        for (int i = 0; i < 1001; i++)
+                len += (size_t) snprintf(text + len, size - len, "[check c%d]\ntype = load\nmax_load_per_cpu = 1\n", i);
+        assert_load_error(text, -EINVAL, "heald.ini:3001: [check c1000]: too many checks (at most 1000)");
+        text[strlen(text) - strlen("[check c1000]\ntype = load\nmax_load_per_cpu = 1\n")] = 0;
+        _cleanup_(config_freep) Config *c = load_ok(text);
+        assert_int_equal(c->n_checks, 1000);
 }
 
 static void write_temp(char path[static 64], const void *data, size_t len) {
@@ -477,6 +1159,47 @@ static void test_example_config(void **state) {
         assert_same_config(example, defaults);
 }
 
+/* Every file in config/examples/ loads, and prints to the same configuration. */
+static void test_example_files(void **state) {
+        (void) state;
+        DIR *d = opendir("config/examples");
+        struct dirent *de;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char path[512];
+                size_t len = strlen(de->d_name);
+                if (len < 5 || strcmp(de->d_name + len - 4, ".ini") != 0)
+                        continue;
+                snprintf(path, sizeof path, "config/examples/%s", de->d_name);
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *error = NULL;
+                if (config_load_file(path, &c, &error) < 0)
+                        fail_msg("%s", error ?: "out of memory");
+                _cleanup_free_ char *printed = print_to_string(c);
+                _cleanup_(config_freep) Config *again = load_ok(printed);
+                assert_same_config(c, again);
+                n++;
+        }
+        closedir(d);
+        assert_true(n >= 2);
+
+        _cleanup_(config_freep) Config *checks = NULL;
+        assert_int_equal(config_load_file("config/examples/checks.ini", &checks, NULL), 0);
+        assert_true(checks->n_checks >= 8);
+        for (CheckType t = 0; t < _CHECK_TYPE_MAX; t++) {
+                bool found = false;
+                for (size_t i = 0; i < checks->n_checks; i++)
+                        found = found || checks->checks[i].type == t;
+                if (!found)
+                        fail_msg("config/examples/checks.ini has no check of type %s", check_type_to_string(t));
+        }
+        _cleanup_(config_freep) Config *commands = NULL;
+        assert_int_equal(config_load_file("config/examples/commands.ini", &commands, NULL), 0);
+        assert_non_null(commands->queue_url);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_empty_is_defaults),
@@ -487,10 +1210,19 @@ int main(void) {
                 cmocka_unit_test(test_durations),
                 cmocka_unit_test(test_sizes),
                 cmocka_unit_test(test_bools),
+                cmocka_unit_test(test_command_channel),
+                cmocka_unit_test(test_check_defaults),
+                cmocka_unit_test(test_check_keys),
+                cmocka_unit_test(test_check_errors),
+                cmocka_unit_test(test_check_command),
+                cmocka_unit_test(test_check_pattern),
+                cmocka_unit_test(test_check_after),
+                cmocka_unit_test(test_too_many_checks),
                 cmocka_unit_test(test_print_round_trip),
                 cmocka_unit_test(test_service_endpoint),
                 cmocka_unit_test(test_files),
                 cmocka_unit_test(test_example_config),
+                cmocka_unit_test(test_example_files),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
