@@ -1,6 +1,8 @@
 /* outbox.c: durable outbox: append-only segment files, an ack log of removals, an id index in memory. */
 #include "outbox.h"
 
+#include <assert.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -581,6 +583,8 @@ static int outbox_make_room(Outbox *o, uint64_t need) {
                         n++;
                         freed += HEADER_SIZE + o->entries[i].len;
                 }
+        if (n == 0)
+                return 0;
         _cleanup_free_ size_t *idx = malloc(n * sizeof *idx);
         if (!idx)
                 return -ENOMEM;
@@ -655,8 +659,8 @@ static int ack_log_load(Outbox *o, AckReplay *a, OutboxOpenReport *report) {
         _cleanup_close_ int fd = openat(o->dir_fd, ACK_LOG_NAME, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
-        uint8_t *map;
-        size_t size, tail;
+        uint8_t *map = NULL;
+        size_t size = 0, tail = 0;
         int r = file_map(fd, &map, &size);
         if (r < 0)
                 return r;
@@ -705,13 +709,13 @@ static int segment_load(Outbox *o, uint64_t name, const AckReplay *acks, OutboxO
         _cleanup_close_ int fd = openat(o->dir_fd, file, O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        uint8_t *map;
-        size_t size, tail;
+        uint8_t *map = NULL;
+        size_t size = 0, tail = 0;
         int r = file_map(fd, &map, &size);
         if (r < 0)
                 return r;
 
-        Segment *s;
+        Segment *s = NULL;
         r = segments_add(o, name, &s);
         if (r >= 0)
                 r = records_scan(map, size, file, segment_load_record,
@@ -929,11 +933,11 @@ static int segment_start(Outbox *o, uint64_t name) {
         _cleanup_close_ int fd = openat(o->dir_fd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
-        Segment *s;
+        Segment *s = NULL;
         int r = fsync(o->dir_fd) < 0 ? -errno : segments_add(o, name, &s);
-        if (r < 0) {
+        if (r < 0 || !s) {
                 (void) unlinkat(o->dir_fd, file, 0);
-                return r;
+                return r < 0 ? r : -EIO;
         }
         s->fd = TAKE_FD(fd);
         o->active = s;
@@ -977,6 +981,7 @@ int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_
                 }
 
                 Segment *s = o->active;
+                assert(s); /* segment_start() succeeded or we jumped to fail */
                 uint64_t id = o->next_id++; /* consumed even if this fails: ids are never reused */
                 uint8_t header[HEADER_SIZE];
                 header_encode(header, RECORD_EVENT, id, records[i].iov_base, records[i].iov_len);
@@ -1076,6 +1081,8 @@ int outbox_read(const Outbox *o, uint64_t id, char **ret_data, size_t *ret_len) 
 static int outbox_remove_ids(Outbox *o, const uint64_t *ids, size_t n, bool sync) {
         if (!o || (n > 0 && !ids) || n > INT_MAX)
                 return -EINVAL;
+        if (n == 0)
+                return 0;
         if (n == 0)
                 return 0;
         _cleanup_free_ size_t *idx = malloc(n * sizeof *idx);

@@ -182,7 +182,7 @@ static int parse_entry(const cJSON *item, size_t i, EventBridgeEntryResult *ret,
 
 int eventbridge_parse_response(const char *body, size_t len, size_t n_sent, EventBridgeEntryResult *results,
                                char **ret_error) {
-        EventBridgeEntryResult parsed[EVENTBRIDGE_MAX_ENTRIES];
+        EventBridgeEntryResult parsed[EVENTBRIDGE_MAX_ENTRIES] = {};
         _cleanup_cjson_ cJSON *root = NULL;
         size_t n_failed = 0;
         int r;

@@ -46,7 +46,7 @@ int check_result_set_output(CheckResult *r, const char *data, size_t len, bool t
         if (truncated) {
                 codec_escape_copy(out, CHECK_OUTPUT_MAX - 3, data, len);
                 if (!ends_with_ellipsis(out))
-                        strcat(out, "...");
+                        memcpy(out + strlen(out), "...", 4); /* the copy left room for it */
         } else
                 codec_escape_copy(out, CHECK_OUTPUT_MAX, data, len);
         free(r->output);
