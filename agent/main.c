@@ -9,6 +9,7 @@
 #include "control.h"
 #include "log.h"
 #include "manager.h"
+#include "polkit.h"
 
 static void help(void) {
         printf("Usage: heald [--config FILE]                 run the agent in the foreground\n"
@@ -17,6 +18,9 @@ static void help(void) {
                "                                             publish one event now; exit 0 only if accepted\n"
                "       heald status [--config FILE] [--json] every check's state, from the running daemon\n"
                "       heald reset [--config FILE] CHECK     clear a check's escalation and action budget\n"
+               "       heald polkit-rules [--config FILE] [--output FILE]\n"
+               "                                             the polkit rule letting user " POLKIT_USER_DEFAULT " manage the\n"
+               "                                             configured units (stdout, or FILE atomically)\n"
                "       heald --version | --help\n"
                "\n"
                "Default configuration: " CONFIG_DEFAULT_PATH ". See heald(8) and heald.ini(5).\n");
@@ -49,9 +53,48 @@ static void print_status(const cJSON *st) {
                        json_str(c, "last_action_result"));
 }
 
-/* heald status / heald reset: ask the running daemon over its control socket. */
-static int run_control(const Config *config, const char *request, bool json) {
-        const char *sock = config->control_socket ? config->control_socket : CONTROL_SOCKET_DEFAULT;
+/* [agent] control_socket read leniently, for a file that does not load (see run_control).
+ * Returns a new string, or NULL for the default. */
+static char *control_socket_from_file(const char *path) {
+        _cleanup_free_ char *text = NULL;
+        if (read_file_full(path, 1024 * 1024, &text, NULL) < 0)
+                return NULL;
+        bool in_agent = false;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                line += strspn(line, " \t");
+                if (*line == '[') {
+                        in_agent = strncmp(line, "[agent]", 7) == 0;
+                        continue;
+                }
+                if (!in_agent || strncmp(line, "control_socket", 14) != 0)
+                        continue;
+                char *v = line + 14;
+                v += strspn(v, " \t");
+                if (*v != '=')
+                        continue;
+                v++;
+                v += strspn(v, " \t");
+                v[strcspn(v, " \t;#\r")] = 0;
+                return *v == '/' ? strdup(v) : NULL;
+        }
+        return NULL;
+}
+
+/* heald status / heald reset: ask the running daemon over its control socket. They must work
+ * when the file on disk was just broken (a reload was rejected and the daemon still runs the
+ * old configuration): then only control_socket is read from it. */
+static int run_control(const char *config_path, const char *request, bool json) {
+        _cleanup_(config_freep) Config *config = NULL;
+        _cleanup_free_ char *error = NULL, *lenient = NULL;
+        const char *sock;
+        if (config_load_file(config_path, &config, &error) >= 0)
+                sock = config->control_socket ? config->control_socket : CONTROL_SOCKET_DEFAULT;
+        else {
+                lenient = control_socket_from_file(config_path);
+                sock = lenient ? lenient : CONTROL_SOCKET_DEFAULT;
+                fprintf(stderr, "heald: note: %s does not load (%s); asking the daemon at %s anyway\n", config_path,
+                        error ? error : "out of memory", sock);
+        }
         _cleanup_free_ char *answer = NULL;
         int r = control_request(sock, request, &answer);
         if (r < 0) {
@@ -60,9 +103,9 @@ static int run_control(const Config *config, const char *request, bool json) {
                 return EX_UNAVAILABLE;
         }
         cJSON *o = cJSON_Parse(answer);
-        const char *error = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
-        if (!o || error) {
-                fprintf(stderr, "heald: %s\n", error ? error : "the daemon's answer is not JSON");
+        const char *refusal = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+        if (!o || refusal) {
+                fprintf(stderr, "heald: %s\n", refusal ? refusal : "the daemon's answer is not JSON");
                 cJSON_Delete(o);
                 return EXIT_FAILURE;
         }
@@ -73,6 +116,26 @@ static int run_control(const Config *config, const char *request, bool json) {
         else
                 print_status(o);
         cJSON_Delete(o);
+        return EXIT_SUCCESS;
+}
+
+/* heald polkit-rules: print or install the rule; warnings name configured units it never grants. */
+static int run_polkit_rules(const Config *config, const char *output) {
+        _cleanup_free_ char *rules = NULL, *warnings = NULL;
+        int r = polkit_rules_build(config, POLKIT_USER_DEFAULT, &rules, &warnings);
+        if (r < 0) {
+                fprintf(stderr, "heald: cannot build the polkit rule: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (warnings)
+                fputs(warnings, stderr);
+        if (!output)
+                return fputs(rules, stdout) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        r = polkit_rules_write(output, rules);
+        if (r < 0) {
+                fprintf(stderr, "heald: cannot write %s: %s\n", output, strerror(-r));
+                return EXIT_FAILURE;
+        }
         return EXIT_SUCCESS;
 }
 
@@ -89,9 +152,10 @@ int main(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { "json", no_argument, NULL, 'j' },
+                { "output", required_argument, NULL, 'o' },
                 {},
         };
-        const char *config_path = CONFIG_DEFAULT_PATH;
+        const char *config_path = CONFIG_DEFAULT_PATH, *output = NULL;
         bool json = false;
         int c;
         while ((c = getopt_long(argc, argv, "+c:hV", options, NULL)) >= 0)
@@ -111,10 +175,13 @@ int main(int argc, char *argv[]) {
 
         const char *verb = optind < argc ? argv[optind++] : NULL;
         /* Options may also follow the verb: "heald check-config --config F". */
-        while (verb && (c = getopt_long(argc, argv, "+c:hj", options, NULL)) >= 0)
+        while (verb && (c = getopt_long(argc, argv, "+c:hjo:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         config_path = optarg;
+                        break;
+                case 'o':
+                        output = optarg;
                         break;
                 case 'j':
                         json = true;
@@ -126,8 +193,8 @@ int main(int argc, char *argv[]) {
                         return EX_USAGE;
                 }
 
-        static const char *const verbs[] = { "check-config", "send-event", "status", "reset" };
-        static const int n_args[] = { 0, 2, 0, 1 };
+        static const char *const verbs[] = { "check-config", "send-event", "status", "reset", "polkit-rules" };
+        static const int n_args[] = { 0, 2, 0, 1, 0 };
         int v = -1;
         for (size_t i = 0; verb && i < ELEMENTSOF(verbs); i++)
                 if (strcmp(verb, verbs[i]) == 0)
@@ -142,6 +209,12 @@ int main(int argc, char *argv[]) {
                 return EX_USAGE;
         }
 
+        if (v == 2 || v == 3) {
+                char request[CONTROL_REQUEST_MAX];
+                snprintf(request, sizeof request, v == 2 ? "status" : "reset %s", v == 3 ? argv[optind] : "");
+                return run_control(config_path, request, json);
+        }
+
         Config *config = NULL;
         if (load_config(config_path, &config) < 0)
                 return EX_CONFIG;
@@ -150,10 +223,8 @@ int main(int argc, char *argv[]) {
                 config_free(config);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
-        if (v == 2 || v == 3) {
-                char request[CONTROL_REQUEST_MAX];
-                snprintf(request, sizeof request, v == 2 ? "status" : "reset %s", v == 3 ? argv[optind] : "");
-                int r = run_control(config, request, json);
+        if (v == 4) {
+                int r = run_polkit_rules(config, output);
                 config_free(config);
                 return r;
         }

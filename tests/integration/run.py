@@ -54,6 +54,11 @@ class LineResult(unittest.TestResult):
         super().addError(test, err)
         self._fail(test, self.errors[-1][1])
 
+    def addSubTest(self, test, subtest, err):  # noqa: N802
+        super().addSubTest(test, subtest, err)
+        if err is not None:  # a failed subtest fails its test: say so, count it
+            self._fail(subtest, self._exc_info_to_string(err, test))
+
     def _fail(self, test, detail: str) -> None:
         self._line(f"FAIL {self._name(test)} ({time.monotonic() - self._t0:.1f}s)")
         self.details.append((self._name(test), detail))
