@@ -87,6 +87,14 @@ fuzz: deps $(FUZZ_BINS)
 deps:
 	@packaging/install-deps.sh --if-missing
 
+# Packages (packaging/README.md): build/heald_VERSION_ARCH.deb and build/heald-VERSION.ARCH.rpm;
+# VERSION=x.y.z on the command line names another version.
+deb: $(BUILD)/heald
+	packaging/build-deb.sh $(VERSION) $(BUILD)
+
+rpm:
+	packaging/build-rpm.sh $(VERSION) $(BUILD)
+
 check: deps
 	$(MAKE) all unit $(REPLAY_BINS)
 	tests/run-all.sh

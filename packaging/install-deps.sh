@@ -6,7 +6,8 @@ set -euo pipefail
 DEBS=(gcc make pkg-config git ca-certificates
       libcurl4-openssl-dev libssl-dev libcjson-dev libinih-dev libsystemd-dev
       libcmocka-dev clang libclang-rt-14-dev valgrind cppcheck clang-tidy
-      systemd-container debootstrap iproute2 python3)
+      systemd-container debootstrap iproute2 python3
+      dpkg-dev lintian rpm rpmlint)  # make deb / make rpm and their checks
 
 missing=()
 for p in "${DEBS[@]}"; do
@@ -29,4 +30,10 @@ if ! python3 -c 'import moto, boto3, jsonschema, flask' 2>/dev/null; then
         echo "install-deps: installing moto[server] boto3 jsonschema with pip"
         python3 -m pip install --quiet 'moto[server]>=5.0' boto3 jsonschema ||
                 python3 -m pip install --quiet --break-system-packages 'moto[server]>=5.0' boto3 jsonschema
+fi
+
+# make check validates the fleet's CloudFormation template with cfn-lint.
+if ! python3 -c 'import cfnlint' 2>/dev/null; then
+        echo "install-deps: installing cfn-lint with pip"
+        python3 -m pip install --quiet cfn-lint || python3 -m pip install --quiet --break-system-packages cfn-lint
 fi

@@ -115,6 +115,53 @@ suite "integration tests (build/heald against moto with IAM auth, IMDSv2 server,
 suite "system tests (heald in a real systemd, in a throwaway container)" system \
         python3 tests/system/run.py --logdir "$LOGDIR/system"
 
+section "packages: make deb/rpm, lintian, rpmlint, rpm -qp, cfn-lint, systemd-analyze security"
+# One check: a command whose output goes to its log; PASS, or FAIL with the log's tail.
+check_step() {
+        local name=$1
+        shift
+        if "$@" >"$LOGDIR/$name.log" 2>&1; then
+                pass 1
+                echo "PASS $name"
+        else
+                tail -20 "$LOGDIR/$name.log"
+                fail "$name (see $LOGDIR/$name.log)"
+        fi
+}
+# lintian: no error, no warning (packaging/README.md justifies what is left at info level).
+lintian_clean() {
+        local out rc=0
+        out=$(lintian --fail-on error,warning "$1" 2>&1) || rc=$?
+        grep -v 'running with root privileges' <<<"$out" || true
+        return "$rc"
+}
+# rpmlint: no error; the warnings left are justified in packaging/README.md.
+rpmlint_clean() {
+        local out
+        out=$(rpmlint -c packaging/rpm/rpmlint.toml "$1" 2>&1)
+        echo "$out"
+        grep -q ' 0 errors,' <<<"$out"
+}
+version=$(sed -n 's/^VERSION *:= *//p' Makefile)
+deb=build/heald_${version}_$(dpkg --print-architecture).deb
+rpm=build/heald-$version.$(uname -m).rpm
+check_step make-deb make -s deb
+check_step make-rpm make -s rpm
+check_step lintian lintian_clean "$deb"
+check_step rpmlint rpmlint_clean "$rpm"
+grep -hE '^heald.*: [WE]: ' "$LOGDIR/lintian.log" "$LOGDIR/rpmlint.log" | sed 's/^/  /'
+check_step package-contents packaging/check-packages.sh "$deb" "$rpm"
+check_step cfn-lint cfn-lint packaging/cloudformation/heald-fleet.yaml
+# The score of the unit as installed in a container by the system tests; offline (the unit
+# file alone, no running systemd) where they did not run.
+score_file=$LOGDIR/system/systemd-analyze-security.txt
+if [ -s "$score_file" ]; then
+        echo "  systemd-analyze security (in a container): $(grep -o 'Overall exposure level.*' "$score_file")"
+else
+        echo "  systemd-analyze security --offline (no container ran): $(systemd-analyze security --offline=true \
+                systemd/heald.service 2>/dev/null | grep -o 'Overall exposure level.*')"
+fi
+
 echo
 for s in "${skips[@]}"; do echo "skipped: $s"; done
 for f in "${failures[@]}"; do echo "failed: $f"; done

@@ -41,6 +41,10 @@ HEALD_INSIDE = "/opt/heald/build/heald"  # build/heald, bound read-only
 SUITE = "bookworm"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "libcurl4", "libcjson1",
             "libinih1", "libsystemd0", "python3-minimal", "monit", "curl", "procps", "iproute2"]
+# Installed with apt into the finished rootfs (systemd-nspawn, no boot): polkitd's postinst
+# fails in debootstrap's second stage. The packaged heald manages units as its own user,
+# authorised by polkit rules.
+LATE_PACKAGES = ["polkitd"]
 # Bump when _customize() changes, so that cached root file systems are rebuilt.
 SETUP_VERSION = 2
 CACHE_DIR = os.environ.get("HEALD_ROOTFS_CACHE", "/var/cache/heald-tests")
@@ -99,6 +103,8 @@ def debian_mirror() -> str:
 
 def rootfs_key() -> str:
     text = f"{SUITE} {SETUP_VERSION} {' '.join(sorted(PACKAGES))}"
+    if LATE_PACKAGES:
+        text += f" late: {' '.join(sorted(LATE_PACKAGES))}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -121,6 +127,20 @@ def _customize(root: str) -> None:
     # An empty machine-id: each boot gets a transient one instead of the build's.
     with open(os.path.join(root, "etc/machine-id"), "w"):
         pass
+
+
+def _install_late_packages(root: str, build_log: str, timeout: float) -> None:
+    """apt-get install LATE_PACKAGES inside root (the package lists stay: apt can then
+    resolve a local .deb's dependencies without the network)."""
+    script = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+              "--no-install-recommends " + " ".join(LATE_PACKAGES) + " && apt-get clean")
+    with open(build_log, "a") as out:
+        rc = subprocess.run(["systemd-nspawn", "-q", "--register=no", "--keep-unit", "-D", root,
+                             "sh", "-c", script], stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, timeout=timeout).returncode
+    if rc != 0:
+        raise Unavailable(f"installing {' '.join(LATE_PACKAGES)} into the rootfs failed "
+                          f"(exit {rc}; see {build_log})")
 
 
 def ensure_rootfs(timeout: float = 900) -> str:
@@ -153,6 +173,8 @@ def ensure_rootfs(timeout: float = 900) -> str:
                     tail = "".join(f.readlines()[-5:]).strip()
                 raise Unavailable(f"debootstrap from {mirror} failed (exit {rc}; "
                                   f"see {build_log}): {tail}")
+            if LATE_PACKAGES:
+                _install_late_packages(tmp, build_log, timeout)
             _customize(tmp)
             os.rename(tmp, final)
         except subprocess.TimeoutExpired as e:

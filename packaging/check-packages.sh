@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# check-packages.sh DEB RPM: what make check verifies in the built packages without installing
+# them: the file lists, modes, conffiles, scriptlets and dependencies (dpkg-deb, rpm -qp).
+# Prints one line per problem; exit 1 if there is any.
+set -uo pipefail
+deb=$1 rpm=$2
+problems=0
+problem() { echo "check-packages: $*"; problems=$((problems + 1)); }
+has_line() { grep -qxF -- "$2" <<<"$1" || problem "$3: missing '$2'"; }
+has_match() { grep -qE -- "$2" <<<"$1" || problem "$3: nothing matches /$2/"; }
+
+# ---- .deb ----
+files=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
+for f in "-rwxr-xr-x ./usr/sbin/heald" "-rw-r--r-- ./etc/heald/heald.ini" \
+        "-rw-r--r-- ./lib/systemd/system/heald.service" "-rw-r--r-- ./usr/lib/sysusers.d/heald.conf" \
+        "-rw-r--r-- ./usr/share/man/man8/heald.8.gz" "-rw-r--r-- ./usr/share/man/man5/heald.ini.5.gz" \
+        "-rw-r--r-- ./usr/share/doc/heald/README.md" "-rw-r--r-- ./usr/share/doc/heald/copyright" \
+        "-rw-r--r-- ./usr/share/doc/heald/changelog.gz" \
+        "-rw-r--r-- ./usr/share/doc/heald/examples/checks.ini" \
+        "-rw-r--r-- ./usr/share/doc/heald/schemas/check-failed.json"; do
+        has_line "$files" "$f" "deb contents"
+done
+has_line "$(dpkg-deb -I "$deb" conffiles)" "/etc/heald/heald.ini" "deb conffiles"
+depends=$(dpkg-deb -f "$deb" Depends)
+for d in 'libc6 \(>= ' 'libcurl4 \(>= ' 'libcjson1 \(>= ' 'libinih1 \(>= ' 'libsystemd0 \(>= ' 'libssl3 \(>= ' \
+        'polkitd' 'systemd'; do
+        has_match "$depends" "(^|, )$d" "deb Depends ($depends)"
+done
+postinst=$(dpkg-deb -I "$deb" postinst)
+has_match "$postinst" 'heald check-config' "deb postinst validates the configuration"
+has_match "$postinst" 'systemd-sysusers' "deb postinst creates the user"
+has_match "$(dpkg-deb -I "$deb" postrm)" 'rm -rf /var/lib/heald /etc/heald' "deb postrm purges"
+
+# ---- .rpm ----
+rfiles=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm")
+for f in "-rwxr-xr-x root:root  /usr/sbin/heald" "-rw-r----- root:heald cn /etc/heald/heald.ini" \
+        "drwxr-x--- root:heald  /etc/heald" "drwx------ heald:heald  /var/lib/heald" \
+        "-rw-r--r-- root:root  /usr/lib/systemd/system/heald.service" \
+        "-rw-r--r-- root:root  /usr/lib/sysusers.d/heald.conf" \
+        "-rw-r--r-- root:root d /usr/share/man/man8/heald.8.gz" \
+        "-rw-r--r-- root:root d /usr/share/man/man5/heald.ini.5.gz"; do
+        has_line "$rfiles" "$f" "rpm file list"
+done
+has_match "$rfiles" " /usr/share/doc/heald[^/]*/examples/checks.ini$" "rpm examples"
+has_match "$rfiles" " /usr/share/doc/heald[^/]*/schemas/check-failed.json$" "rpm schemas"
+requires=$(rpm -qp --requires "$rpm")
+for r in libcurl cjson inih systemd-libs polkit systemd 'libcurl.so.4()(64bit)' 'libcjson.so.1()(64bit)'; do
+        has_line "$requires" "$r" "rpm Requires"
+done
+scripts=$(rpm -qp --scripts "$rpm")
+has_match "$scripts" 'useradd -r -g heald' "rpm %pre creates the user"
+has_match "$scripts" 'check-config' "rpm %post validates the configuration"
+has_match "$scripts" 'disable --now heald.service' "rpm %preun stops it"
+has_match "$scripts" 'try-restart heald.service' "rpm %postun restarts it on upgrade"
+
+[ "$problems" = 0 ] || exit 1
+echo "check-packages: $deb and $rpm as expected"
