@@ -14,15 +14,17 @@ WARN       := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
               -Wmissing-prototypes -Wstrict-prototypes -Wvla
 HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS     ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS) -Iagent $(PKG_CFLAGS) \
-              -DHEALD_VERSION='"$(VERSION)"'
+# The version lives in a generated header that changes only when VERSION does, so
+# "make deb VERSION=x" rebuilds what reports it.
+VERSION_H  := $(BUILD)/version.h
+ALL_CFLAGS := -std=gnu11 $(WARN) $(HARDEN) $(CFLAGS) -Iagent $(PKG_CFLAGS) -include $(VERSION_H)
 LDFLAGS    ?=
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 # Sanitizer build for unit tests and corpus replay (-O1: FORTIFY needs optimisation).
 SAN        := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_CFLAGS := -std=gnu11 $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -O1 -g $(SAN) \
-              -Iagent $(PKG_CFLAGS) -DHEALD_VERSION='"$(VERSION)"'
+              -Iagent $(PKG_CFLAGS) -include $(VERSION_H)
 
 AGENT_SRCS := $(sort $(shell find agent -name '*.c' ! -name main.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -33,14 +35,20 @@ FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/replay/%)
 
-.PHONY: all clean check unit fuzz demo bench deps deb rpm
+.PHONY: all clean check unit fuzz demo bench deps deb rpm FORCE
 all: $(BUILD)/heald $(BUILD)/sigv4-vector
 
-$(BUILD)/obj/%.o: %.c
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define HEALD_VERSION "$(VERSION)"' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/san/%.o: %.c
+$(BUILD)/san/%.o: %.c $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -72,8 +80,8 @@ unit: $(UNIT_BINS)
 # Fuzz targets: libFuzzer with clang (make fuzz); the same sources replay their
 # corpus under ASan+UBSan with gcc in make check (tests/fuzz/replay.c provides main).
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Iagent $(PKG_CFLAGS) \
-               -DHEALD_VERSION='"$(VERSION)"'
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(AGENT_SRCS)
+               -include $(VERSION_H)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(AGENT_SRCS) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(AGENT_SRCS) $(PKG_LIBS)
 

@@ -1083,8 +1083,6 @@ static int outbox_remove_ids(Outbox *o, const uint64_t *ids, size_t n, bool sync
                 return -EINVAL;
         if (n == 0)
                 return 0;
-        if (n == 0)
-                return 0;
         _cleanup_free_ size_t *idx = malloc(n * sizeof *idx);
         if (!idx)
                 return -ENOMEM;
