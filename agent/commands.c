@@ -386,7 +386,7 @@ static void job_reboot(Job *j) {
         job_finish(j, "Rebooting", d);
         /* The job is gone (its message deleted, Rebooting recorded): now the reboot. A
          * redelivered reboot finds the journal record and never reboots twice. */
-        int r = c->ctx.units ? units_reboot(c->ctx.units, on_reboot_job, c) : -ENOTCONN;
+        int r = units_reboot(c->ctx.units, on_reboot_job, c);
         if (r < 0)
                 log_error_errno(r, "Command %s: cannot ask systemd to reboot: %m", id ? id : "?");
 }
@@ -496,9 +496,12 @@ static void job_run(Job *j) {
         }
         case COMMAND_PREPARE_STOP:
         case COMMAND_REBOOT: {
+                if (j->cmd.action == COMMAND_REBOOT && !c->ctx.units)
+                        return job_give_back(j, "no system bus to ask for the reboot");
                 /* Durable before anything happens: after the boot heald finds it and verifies. */
-                char context[128];
-                snprintf(context, sizeof context, "{\"boot_id\":\"%s\"}", c->ctx.boot_id);
+                char context[256];
+                snprintf(context, sizeof context, "{\"boot_id\":\"%s\",\"boot\":\"%s\"}", c->ctx.boot_id,
+                         c->ctx.boot_marker);
                 int r = command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action),
                                               context);
                 if (r < 0) {
@@ -595,11 +598,11 @@ static void message_accept(Commands *c, const SqsMessage *m) {
         if (r != -ENOENT)
                 goto finish;
         for (Job *q = c->jobs; q; q = q->next)
-                if (strcmp(q->cmd.command_id, cmd.command_id) == 0) {
-                        /* The same command twice in the queue: the first one answers for both. */
-                        message_delete(c, m->receipt_handle);
+                if (strcmp(q->cmd.command_id, cmd.command_id) == 0)
+                        /* The same command twice in this batch: leave the second to SQS. It comes
+                         * back after its visibility timeout and the journal answers it, to its own
+                         * task token too. */
                         goto finish;
-                }
 
         Job *j = calloc(1, sizeof *j);
         if (!j)
@@ -632,9 +635,12 @@ static void poll_failed(Commands *c, const char *what, const char *hint) {
         usec_t delay = backoff_delay(c->poll_failures, POLL_RETRY_BASE, POLL_RETRY_MAX, backoff_random());
         /* Once per kind of failure, not once per attempt. */
         bool news = c->poll_failures == 0 || strncmp(c->last_poll_error, what, sizeof c->last_poll_error - 1) != 0;
+        size_t len = strlen(what);
+        while (len > 0 && what[len - 1] == '.')
+                len--; /* AWS messages end in a full stop; ". Fix:" brings its own */
         log_internal(news ? LOG_WARNING : LOG_DEBUG, 0, "sqs-error",
-                     "Cannot receive commands from %s: %s%s%s; retrying in %llu ms (local healing goes on)",
-                     c->queue_url, what, hint ? ". Fix: " : "", hint ? hint : "",
+                     "Cannot receive commands from %s: %.*s%s%s; retrying in %llu ms (local healing goes on)",
+                     c->queue_url, (int) len, what, hint ? ". Fix: " : "", hint ? hint : "",
                      (unsigned long long) (delay / USEC_PER_MSEC));
         snprintf(c->last_poll_error, sizeof c->last_poll_error, "%s", what);
         c->poll_failures++;
@@ -735,6 +741,16 @@ static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
         c->boot_verify = NULL;
         cJSON *context = rec->context_json ? cJSON_Parse(rec->context_json) : NULL;
         const char *before = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(context, "boot_id"));
+        /* A reboot that did not happen is no success, however healthy the checks are. The
+         * kernel's boot id does not change when a container restarts, hence the marker. */
+        bool rebooted = !streq_ptr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(context, "boot")),
+                                   c->ctx.boot_marker);
+        const char *reason = NULL;
+        if (streq_ptr(rec->action, "reboot") && !rebooted) {
+                healthy = false;
+                reason = "the instance did not reboot";
+        } else if (!healthy)
+                reason = "checks did not pass within [commands] verify_timeout";
         const char *type = healthy ? "Command Verified" : "Command Verification Failed";
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddItemToObject(d, "checks", results ? results : cJSON_CreateArray())) {
@@ -745,7 +761,8 @@ static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
                    !cJSON_AddStringToObject(d, "action", rec->action ? rec->action : "") ||
                    !cJSON_AddStringToObject(d, "boot_id", c->ctx.boot_id) ||
                    !cJSON_AddStringToObject(d, "previous_boot_id", before ? before : "") ||
-                   !cJSON_AddBoolToObject(d, "verified", healthy)) {
+                   !cJSON_AddBoolToObject(d, "verified", healthy) ||
+                   (reason && !cJSON_AddStringToObject(d, "reason", reason))) {
                 cJSON_Delete(d);
                 d = NULL;
         }

@@ -21,6 +21,7 @@ typedef struct CommandsContext {
         Outbox *outbox;        /* prepare-stop waits for it to drain */
         const char *state_dir; /* the command journal lives in state_dir/commands */
         const char *boot_id;
+        const char *boot_marker; /* changes with every boot of this system, containers included */
         monitor_emit_fn emit;
         void *userdata;
 } CommandsContext;

@@ -196,7 +196,7 @@ int http_new(sd_event *event, Http **ret) {
         if (!h)
                 return -ENOMEM;
         h->event = sd_event_ref(event);
-        int r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, h);
+        int r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_MSEC, on_timer, h);
         if (r < 0) {
                 http_free(h);
                 return r;

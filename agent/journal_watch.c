@@ -122,7 +122,7 @@ int journal_watch_new(sd_event *event, char *const *matches, const char *pattern
         (void) sd_event_source_set_enabled(w->more, SD_EVENT_OFF);
         uint64_t t;
         if (sd_journal_get_timeout(w->journal, &t) >= 0 && t != UINT64_MAX) {
-                r = sd_event_add_time(event, &w->timer, CLOCK_MONOTONIC, t, 0, on_timer, w);
+                r = sd_event_add_time(event, &w->timer, CLOCK_MONOTONIC, t, USEC_PER_MSEC, on_timer, w);
                 if (r < 0)
                         return r;
         }

@@ -49,6 +49,7 @@ struct Manager {
 
         uint64_t heartbeat_seq;
         char boot_id[40];
+        char boot_marker[80]; /* boot id + when PID 1 started: a container's restart changes it too */
         usec_t started_at; /* CLOCK_MONOTONIC */
         bool stopping;
 
@@ -66,6 +67,22 @@ static void read_boot_id(char buf[static 40]) {
         }
         s[strcspn(s, "\n")] = 0;
         snprintf(buf, 40, "%s", s);
+}
+
+/* The boot id is the kernel's: a container that restarts keeps it. PID 1's start time (field
+ * 22 of /proc/1/stat, after the parenthesised command name) tells those boots apart. */
+static void read_boot_marker(const char *boot_id, char buf[static 80]) {
+        _cleanup_free_ char *stat = NULL;
+        unsigned long long start = 0;
+        if (read_file_full("/proc/1/stat", 4096, &stat, NULL) >= 0) {
+                const char *p = strrchr(stat, ')');
+                for (int field = 2; p && *p && field < 22; p++)
+                        if (*p == ' ')
+                                field++;
+                if (p)
+                        start = strtoull(p, NULL, 10);
+        }
+        snprintf(buf, 80, "%s:%llu", boot_id, start);
 }
 
 static void status_update(Manager *m) {
@@ -258,6 +275,7 @@ int manager_new(Config *config, Manager **ret) {
         m->config = config;
         m->started_at = now_usec(CLOCK_MONOTONIC);
         read_boot_id(m->boot_id);
+        read_boot_marker(m->boot_id, m->boot_marker);
 
         int r = sd_event_default(&m->event);
         if (r < 0)
@@ -642,6 +660,7 @@ int manager_run_daemon(Manager *m) {
                 .outbox = m->outbox,
                 .state_dir = m->config->state_dir,
                 .boot_id = m->boot_id,
+                .boot_marker = m->boot_marker,
                 .emit = monitor_emit,
                 .userdata = m,
         };

@@ -444,15 +444,21 @@ static void runtime_rejudge(CheckRuntime *c) {
                 runtime_result(c, &res);
 }
 
+/* While a unit is unhealthy (not yet failed for fail_after > 1, or failed), judge it again
+ * every interval: that is what counts consecutive failures and lets the budget decide on
+ * another attempt. A healthy unit is judged only when a signal arrives. */
+static void runtime_rejudge_later(CheckRuntime *c) {
+        if (c->policy.health == POLICY_HEALTH_FAILED || (c->have_last && !c->last.healthy))
+                schedule(c, c->config->interval);
+}
+
 static void on_unit_changed(const char *unit _unused_, const UnitState *st, void *userdata) {
         CheckRuntime *c = userdata;
         c->unit_state = *st;
         c->unit_known = true;
         check_unit_observe(&c->unit_history, st, now_usec(CLOCK_MONOTONIC));
         runtime_rejudge(c);
-        /* While failed, judge again every interval so the budget can decide on another try. */
-        if (c->policy.health == POLICY_HEALTH_FAILED)
-                schedule(c, c->config->interval);
+        runtime_rejudge_later(c);
 }
 
 static void on_journal_match(const char *message, size_t len, void *userdata) {
@@ -529,8 +535,7 @@ static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *u
         switch (c->config->type) {
         case CHECK_UNIT:
                 runtime_rejudge(c);
-                if (c->policy.health == POLICY_HEALTH_FAILED)
-                        schedule(c, c->config->interval);
+                runtime_rejudge_later(c);
                 break;
         case CHECK_JOURNAL: {
                 CheckResult res = { .healthy = true };

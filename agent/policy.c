@@ -59,14 +59,18 @@ unsigned policy_on_result(PolicyState *s, const PolicyConfig *c, bool healthy, b
                         out |= POLICY_REMEDIATION_SUCCEEDED;
                 }
                 if (s->health != POLICY_HEALTH_OK && s->successes >= c->recover_after) {
-                        if (s->health == POLICY_HEALTH_FAILED)
-                                out |= POLICY_CHECK_RECOVERED;
+                        bool was_failed = s->health == POLICY_HEALTH_FAILED;
                         s->health = POLICY_HEALTH_OK;
                         s->suppressed = false;
-                        if (s->phase == POLICY_ESCALATED) {
-                                /* Recovered on its own: the escalation is over. */
-                                s->phase = POLICY_IDLE;
-                                out |= POLICY_STATE_CHANGED;
+                        /* Recovered on its own: the escalation is over. Only a failure this
+                         * process saw ends one: a first healthy look after a restart of heald may
+                         * be a lull in the very loop that escalated. */
+                        if (was_failed) {
+                                out |= POLICY_CHECK_RECOVERED;
+                                if (s->phase == POLICY_ESCALATED) {
+                                        s->phase = POLICY_IDLE;
+                                        out |= POLICY_STATE_CHANGED;
+                                }
                         }
                 }
                 return out;

@@ -4,8 +4,9 @@
 #include "codec.h"
 
 #define HINT_PERMISSION                                                                               \
-        "grant the instance role what heald needs (events:PutEvents on the bus, sqs:ReceiveMessage " \
-        "and sqs:DeleteMessage on the queue; see README, IAM policy)"
+        "grant the instance role what heald needs (events:PutEvents on the bus; sqs:ReceiveMessage, " \
+        "sqs:DeleteMessage and sqs:ChangeMessageVisibility on its own queue; states:SendTaskSuccess and " \
+        "states:SendTaskFailure; see README, IAM policy)"
 #define HINT_CREDENTIALS "the credentials are wrong: check the instance profile or the AWS_* environment"
 #define HINT_EXPIRED                                                                          \
         "the credentials have expired: check that IMDS is reachable so the instance profile " \

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from string import Template
 
 import boto3
@@ -23,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 POLICY_FILE = os.path.join(REPO, "packaging", "iam-policy.json")
 ACCOUNT_ID = "123456789012"
 ADMIN_USER = "heald-admin"
+INSTANCE_ID = "i-0123456789abcdef0"  # imds_server.INSTANCE_ID: the bed's one instance
 
 
 def free_port() -> int:
@@ -89,11 +91,66 @@ class MotoServer:
         self.proc = None
 
 
-def render_policy(region: str, account_id: str, event_bus: str, path: str = POLICY_FILE) -> str:
-    """packaging/iam-policy.json with its ${Region}/${AccountId}/${EventBus} filled in."""
+def render_policy(region: str, account_id: str, event_bus: str, path: str = POLICY_FILE,
+                  instance_id: str = INSTANCE_ID) -> str:
+    """packaging/iam-policy.json with its ${Region}/${AccountId}/${EventBus}/${InstanceId}
+    filled in."""
     with open(path) as f:
         return Template(f.read()).substitute(Region=region, AccountId=account_id,
-                                             EventBus=event_bus)
+                                             EventBus=event_bus, InstanceId=instance_id)
+
+
+def command_queue_name(instance_id: str = INSTANCE_ID) -> str:
+    """The instance's command queue: the naming scheme of iam-policy.json and [sqs] queue_url."""
+    return f"heald-{instance_id}"
+
+
+def new_command(action: str, instance_id: str = INSTANCE_ID, command_id: str | None = None,
+                ttl: float | None = 300, **fields) -> dict:
+    """A command object as the fleet sends it (command.h); fields add or override keys
+    (units, checks, reason, task_token, expires_at, ...)."""
+    now = time.time()
+    cmd = {"command_id": command_id or f"cmd-{uuid.uuid4()}", "action": action,
+           "instance_id": instance_id, "issued_at": iso8601(now)}
+    if ttl is not None:
+        cmd["expires_at"] = iso8601(now + ttl)
+    cmd.update(fields)
+    return cmd
+
+
+def iso8601(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+class CommandQueue:
+    """An instance's command queue (and its dead-letter queue), seen from the fleet's side."""
+
+    def __init__(self, sqs, url: str, dlq_url: str | None):
+        self.sqs = sqs
+        self.url = url
+        self.dlq_url = dlq_url
+
+    def send(self, body: dict | str, **kw) -> str:
+        """Send a command (a dict is sent as JSON); returns the MessageId."""
+        if not isinstance(body, str):
+            body = json.dumps(body, separators=(",", ":"))
+        return self.sqs.send_message(QueueUrl=self.url, MessageBody=body, **kw)["MessageId"]
+
+    def attributes(self, url: str | None = None) -> dict:
+        return self.sqs.get_queue_attributes(QueueUrl=url or self.url,
+                                             AttributeNames=["All"])["Attributes"]
+
+    def depth(self, url: str | None = None) -> tuple[int, int]:
+        """(visible, in flight) messages."""
+        a = self.attributes(url)
+        return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+    def dead_letters(self) -> list[dict]:
+        """Messages in the DLQ (received with visibility 0: they stay there)."""
+        r = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10,
+                                     VisibilityTimeout=0, WaitTimeSeconds=0,
+                                     MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        return r.get("Messages", [])
 
 
 class Tap:
@@ -117,11 +174,12 @@ class Tap:
 
 class Fleet:
     def __init__(self, endpoint: str, region: str = "us-east-1", role: str = "heald-instance",
-                 account_id: str = ACCOUNT_ID):
+                 account_id: str = ACCOUNT_ID, instance_id: str = INSTANCE_ID):
         self.endpoint = endpoint
         self.region = region
         self.role = role
         self.account_id = account_id
+        self.instance_id = instance_id
         self.admin_key = None
         self.event_bus = "default"
         self._taps = 0
@@ -163,7 +221,8 @@ class Fleet:
     def set_role_policy(self, document: str | None = None) -> None:
         """Replace the role's inline policy (default: packaging/iam-policy.json)."""
         if document is None:
-            document = render_policy(self.region, self.account_id, self.event_bus)
+            document = render_policy(self.region, self.account_id, self.event_bus,
+                                     instance_id=self.instance_id)
         self.client("iam").put_role_policy(RoleName=self.role, PolicyName="heald",
                                            PolicyDocument=document)
 
@@ -195,3 +254,109 @@ class Fleet:
         with os.fdopen(fd, "w") as f:
             json.dump({"endpoint": self.endpoint, "region": self.region,
                        "queue_url": tap.queue_url, "admin": self.admin_key}, f)
+
+    # ---- the command channel ----------------------------------------------------------
+    def command_queue(self, max_receive_count: int | None = None, visibility_timeout: int = 30,
+                      instance_id: str | None = None) -> CommandQueue:
+        """(Re)create the instance's command queue, empty, with a dead-letter queue when
+        max_receive_count is given (its RedrivePolicy), as the fleet would."""
+        sqs = self.client("sqs")
+        name = command_queue_name(instance_id or self.instance_id)
+        dlq_url = None
+        for n in (name, name + "-dlq"):
+            try:
+                sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=n)["QueueUrl"])
+            except sqs.exceptions.QueueDoesNotExist:
+                pass
+        attrs = {"VisibilityTimeout": str(visibility_timeout)}
+        if max_receive_count is not None:
+            dlq_url = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+                "Attributes"]["QueueArn"]
+            attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn,
+                                                 "maxReceiveCount": str(max_receive_count)})
+        url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        return CommandQueue(sqs, url, dlq_url)
+
+    def delete_command_queue(self, instance_id: str | None = None) -> None:
+        sqs = self.client("sqs")
+        try:
+            url = sqs.get_queue_url(QueueName=command_queue_name(instance_id or self.instance_id))
+            sqs.delete_queue(QueueUrl=url["QueueUrl"])
+        except sqs.exceptions.QueueDoesNotExist:
+            pass
+
+    def command_rule(self, queue: CommandQueue, source: str, event_bus: str | None = None) -> str:
+        """An EventBridge rule that routes the fleet's command events (this source, detail-type
+        "Heald Command") to the instance's queue, as a fleet could instead of SendMessage."""
+        bus = event_bus or self.event_bus
+        sqs, events = self.client("sqs"), self.client("events")
+        arn = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        name = f"cmd-{source.replace('.', '-')}"[:64]
+        rule_arn = events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(
+            {"source": [source], "detail-type": ["Heald Command"]}))["RuleArn"]
+        sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"Policy": json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage", "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "instance-queue", "Arn": arn}])
+        return name
+
+    def command_state_machine(self, name: str, queue: CommandQueue, command: dict) -> str:
+        """A state machine that sends command (plus the task token) to the queue with
+        sqs:sendMessage.waitForTaskToken and ends with heald's answer; returns its ARN."""
+        body = dict(command)
+        body["task_token.$"] = "$$.Task.Token"
+        definition = {"StartAt": "Command", "States": {"Command": {
+            "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"QueueUrl": queue.url, "MessageBody": body},
+            "TimeoutSeconds": 60, "End": True}}}
+        sfn = self.client("stepfunctions")
+        return sfn.create_state_machine(
+            name=name, definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{self.account_id}:role/heald-fleet-commands")["stateMachineArn"]
+
+
+def _fleet_from_tap_file(path: str) -> Fleet:
+    """The fleet's admin side, from the file imds_server.py --tap-file writes."""
+    with open(path) as f:
+        tap = json.load(f)
+    fleet = Fleet(tap["endpoint"], region=tap["region"])
+    fleet.admin_key = tap["admin"]
+    return fleet
+
+
+def main() -> None:
+    """For demo.sh: create the instance's command queue, or send it a command."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="the fleet's side of heald's command channel")
+    sub = ap.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("command-queue", help="(re)create the instance's queue and its DLQ")
+    q.add_argument("tap_file")
+    s = sub.add_parser("send-command", help="send a command to the instance's queue")
+    s.add_argument("tap_file")
+    s.add_argument("action")
+    s.add_argument("--checks", nargs="*", help="run-checks: the checks to run (default all)")
+    s.add_argument("--reason", default="sent by demo.sh")
+    args = ap.parse_args()
+
+    fleet = _fleet_from_tap_file(args.tap_file)
+    if args.what == "command-queue":
+        queue = fleet.command_queue(max_receive_count=3, visibility_timeout=60)
+        print(f"demo: command queue {queue.url} (dead letters after 3 receives: {queue.dlq_url})")
+        return
+    sqs = fleet.client("sqs")
+    url = sqs.get_queue_url(QueueName=command_queue_name(fleet.instance_id))["QueueUrl"]
+    fields = {"reason": args.reason}
+    if args.checks:
+        fields["checks"] = args.checks
+    cmd = new_command(args.action, **fields)
+    CommandQueue(sqs, url, None).send(cmd)
+    print(f"demo: sent {json.dumps(cmd, separators=(',', ':'))}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

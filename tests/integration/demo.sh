@@ -72,11 +72,22 @@ wait_for 30 "the IMDS server" test -s "$DEMO_DIR/tap.json"
 wait_for 10 "the IMDS server" bash -c "exec 3<>/dev/tcp/127.0.0.1/$IMDS_PORT"
 echo "demo: IMDSv2 at http://127.0.0.1:$IMDS_PORT (role heald-instance, policy packaging/iam-policy.json)"
 
+python3 $HERE/awsbed.py command-queue "$DEMO_DIR/tap.json"
+
 setsid python3 $HERE/tap_print.py "$DEMO_DIR/tap.json" &
 PIDS+=($!)
 
 echo "demo: starting heald with $CONFIG (its log follows; Ctrl-C stops everything)"
 echo "demo: try: $HEALD send-event --config $CONFIG 'Demo Event' '{\"hello\":\"world\"}'"
+echo "demo: try: python3 $HERE/awsbed.py send-command $DEMO_DIR/tap.json ping"
 env -i PATH="$PATH" HEALD_LOG_TARGET=stderr "$HEALD" --config "$CONFIG" &
 PIDS+=($!)
+
+# The fleet's side of a command round trip: once heald is up, a ping and a run-checks go to
+# its queue; the subscriber prints Command Received and Command Succeeded for each.
+(
+        sleep 3
+        python3 $HERE/awsbed.py send-command "$DEMO_DIR/tap.json" ping
+        python3 $HERE/awsbed.py send-command "$DEMO_DIR/tap.json" run-checks
+) &
 wait "${PIDS[-1]}"

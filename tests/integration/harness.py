@@ -49,6 +49,10 @@ KEY_SECTION = {
     "retry_base": "eventbridge", "retry_max": "eventbridge",
     "auth_retry_interval": "eventbridge", "request_timeout": "eventbridge",
     "max_bytes": "outbox",
+    "sqs_endpoint": "aws", "states_endpoint": "aws",
+    "queue_url": "sqs", "wait_time": "sqs", "max_messages": "sqs", "visibility_timeout": "sqs",
+    "allow": "commands", "units": "commands", "allowed_senders": "commands",
+    "drain_units": "commands", "verify_timeout": "commands",
 }
 
 
@@ -83,6 +87,9 @@ class Bed:
         self.imds = None
         self.agents: list["Agent"] = []
         self.signatures: set[str] = set()  # in memory only, for the leak check
+        self.target_faults: list[tuple[str, int]] = []  # see fail_target()
+        self.task_tokens: set[str] = set()  # seen in SendTask* calls; secrets, kept in memory
+        self._target_lock = threading.Lock()
 
     def start(self) -> "Bed":
         try:
@@ -91,6 +98,7 @@ class Bed:
             self.fleet.bootstrap()
             self.proxy = FaultProxy(self.moto.port).start()
             self.proxy.signature_sink = self.signatures
+            self._install_target_faults()
             self.imds = ImdsServer(self.fleet.assume_role, region=REGION,
                                    on_credentials=self.proxy.set_key_expiry).start()
         except BaseException:
@@ -113,6 +121,38 @@ class Bed:
         self.imds.set_reported_expiry(None)
         self.imds.set_secret_override(None)
         self.fleet.set_role_policy()
+        self.target_faults.clear()
+
+    def fail_target(self, target_suffix: str, n: int = 1, status: int = 500) -> None:
+        """The next n requests whose X-Amz-Target ends with target_suffix (e.g.
+        "DeleteMessage") get HTTP status with an InternalFailure JSON body; other requests
+        pass. (The proxy's own faults hit whatever request comes next.)"""
+        with self._target_lock:
+            self.target_faults += [(target_suffix, status)] * n
+
+    def _install_target_faults(self) -> None:
+        proxy, forward = self.proxy, self.proxy.handle
+
+        def handle(h):
+            target = h.headers.get("X-Amz-Target") or ""
+            if target.endswith(("SendTaskSuccess", "SendTaskFailure")):
+                body = h._read_body()
+                h._read_body = lambda: body
+                try:
+                    self.task_tokens.add(json.loads(body)["taskToken"])
+                except (ValueError, KeyError, TypeError):
+                    pass
+            with self._target_lock:
+                i = next((i for i, (suffix, _) in enumerate(self.target_faults)
+                          if target.endswith(suffix)), None)
+                fault = self.target_faults.pop(i) if i is not None else None
+            if fault is None:
+                return forward(h)
+            rec = proxy._record(h, h._read_body())
+            rec.update(status=fault[1], error="InternalFailure", fault=f"target-{fault[1]}")
+            h._json_error(fault[1], "InternalFailure", "Injected failure")
+
+        proxy.handle = handle
 
     def agent(self, test, **overrides) -> "Agent":
         a = Agent(self, test.id().split(".")[-1], **overrides)
@@ -125,8 +165,8 @@ class Bed:
         return f"arn:aws:ec2:{REGION}:{awsbed.ACCOUNT_ID}:instance/{self.imds.instance_id}"
 
     def secrets(self) -> set[str]:
-        """Every secret the run issued: secret keys, session tokens, signatures."""
-        s = set(self.imds.issued_secrets) | set(self.signatures)
+        """Every secret the run issued: secret keys, session tokens, signatures, task tokens."""
+        s = set(self.imds.issued_secrets) | set(self.signatures) | set(self.task_tokens)
         s.add(self.fleet.admin_key["SecretAccessKey"])
         return {x for x in s if x}
 

@@ -18,6 +18,18 @@ rather than worked around in heald or in the tests (plus one speed fix):
   jsonpath_ng, which rebuilds its parser tables every time (about 90 ms per delivered event;
   a 10-entry PutEvents took ~1 s and tripped heald's request timeout). The compiled
   expressions are cached.
+
+For the command channel (SQS and Step Functions):
+
+* moto authorises SQS actions on a queue that does not exist against "*", so a policy scoped
+  to the instance's queue gets AccessDenied where AWS answers QueueDoesNotExist. Here the
+  resource is the ARN the queue URL names, existing or not.
+* State machines really run (moto's execute_state_machine setting), so a Task state with
+  arn:aws:states:::sqs:sendMessage.waitForTaskToken sends its message and waits for
+  SendTaskSuccess/SendTaskFailure. moto's interpreter calls the services through this server
+  (MOTO_PORT) signed with the fixed access key "ak"; those calls stand for the state machine's
+  execution role, which moto does not model, so they skip authentication. Two moto bugs on
+  that path are fixed (_patch_stepfunctions).
 """
 import json
 import os
@@ -34,6 +46,80 @@ def _bus_arn(handler) -> str:
     if bus.startswith("arn:"):
         return bus
     return f"arn:aws:events:{handler.region}:{handler.current_account}:event-bus/{bus}"
+
+
+def _sqs_queue_arn(handler) -> str:
+    """The ARN of the queue a request names (by URL or name), whether it exists or not."""
+    name = handler._get_queue_name()
+    return f"arn:aws:sqs:{handler.region}:{handler.current_account}:{name}"
+
+
+def _patch_commands() -> None:
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.config import default_user_config
+    from moto.sqs.exceptions import QueueDoesNotExist
+    from moto.sqs.responses import SQSResponse
+
+    def sqs_resource(self):
+        try:
+            return self.sqs_backend.get_queue(self._get_queue_name()).queue_arn
+        except QueueDoesNotExist:
+            return _sqs_queue_arn(self)
+
+    SQSResponse._determine_resource = sqs_resource
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+    orig_auth = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def authenticate(self, iam_request_cls, resource="*"):
+        if "Credential=ak/" in (self.headers.get("Authorization") or ""):
+            return None  # moto's state machine interpreter, acting as the execution role
+        return orig_auth(self, iam_request_cls, resource)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate
+    _patch_stepfunctions()
+
+
+def _patch_stepfunctions() -> None:
+    """Two moto 5.2 bugs that break the task-token round trip."""
+    import copy
+
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    # StartExecution deep-copies the state machine, and with it its backend (which holds
+    # the running executions and their locks): every execution after the first one failed
+    # with "cannot pickle '_thread.RLock' object". The copy shares those two instead.
+    shared = ("backend", "executions")
+
+    def state_machine_deepcopy(self, memo):
+        clone = StateMachine.__new__(StateMachine)
+        memo[id(self)] = clone
+        for k, v in vars(self).items():
+            setattr(clone, k, v if k in shared else copy.deepcopy(v, memo))
+        return clone
+
+    StateMachine.__deepcopy__ = state_machine_deepcopy
+
+    # SendTaskFailure dropped its cause.
+    def send_task_failure(self):
+        self.stepfunction_backend.send_task_failure(self._get_param("taskToken"),
+                                                    error=self._get_param("error"),
+                                                    cause=self._get_param("cause"))
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
+def _server_port(argv: list) -> str | None:
+    """The -p/--port argument, for the state machine interpreter's calls back to this server."""
+    for i, a in enumerate(argv):
+        if a in ("-p", "--port") and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--port="):
+            return a.split("=", 1)[1]
+    return None
 
 
 def _patch() -> None:
@@ -94,7 +180,11 @@ def _patch() -> None:
 
 
 def main() -> None:
+    port = _server_port(sys.argv[1:])
+    if port:
+        os.environ["MOTO_PORT"] = port
     _patch()
+    _patch_commands()
     from moto.server import main as moto_main
     moto_main(sys.argv[1:])
 

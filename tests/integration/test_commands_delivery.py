@@ -1,0 +1,208 @@
+"""test_commands_delivery.py: the command channel when delivery goes wrong: redeliveries and
+duplicates (run once, reported again), visibility heartbeats, AWS down mid-command, a queue
+that does not exist, the idle poll rate, the redrive to the DLQ, and prepare-stop verified
+after a restart."""
+import threading
+import time
+
+import awsbed
+from test_commands import CommandCase
+
+SLOW_CHECK = {"check slow__type": "exec", "check slow__command": "/bin/sleep {seconds}",
+              "check slow__timeout": "30s", "check slow__interval": "1h"}
+
+
+def slow_check(seconds: float) -> dict:
+    return {k: v.format(seconds=seconds) for k, v in SLOW_CHECK.items()}
+
+
+class DeliveryTest(CommandCase):
+    def test_failed_delete_redelivered_reported_again_not_run_twice(self):
+        agent = self.start_polling(self.command_agent(visibility_timeout="2s"))
+        self.bed.fail_target("DeleteMessage", 1)
+        cmd = awsbed.new_command("ping")
+        self.queue.send(cmd)
+        self.one(agent, "Command Received")
+        first = self.one(agent, "Command Succeeded")
+        self.assertNotIn("redelivered", first)
+        again = self.one(agent, "Command Succeeded", timeout=20)
+        self.assertIs(again["redelivered"], True)
+        self.assertEqual(again["command_id"], cmd["command_id"])
+        self.assertEqual(again["boot_id"], first["boot_id"])
+        self.assertEqual([r["status"] for r in self.proxy_calls("DeleteMessage")], [500, 200])
+        self.assertQueueEmpty()
+        self.assertEqual(len(agent.event_lines("command-received")), 1, "it ran once")
+        self.assertEqual(len(agent.event_lines("command-redelivered")), 1)
+        self.assertNoEvents(agent, "Command Received")
+        self.assertEqual(agent.stop(), 0)
+
+    def test_duplicate_command_ids(self):
+        cmd = awsbed.new_command("ping")
+        self.queue.send(cmd)
+        self.queue.send(cmd)  # two messages, one command
+        agent = self.start_polling(self.command_agent())
+        self.one(agent, "Command Received")
+        self.one(agent, "Command Succeeded")
+        self.assertQueueEmpty()
+        # Later, a third copy: answered from the journal.
+        self.queue.send(cmd)
+        again = self.one(agent, "Command Succeeded")
+        self.assertIs(again["redelivered"], True)
+        self.assertQueueEmpty()
+        self.assertEqual(len(agent.event_lines("command-received")), 1, "it ran once")
+        self.assertNoEvents(agent, "Command Received")
+        self.assertEqual(agent.stop(), 0)
+
+    def test_visibility_heartbeat_on_slow_command(self):
+        agent = self.start_polling(self.command_agent(visibility_timeout="2s", **slow_check(6)))
+        cmd = awsbed.new_command("run-checks", checks=["slow"])
+        self.queue.send(cmd)
+        self.one(agent, "Command Received")
+        # While it runs, SQS must keep the message hidden from every consumer.
+        depths, done = [], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                depths.append(self.queue.depth())
+                time.sleep(0.25)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = self.one(agent, "Command Succeeded", timeout=25)
+        finally:
+            done.set()
+            sampler.join()
+        self.assertTrue(result["verified"], result)
+        self.assertGreaterEqual(result["duration_ms"], 5000)
+        visible = [d for d in depths if d[0] > 0]
+        self.assertEqual(visible, [], f"the message became visible while the command ran: {depths}")
+        heartbeats = self.proxy_calls("ChangeMessageVisibility")
+        self.assertGreaterEqual(len(heartbeats), 3, "heartbeats about every visibility_timeout/2")
+        self.assertTrue(all(r["status"] == 200 for r in heartbeats), heartbeats)
+        receives = [r for r in self.proxy_calls("ReceiveMessage")
+                    if heartbeats[0]["time"] <= r["time"] <= heartbeats[-1]["time"]]
+        self.assertEqual(receives, [], "no poll while a command runs")
+        self.assertQueueEmpty()
+        self.assertEqual(len(agent.event_lines("command-received")), 1)
+        self.assertNoEvents(agent, "Command Received")
+        self.assertEqual(agent.stop(), 0)
+
+    def test_aws_down_during_command(self):
+        agent = self.start_polling(self.command_agent(visibility_timeout="2s", **slow_check(3)))
+        cmd = awsbed.new_command("run-checks", checks=["slow"])
+        self.queue.send(cmd)
+        self.one(agent, "Command Received")
+        self.bed.proxy.down()
+        agent.wait_for_log(r"Command \S+ \(run-checks\): Command Succeeded", timeout=15)
+        agent.wait_for_log(r"DeleteMessage failed", timeout=10)
+        time.sleep(1)
+        self.bed.proxy.up()
+        done = self.one(agent, "Command Succeeded", timeout=30)
+        self.assertEqual(done["command_id"], cmd["command_id"])
+        self.assertQueueEmpty(timeout=30)
+        self.assertEqual(len(agent.event_lines("command-received")), 1, "it ran once")
+        later = [e["detail-type"] for e in agent.drain(wait=2)]
+        self.assertEqual([t for t in later if t.startswith("Command ") and t != "Command Succeeded"],
+                         [], "only the result (and perhaps its repetition) after AWS came back")
+        self.assertEqual(agent.stop(), 0)
+
+    def test_queue_does_not_exist(self):
+        self.bed.fleet.delete_command_queue()
+        agent = self.start_polling(self.command_agent())
+        line = agent.wait_for_event_log("sqs-error", timeout=10)
+        self.assertRegex(line, r"QueueDoesNotExist|NonExistentQueue")
+        self.assertIn("heald-" + self.bed.imds.instance_id, line)
+        time.sleep(8)
+        calls = self.proxy_calls("ReceiveMessage")
+        self.assertLessEqual(len(calls), 6, f"backoff, no busy loop: {len(calls)} polls in ~8 s")
+        warnings = agent.log_lines(r"^heald\[warning\]: .*\(event=sqs-error\)$")
+        self.assertEqual(len(warnings), 1, "one warning per kind of failure, not per attempt")
+        self.assertEqual(agent.log_lines(r"AccessDenied"), [], "the policy allows the queue's ARN")
+        # The fleet creates the queue: heald picks it up (after its current backoff).
+        self.queue = self.bed.fleet.command_queue()
+        self.queue.send(awsbed.new_command("ping"))
+        self.one(agent, "Command Succeeded", timeout=40)
+        agent.wait_for_log(r"Receiving commands from .* again", timeout=5)
+        self.assertEqual(agent.stop(), 0)
+
+    def test_policy_allows_only_the_instance_queue(self):
+        other = self.bed.fleet.client("sqs").create_queue(QueueName="heald-i-0fedcba9876543210")
+        agent = self.start_polling(self.command_agent(queue_url=other["QueueUrl"].replace(
+            self.bed.fleet.endpoint, self.bed.proxy.endpoint)))
+        line = agent.wait_for_event_log("sqs-error", timeout=10)
+        self.assertRegex(line, r"AccessDenied")
+        self.assertRegex(line, r"Fix: ", "an authorisation failure comes with a hint")
+        self.assertEqual(agent.stop(), 0)
+
+    def test_idle_poll_rate(self):
+        agent = self.start_polling(self.command_agent(wait_time="2s"))
+        time.sleep(1)
+        t0 = time.time()
+        time.sleep(10)
+        calls = [r for r in self.proxy_calls("ReceiveMessage") if r["time"] >= t0]
+        self.assertGreaterEqual(len(calls), 4, "it keeps polling")
+        self.assertLessEqual(len(calls), 6, f"{len(calls)} ReceiveMessage in 10 s with wait_time 2s")
+        self.assertTrue(all(r["status"] in (200, None) for r in calls), calls)  # None: in flight
+        self.assertEqual(agent.stop(), 0)
+
+    def test_idle_poll_rate_without_long_polling(self):
+        """wait_time = 0 (SQS answers at once): heald still polls at most once a second."""
+        agent = self.start_polling(self.command_agent(wait_time="0"))
+        time.sleep(1)
+        t0 = time.time()
+        time.sleep(6)
+        calls = [r for r in self.proxy_calls("ReceiveMessage") if r["time"] >= t0]
+        self.assertLessEqual(len(calls), 8, f"{len(calls)} ReceiveMessage in 6 s with wait_time 0")
+        self.assertEqual(agent.stop(), 0)
+
+
+class RedriveTest(CommandCase):
+    max_receive_count = 2
+
+    def test_transient_failure_redelivered_then_dead_lettered(self):
+        agent = self.start_polling(self.command_agent(
+            visibility_timeout="2s", allow="ping, restart-units", units="app.service"))
+        cmd = awsbed.new_command("restart-units", units=["app.service"])
+        message_id = self.queue.send(cmd)
+        received = agent.events(2, timeout=20, detail_type="Command Received")
+        self.assertEqual([e["detail"]["receive_count"] for e in received], [1, 2])
+        self.assertTrue(all(e["detail"]["message_id"] == message_id for e in received))
+        self.assertGreaterEqual(len(agent.log_lines(r"could not run now \(no system bus\)")), 2)
+        dead = self.wait_until(self.queue.dead_letters, 20, "the message in the DLQ")
+        self.assertEqual([m["MessageId"] for m in dead], [message_id])
+        self.assertEqual(self.queue.depth(), (0, 0))
+        self.assertNoEvents(agent, "Command Succeeded", "Command Failed", "Command Rejected")
+        self.assertEqual(agent.stop(), 0)
+
+
+class PrepareStopTest(CommandCase):
+    def test_prepare_stop_verified_after_restart(self):
+        agent = self.start_polling(self.command_agent(allow="ping, prepare-stop"))
+        cmd = awsbed.new_command("prepare-stop", reason="scale-in")
+        self.queue.send(cmd)
+        self.one(agent, "Command Received")
+        ready = self.one(agent, "Ready For Stop")
+        self.assertEqual(ready["command_id"], cmd["command_id"])
+        self.assertEqual(ready["units"], [], "no drain_units on this host")
+        self.assertTrue(ready["boot_id"])
+        self.assertQueueEmpty()
+        self.assertEqual(self.stop(agent), 0)
+
+        agent.start()
+        verified = self.one(agent, "Command Verified", timeout=20)
+        self.assertEqual(verified["command_id"], cmd["command_id"])
+        self.assertEqual(verified["action"], "prepare-stop")
+        self.assertEqual(verified["previous_boot_id"], ready["boot_id"])
+        self.assertEqual(verified["boot_id"], ready["boot_id"], "heald restarted, same boot")
+        self.assertIs(verified["verified"], True)
+        self.assertTrue(agent.event_lines("command-verified"))
+
+        # The same command delivered again: its last word is repeated, nothing runs.
+        self.queue.send(cmd)
+        again = self.one(agent, "Command Verified")
+        self.assertIs(again["redelivered"], True)
+        self.assertQueueEmpty()
+        self.assertEqual(agent.event_lines("command-received"), [], "not run again")
+        self.assertNoEvents(agent, "Command Received", "Ready For Stop")
+        self.assertEqual(agent.stop(), 0)
