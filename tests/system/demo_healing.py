@@ -53,6 +53,12 @@ def event_line(env: dict) -> str:
                f"{d.get('time_to_recovery_ms')} ms after detection"
     elif kind in ("Remediation Failed", "Remediation Escalated"):
         what = f"{d.get('action')} {d.get('action_target')}: {d.get('reason')}"
+    elif kind.startswith("Command") or kind in ("Ready For Stop", "Rebooting"):
+        units = ", ".join(f"{u.get('operation')} {u.get('unit')}: {u.get('result')}"
+                          for u in d.get("units", []) if isinstance(u, dict))
+        what = f"{d.get('command_id')} {d.get('action')}" + (f" [{units}]" if units else "") + \
+            (f" verified={d['verified']}" if "verified" in d else "") + \
+            (f" ({d['reason']})" if d.get("reason") else "")
     elif "observed" in d:
         what = f"{d['observed']}" + (f" ({d['message']})" if d.get("message") else "")
     else:
@@ -71,6 +77,12 @@ def run_container_demo(container, harness, c) -> None:
     # At most 3 crashes a minute: a budget of 5 a minute never escalates.
     config["check flaky"] = {"type": "unit", "unit": "flaky.service", "action": "restart-unit",
                              "max_actions": "5", "action_window": "1m", "verify_timeout": "20s"}
+    # The fleet's hand: the instance's own queue, and what it may ask for.
+    queue = bed.fleet.command_queue()
+    config["sqs"] = {"queue_url": f"{bed.proxy.endpoint}/{{account_id}}/heald-{{instance_id}}",
+                     "wait_time": "5s", "visibility_timeout": "30s"}
+    config["commands"] = {"allow": "ping, run-checks, stop-start-units", "units": "flaky.service",
+                          "verify_timeout": "30s"}
     c.install_units("flaky.service")
     c.systemctl("start", "flaky.service")
     c.start_heald(config)
@@ -79,10 +91,18 @@ def run_container_demo(container, harness, c) -> None:
     say(f"crash it yourself: sudo nsenter -t {c.pid1} -a systemctl kill -s KILL flaky")
     say(f"heald's view: sudo nsenter -t {c.pid1} -a {container.HEALD_INSIDE} status")
     say("events as the subscriber receives them (Ctrl-C stops):")
+    sent = False
     try:
         while True:
             for env in agent.tap.receive(10, wait=2):
                 print(event_line(env), flush=True)
+                if not sent and env.get("detail-type") == "Agent Started":
+                    # A coordinated stop/start, as a fleet workflow would send it.
+                    queue.send({"command_id": f"demo-{int(time.time())}", "action": "stop-start-units",
+                                "instance_id": bed.fleet.instance_id, "units": ["flaky.service"],
+                                "reason": "demo: coordinated stop/start"})
+                    say("sent stop-start-units for flaky.service to the instance's queue")
+                    sent = True
     except KeyboardInterrupt:
         say("stopping heald")
     # A long poll cut short by Ctrl-C still waits in moto and would swallow the next
