@@ -73,6 +73,14 @@ else
         fail "cppcheck (see $LOGDIR/cppcheck.log)"
 fi
 
+if python3 tests/tools/check-docs.py >"$LOGDIR/docs.log" 2>&1; then
+        pass 1
+        echo "PASS docs (README's IAM policy and events table match the code)"
+else
+        cat "$LOGDIR/docs.log"
+        fail "docs (see $LOGDIR/docs.log)"
+fi
+
 # clang-tidy with the checks in .clang-tidy (bug-finding and analyzer checks), warnings as errors.
 tidy_flags="-std=gnu11 -Iagent $(pkg-config --cflags libcjson) -DHEALD_VERSION=\"x\""
 if (set -o pipefail; for f in $(find agent -name '*.c' | sort); do
