@@ -124,6 +124,7 @@ static PolicyConfig policy_config(const CheckConfig *c) {
                 .max_actions = c->max_actions,
                 .action_window = c->action_window,
                 .verify_timeout = c->verify_timeout,
+                .retry_delay = c->interval,
         };
 }
 

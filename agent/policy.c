@@ -34,6 +34,10 @@ static unsigned consider_action(PolicyState *s, const PolicyConfig *c, bool depe
                 return POLICY_SUPPRESSED;
         }
         s->suppressed = false;
+        /* A unit that fails again at once (a start limit, a broken binary) must not burn the
+         * whole budget in a second: attempts are at least retry_delay apart. */
+        if (now < s->retry_after)
+                return 0;
         budget_expire(s, c, now);
         if (policy_budget_left(s, c, now) == 0) {
                 s->phase = POLICY_ESCALATED;
@@ -95,6 +99,7 @@ unsigned policy_on_action_done(PolicyState *s, const PolicyConfig *c, bool ok, u
         s->action_finished_at = now;
         if (!ok) {
                 s->phase = POLICY_IDLE;
+                s->retry_after = now + c->retry_delay;
                 return POLICY_REMEDIATION_FAILED;
         }
         s->phase = POLICY_VERIFYING;
@@ -108,16 +113,18 @@ void policy_on_action_skipped(PolicyState *s) {
                 s->phase = POLICY_IDLE;
 }
 
-unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c _unused_, usec_t now) {
+unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c, usec_t now) {
         if (s->phase != POLICY_VERIFYING || now < s->verify_deadline)
                 return 0;
         s->phase = POLICY_IDLE;
+        s->retry_after = now + c->retry_delay;
         return POLICY_REMEDIATION_FAILED;
 }
 
 unsigned policy_reset(PolicyState *s) {
         s->n_actions = 0;
         s->suppressed = false;
+        s->retry_after = 0;
         if (s->phase == POLICY_ESCALATED)
                 s->phase = POLICY_IDLE;
         /* The next failing result may act again at once. */

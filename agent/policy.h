@@ -14,6 +14,7 @@ typedef struct PolicyConfig {
         unsigned max_actions;
         usec_t action_window;  /* the budget counts actions within this much wall-clock time */
         usec_t verify_timeout;
+        usec_t retry_delay;    /* after a failed attempt, no new one before this much time passed */
 } PolicyConfig;
 
 typedef enum PolicyHealth {
@@ -39,6 +40,7 @@ typedef struct PolicyState {
         bool suppressed;             /* an action was held back for a failing dependency */
         usec_t detected_at;          /* wall clock of the failure verdict */
         usec_t action_started_at, action_finished_at, verify_deadline; /* wall clock */
+        usec_t retry_after;          /* wall clock: no action before (a failed attempt just ended) */
         usec_t actions[POLICY_ACTIONS_MAX]; /* wall-clock times of actions in the window: durable */
         size_t n_actions;
 } PolicyState;

@@ -3,6 +3,9 @@
 #  1. SigV4 signatures/s: heald's signer vs botocore's SigV4Auth on the same PutEvents request.
 #  2. Outbox drain: events/s from a 10,000-event outbox to a local sink that answers PutEvents
 #     at once, vs boto3's put_events sending the same events to the same sink; heald's peak RSS.
+#  3. Healing and the command channel (tests/bench/heal_bench.py, root and systemd-nspawn):
+#     detection and recovery vs monit, idle cost of 20 checks vs monit, command latency vs a
+#     boto3 receiver, ReceiveMessage calls of an idle heald. Says why when it is skipped.
 # Timings are printed, never judged: the goals are in tests/bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +18,12 @@ cc $CFL tests/bench/outbox_fill.c build/libheald.a $LIBS -o "$B/outbox_fill"
 cc $CFL tests/bench/bench_outbox.c build/libheald.a $LIBS -o "$B/bench_outbox"
 
 ratio() { python3 -c "print(f'{$1 / $2:.1f}')"; }
+
+# Figures depend on the machine and on what else runs on it: say both.
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+mem=$(awk '/MemTotal/ {printf "%.0f MiB", $2 / 1024}' /proc/meminfo)
+echo "machine: $(nproc) cores ($cpu), $mem RAM; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
 
 echo "== SigV4 (baseline: botocore $(python3 -c 'import botocore; print(botocore.__version__)') SigV4Auth)"
 h=$("$B/bench_sigv4" 3 | awk '{print $3}' | tr -d '/s')
@@ -51,6 +60,8 @@ pid=$!
 for _ in $(seq 600); do [ "$(count)" -ge $((N + 1)) ] && break; sleep 0.05; done
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+anon=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
+file=$(awk '/RssFile/ {print $2}' /proc/$pid/status)
 kill -TERM $pid; wait $pid || true
 got=$(count)
 rate=$(python3 -c "print(f'{$got / ($end - $start):.0f}')")
@@ -59,4 +70,8 @@ base=$(python3 tests/bench/putevents_boto3.py "http://127.0.0.1:$port" $N | awk 
 echo "drain heald:    $rate events/s ($got events, start to last accepted)"
 echo "drain boto3:    $base events/s"
 echo "drain ratio:    $(ratio "$rate" "$base")x boto3 (goal >= 5,000 events/s)"
-echo "heald peak RSS: $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB (VmHWM; goal <= 6 MiB)"
+mib() { echo "$(($1 / 1024)).$((($1 % 1024) * 10 / 1024)) MiB"; }
+echo "heald peak RSS: $(mib "$rss") (VmHWM; goal <= 6 MiB); at the end RssAnon $(mib "$anon"), RssFile $(mib "$file")"
+
+echo
+python3 tests/bench/heal_bench.py

@@ -91,6 +91,27 @@ static void test_action_failure_and_verify_timeout(void **state _unused_) {
         assert_int_equal(s.phase, POLICY_IDLE);
 }
 
+static void test_failed_attempts_are_spaced(void **state _unused_) {
+        PolicyState s;
+        PolicyConfig c = cfg;
+        c.fail_after = 1;
+        c.max_actions = 100;
+        c.retry_delay = 10 * S;
+        policy_init(&s);
+        assert_int_equal(policy_on_result(&s, &c, false, false, T0), POLICY_CHECK_FAILED | POLICY_ACT | POLICY_STATE_CHANGED);
+        assert_int_equal(policy_on_action_done(&s, &c, false, T0 + 1000), POLICY_REMEDIATION_FAILED);
+        /* failing again at once: no new attempt until retry_delay has passed */
+        for (usec_t t = T0 + 2000; t < T0 + 10 * S; t += S)
+                assert_int_equal(policy_on_result(&s, &c, false, false, t), 0);
+        assert_int_equal(policy_on_result(&s, &c, false, false, T0 + 11 * S), POLICY_ACT | POLICY_STATE_CHANGED);
+        assert_int_equal(s.n_actions, 2);
+        /* the same after a verification that timed out */
+        assert_int_equal(policy_on_action_done(&s, &c, true, T0 + 12 * S), POLICY_ARM_VERIFY_TIMER);
+        assert_int_equal(policy_on_verify_timeout(&s, &c, T0 + 72 * S), POLICY_REMEDIATION_FAILED);
+        assert_int_equal(policy_on_result(&s, &c, false, false, T0 + 73 * S), 0);
+        assert_int_equal(policy_on_result(&s, &c, false, false, T0 + 83 * S), POLICY_ACT | POLICY_STATE_CHANGED);
+}
+
 static void test_budget_escalation_and_reset(void **state _unused_) {
         PolicyState s;
         policy_init(&s);
@@ -195,6 +216,10 @@ static void test_json_round_trip_and_garbage(void **state _unused_) {
         assert_int_equal(t.n_actions, 1);
         assert_int_equal(t.actions[0], T0);
         assert_int_equal(t.phase, POLICY_ESCALATED);
+        /* restored after a restart: a first healthy look does not end the escalation */
+        assert_int_equal(policy_on_result(&t, &c, true, false, T0 + 3 * S), 0);
+        assert_int_equal(policy_on_result(&t, &c, true, false, T0 + 4 * S), 0);
+        assert_int_equal(t.phase, POLICY_ESCALATED);
 
         const char *bad[] = { "[]", "{\"actions\":\"x\"}", "{\"actions\":[-1,\"a\",1e300,null]}", "{\"escalated\":1}", "7" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -213,6 +238,7 @@ int main(void) {
                 cmocka_unit_test(test_first_success_is_not_a_recovery),
                 cmocka_unit_test(test_act_verify_succeed),
                 cmocka_unit_test(test_action_failure_and_verify_timeout),
+                cmocka_unit_test(test_failed_attempts_are_spaced),
                 cmocka_unit_test(test_budget_escalation_and_reset),
                 cmocka_unit_test(test_escalation_ends_with_recovery),
                 cmocka_unit_test(test_window_slides),
