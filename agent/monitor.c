@@ -52,6 +52,7 @@ struct MonitorVerify {
         bool *seen;            /* ...whether they reported since the start */
         size_t n;
         bool once;
+        bool units_started;     /* verifying units a command started: they must be active */
         usec_t deadline;        /* CLOCK_MONOTONIC */
         sd_event_source *timer; /* checks completion every 100 ms until the deadline */
         monitor_verify_fn done;
@@ -864,13 +865,17 @@ static bool verify_complete(const MonitorVerify *v, bool *ret_healthy) {
 }
 
 static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy) {
+        /* A command that just started a unit is verified only by the unit running: "stopped
+         * as asked" is healthy for a check, not for a start. */
+        bool running = c->config->type != CHECK_UNIT || strcmp(c->unit_state.active_state, "active") == 0;
         MonitorVerify *v = m->verifies;
         while (v) {
                 MonitorVerify *next = v->next;
                 for (size_t i = 0; i < v->n; i++)
                         if (v->checks[i] == c) {
+                                bool ok = healthy && (!v->units_started || running);
                                 v->seen[i] = true;
-                                v->passes[i] = healthy ? v->passes[i] + 1 : 0;
+                                v->passes[i] = ok ? v->passes[i] + 1 : 0;
                         }
                 v = next;
         }
@@ -907,6 +912,7 @@ int monitor_verify(Monitor *m, char *const *names, char *const *units, usec_t ti
                 return -ENOMEM;
         v->monitor = m;
         v->once = once;
+        v->units_started = units != NULL;
         v->done = done;
         v->userdata = userdata;
         v->next = m->verifies;

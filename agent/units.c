@@ -148,6 +148,14 @@ static int on_get_all(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
+static bool property_is_read(const char *name) {
+        static const char *const names[] = { "LoadState", "ActiveState", "SubState", "Result", "NRestarts", "MainPID" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strcmp(name, names[i]) == 0)
+                        return true;
+        return false;
+}
+
 static int watch_get_all(Watch *w) {
         w->call = sd_bus_slot_unref(w->call);
         return sd_bus_call_method_async(w->units->bus, &w->call, SD_SYSTEMD, w->path, "org.freedesktop.DBus.Properties",
@@ -164,14 +172,19 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 log_warning_errno(r, "Cannot parse a state change of unit %s: %m", w->unit);
                 return 0;
         }
-        /* Properties named as invalidated carry no value: read everything again. */
+        /* systemd names some properties without a value in every signal (Conditions, Exec*):
+         * only one heald reads sends it back for a fresh GetAll. What the signal carried is
+         * delivered now either way, so a JobRemoved right behind it finds the state current. */
+        bool refetch = false;
         r = sd_bus_message_enter_container(m, 'a', "s");
-        if (r > 0 && sd_bus_message_at_end(m, false) == 0) {
-                (void) watch_get_all(w);
-                return 0;
-        }
+        const char *name;
+        while (r > 0 && sd_bus_message_read(m, "s", &name) > 0)
+                if (property_is_read(name))
+                        refetch = true;
         if (w->have_state)
                 w->changed(w->unit, &w->state, w->userdata);
+        if (refetch)
+                (void) watch_get_all(w);
         return 0;
 }
 

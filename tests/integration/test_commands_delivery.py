@@ -40,9 +40,14 @@ class DeliveryTest(CommandCase):
         cmd = awsbed.new_command("ping")
         self.queue.send(cmd)
         self.queue.send(cmd)  # two messages, one command
-        agent = self.start_polling(self.command_agent())
+        agent = self.start_polling(self.command_agent(visibility_timeout="3s"))
         self.one(agent, "Command Received")
-        self.one(agent, "Command Succeeded")
+        first = self.one(agent, "Command Succeeded")
+        self.assertNotIn("redelivered", first)
+        # The copy is left to SQS (so that its own task token, if any, gets an answer too):
+        # when it comes back, the journal answers it.
+        copy = self.one(agent, "Command Succeeded", timeout=15)
+        self.assertIs(copy["redelivered"], True)
         self.assertQueueEmpty()
         # Later, a third copy: answered from the journal.
         self.queue.send(cmd)

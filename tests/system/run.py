@@ -70,6 +70,10 @@ def main() -> int:
     import container  # noqa: E402 - reads HEALD_SYSTEM_LOGDIR
     container.LOG_DIR = log_dir
     integration_run = _load_integration_runner()
+    # The integration runner puts its own folder first; ours must win for names both use
+    # (test_commands.py).
+    sys.path.remove(HERE)
+    sys.path.insert(0, HERE)
 
     names = args.modules or sorted(os.path.basename(p)[:-3]
                                    for p in glob.glob(os.path.join(HERE, "test_*.py")))

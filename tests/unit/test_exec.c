@@ -221,7 +221,13 @@ static void test_signals_reset(void **state) {
         assert_int_equal(sigaction(SIGUSR1, &ign, &old), 0);
         run_command((char *const[]) { "/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL },
                     5 * USEC_PER_SEC, 4096, &o);
-        assert_string_equal(o.output, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+        /* Signals 32 and 33 are glibc's own (thread cancellation, setxid): its sigaction()
+         * refuses to touch them, and a parent started by posix_spawn() (GNU make, Python)
+         * may hand them down ignored. glibc manages them itself; every other one must be reset. */
+        unsigned long long blocked = 0, ignored = 0;
+        assert_int_equal(sscanf(o.output, "SigBlk:\t%llx\nSigIgn:\t%llx\n", &blocked, &ignored), 2);
+        assert_int_equal(blocked, 0);
+        assert_int_equal(ignored & ~((1ULL << 31) | (1ULL << 32)), 0);
         free(o.output);
         assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
 }
