@@ -454,12 +454,24 @@ static void runtime_rejudge_later(CheckRuntime *c) {
                 schedule(c, c->config->interval);
 }
 
+/* systemd sends one signal per interface and several per transition: a verdict the check
+ * already holds is no new observation. fail_after counts changes and the re-judging every
+ * interval, not signals. */
 static void on_unit_changed(const char *unit _unused_, const UnitState *st, void *userdata) {
         CheckRuntime *c = userdata;
         c->unit_state = *st;
         c->unit_known = true;
-        check_unit_observe(&c->unit_history, st, now_usec(CLOCK_MONOTONIC));
-        runtime_rejudge(c);
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        check_unit_observe(&c->unit_history, st, now);
+        CheckResult res;
+        if (check_unit_evaluate(c->config, &c->unit_state, &c->unit_history, now, &res) != 0)
+                return;
+        /* The verdict's message names its kind (failed, waits for a restart, restart loop with its
+         * count...); the observed text also carries partial updates (a Result before the
+         * ActiveState) that are not news. */
+        bool same = c->have_last && c->last.healthy == res.healthy && strcmp(c->last.message, res.message) == 0;
+        if (!same)
+                runtime_result(c, &res);
         runtime_rejudge_later(c);
 }
 
