@@ -200,31 +200,5 @@ int control_request(const char *path, const char *request, char **ret) {
                 return -E2BIG;
         if (send(fd, line, (size_t) n, MSG_NOSIGNAL) != n)
                 return -errno;
-        size_t cap = 4096, got = 0;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (got == cap) {
-                        if (cap >= 16 * 1024 * 1024)
-                                return -EFBIG;
-                        char *b = realloc(buf, cap * 2 + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                        cap *= 2;
-                }
-                ssize_t k = read(fd, buf + got, cap - got);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                got += (size_t) k;
-        }
-        buf[got] = 0;
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return read_fd_full(fd, 16 * 1024 * 1024, ret, NULL);
 }

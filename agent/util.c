@@ -69,11 +69,7 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
         return 0;
 }
 
-int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-
+int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len) {
         size_t cap = 4096, len = 0;
         _cleanup_free_ char *buf = malloc(cap + 1);
         if (!buf)
@@ -103,6 +99,13 @@ int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len) {
                 *ret_len = len;
         *ret = TAKE_PTR(buf);
         return 0;
+}
+
+int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return read_fd_full(fd, max, ret, ret_len);
 }
 
 void format_iso8601(usec_t realtime, char buf[static 21]) {

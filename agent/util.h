@@ -104,8 +104,10 @@ int free_and_strdup(char **dst, const char *src);
 /* Write data to dir/name atomically and durably: temp file 0600, fsync, rename, fsync dir. */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
 
-/* Read a whole small file (at most max bytes) into a NUL-terminated buffer; caller frees. */
+/* Read a whole small file (at most max bytes, else -EFBIG) into a NUL-terminated buffer;
+ * caller frees. read_fd_full() reads an open fd to its end the same way. */
 int read_file_full(const char *path, size_t max, char **ret, size_t *ret_len);
+int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len);
 
 /* Format a wall-clock time (usec since epoch) as "2026-11-26T20:31:51Z" into buf[21]. */
 void format_iso8601(usec_t realtime, char buf[static 21]);

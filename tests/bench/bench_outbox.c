@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "outbox.h"
+#include "../tools/remove_tree.h"
 
 #define RECORDS   10000
 #define BATCH     10
@@ -18,21 +19,6 @@ static double seconds(void) {
 static long max_rss_kib(void) {
         struct rusage ru;
         return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
-}
-
-static void remove_tree(const char *path) {
-        DIR *d = opendir(path);
-        if (d) {
-                for (struct dirent *de; (de = readdir(d));) {
-                        char child[512];
-                        if (streq_ptr(de->d_name, ".") || streq_ptr(de->d_name, ".."))
-                                continue;
-                        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-                        remove_tree(child);
-                }
-                closedir(d);
-        }
-        (void) remove(path);
 }
 
 static int fail(const char *what, int r) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "outbox.h"
+#include "../tools/remove_tree.h"
 
 /* Input: [u32 little-endian n][n bytes of acks.log][the rest: one segment file]. Inputs too
  * short for that are a segment file alone. */
@@ -37,21 +38,6 @@ static void write_file(const char *dir, const char *name, const uint8_t *data, s
                 len -= (size_t) k;
         }
         close(fd);
-}
-
-static void remove_tree(const char *path) {
-        DIR *d = opendir(path);
-        if (d) {
-                for (struct dirent *de; (de = readdir(d));) {
-                        char child[512];
-                        if (streq_ptr(de->d_name, ".") || streq_ptr(de->d_name, ".."))
-                                continue;
-                        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-                        remove_tree(child);
-                }
-                closedir(d);
-        }
-        (void) remove(path);
 }
 
 static Outbox *open_or_die(const char *dir, uint64_t max_bytes) {

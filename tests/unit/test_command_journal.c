@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "command_journal.h"
+#include "../tools/remove_tree.h"
 
 #define DAY (24 * USEC_PER_HOUR)
 
@@ -17,21 +18,6 @@ typedef struct Fixture {
         char dir[64];
         char commands[96];
 } Fixture;
-
-static void remove_tree(const char *path) {
-        DIR *d = opendir(path);
-        if (d) {
-                for (struct dirent *de; (de = readdir(d));) {
-                        char child[512];
-                        if (streq_ptr(de->d_name, ".") || streq_ptr(de->d_name, ".."))
-                                continue;
-                        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-                        remove_tree(child);
-                }
-                closedir(d);
-        }
-        (void) remove(path);
-}
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);

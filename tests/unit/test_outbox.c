@@ -15,6 +15,7 @@
 
 #include "codec.h"
 #include "outbox.h"
+#include "../tools/remove_tree.h"
 
 #define HEADER OUTBOX_RECORD_OVERHEAD
 
@@ -23,21 +24,6 @@ typedef struct Fixture {
         char dir[64];
         char outbox[96];
 } Fixture;
-
-static void remove_tree(const char *path) {
-        DIR *d = opendir(path);
-        if (d) {
-                for (struct dirent *de; (de = readdir(d));) {
-                        char child[512];
-                        if (streq_ptr(de->d_name, ".") || streq_ptr(de->d_name, ".."))
-                                continue;
-                        snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-                        remove_tree(child);
-                }
-                closedir(d);
-        }
-        (void) remove(path);
-}
 
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
