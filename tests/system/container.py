@@ -613,3 +613,20 @@ class SystemTestCase(unittest.TestCase):
 
     def setUp(self):
         require()
+
+
+class HealdTestCase(SystemTestCase):
+    """A test of build/heald in a container against the integration bed on the host (moto,
+    IMDS, fault proxy): skipped where heald is not built or the bed cannot run. Sets
+    self.bed (reset for this test)."""
+
+    def setUp(self):
+        super().setUp()
+        if not os.access(os.path.join(BUILD_DIR, "heald"), os.X_OK):
+            self.skipTest("build/heald is not built (make build/heald)")
+        try:
+            import harness  # noqa: PLC0415 - only tests that run heald need the bed
+        except ImportError as e:
+            self.skipTest(f"the integration bed cannot run: {e}")
+        self.bed = harness.bed()
+        self.bed.reset()

@@ -14,7 +14,7 @@ import os
 import time
 
 import container
-from container import Container, ContainerError, SystemTestCase
+from container import Container, ContainerError, HealdTestCase
 
 HEALD_UNIT = "heald-test.service"
 STATE_DIR = "/var/lib/heald-test"
@@ -48,19 +48,11 @@ def unit_ops(detail: dict) -> list[tuple[str, str, str]]:
     return [(u["operation"], u["unit"], u["result"]) for u in detail["units"]]
 
 
-class CommandsTestCase(SystemTestCase):
+class CommandsTestCase(HealdTestCase):
     """A fresh container and command queue per test, the test units installed, and a tap."""
 
     def setUp(self):
         super().setUp()
-        if not os.access(os.path.join(container.BUILD_DIR, "heald"), os.X_OK):
-            self.skipTest("build/heald is not built (make build/heald)")
-        try:
-            import harness  # the integration bed: moto + IMDS on the host
-        except ImportError as e:
-            self.skipTest(f"the integration bed cannot run: {e}")
-        self.bed = harness.bed()
-        self.bed.reset()
         self.queue = self.bed.fleet.command_queue()
         self.agent = self.bed.agent(self)
         self.c = Container("cmd-" + self.id().rsplit(".", 1)[-1].split("_")[1])

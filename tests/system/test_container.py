@@ -6,7 +6,7 @@ import threading
 import unittest
 
 import container
-from container import Container, SystemTestCase
+from container import Container, HealdTestCase, SystemTestCase
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
@@ -61,17 +61,9 @@ class ContainerTest(SystemTestCase):
         self.assertFalse(os.path.exists(workdir), "the container's files are removed")
 
 
-class HealdInContainerTest(SystemTestCase):
+class HealdInContainerTest(HealdTestCase):
     def setUp(self):
         super().setUp()
-        if not os.access(os.path.join(container.BUILD_DIR, "heald"), os.X_OK):
-            self.skipTest("build/heald is not built (make build/heald)")
-        try:
-            import harness  # the integration bed: moto + IMDS + fault proxy on the host
-        except ImportError as e:
-            self.skipTest(f"the integration bed cannot run: {e}")
-        self.bed = harness.bed()
-        self.bed.reset()
         self.c = container.shared()
 
     def test_heald_started_event_and_status(self):

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import container
-from container import SystemTestCase
+from container import HealdTestCase
 
 HEALD_UNIT = "heald-test.service"
 STATE_DIR = "/var/lib/heald-test"
@@ -26,20 +26,12 @@ def ini_text(config: dict[str, dict[str, str]]) -> str:
                    for section, keys in config.items())
 
 
-class HealingTestCase(SystemTestCase):
+class HealingTestCase(HealdTestCase):
     """One heald per test in the shared container, with its own tap (the integration Agent);
     the cleanup stops it and leaves the test units stopped and the state dir gone."""
 
     def setUp(self):
         super().setUp()
-        if not os.access(os.path.join(container.BUILD_DIR, "heald"), os.X_OK):
-            self.skipTest("build/heald is not built (make build/heald)")
-        try:
-            import harness  # the integration bed: moto + IMDS on the host
-        except ImportError as e:
-            self.skipTest(f"the integration bed cannot run: {e}")
-        self.bed = harness.bed()
-        self.bed.reset()
         self.c = container.shared()
         self.c.install_units(*TEST_UNITS)
         self.addCleanup(self.clean_container)
