@@ -39,6 +39,8 @@ struct Publisher {
         bool waiting_credentials;
         publisher_idle_fn idle;
         void *idle_userdata;
+        AwsCall *dropped_call;    /* an Events Dropped report in flight */
+        uint64_t dropped_sent;    /* the count it carries */
 };
 
 static bool id_in_flight(const Publisher *p, uint64_t id) {
@@ -90,28 +92,73 @@ static void transient_failure(Publisher *p, const char *what) {
         pause_for(p, delay);
 }
 
+static int putevents_start(Publisher *p, const char *body, size_t body_len, aws_done_fn done, void *userdata,
+                           AwsCall **ret) {
+        AwsCallSpec spec = {
+                .endpoint = p->endpoint,
+                .region = p->region,
+                .service = "events",
+                .target = "AWSEvents.PutEvents",
+                .content_type = "application/x-amz-json-1.1",
+                .body = body,
+                .body_len = body_len,
+                .timeout = p->config->request_timeout,
+        };
+        return aws_call_start(p->aws, &spec, done, userdata, ret);
+}
+
+static void on_dropped_response(const AwsResult *res, void *userdata) {
+        Publisher *p = userdata;
+        EventBridgeEntryResult result;
+        _cleanup_free_ char *why = NULL;
+        p->dropped_call = NULL;
+        if (res->error < 0 || res->status < 200 || res->status >= 300 ||
+            eventbridge_parse_response(res->body, res->body_len, 1, &result, &why) < 0 ||
+            result.status != EVENTBRIDGE_ENTRY_OK)
+                return; /* the count stays in the outbox: tried again after the next accepted batch */
+        int r = outbox_dropped_reported(p->outbox, p->dropped_sent);
+        if (r < 0)
+                log_error_errno(r, "Failed to record that %llu dropped events were reported (they may be reported again): %m",
+                                (unsigned long long) p->dropped_sent);
+        else
+                log_event(LOG_WARNING, "events-dropped",
+                          "The outbox was full ([outbox] max_bytes); %llu oldest events were dropped, and an Events "
+                          "Dropped event reported it",
+                          (unsigned long long) p->dropped_sent);
+}
+
+/* Drops are reported as soon as the bus answers again, ahead of the backlog (which may take
+ * minutes to drain), in a request of their own. The count stays durable in the outbox until
+ * EventBridge has accepted the report. */
 static void report_dropped(Publisher *p) {
         uint64_t dropped = outbox_dropped(p->outbox);
-        if (dropped == 0)
+        if (dropped == 0 || p->dropped_call)
                 return;
-        cJSON *detail = cJSON_CreateObject();
-        _cleanup_free_ char *record = NULL;
-        uint64_t id;
-        int r = detail && cJSON_AddNumberToObject(detail, "count", (double) dropped) ? 0 : -ENOMEM;
+        _cleanup_free_ char *body = NULL;
+        size_t body_len = 0;
+        EventBridgeBatch *eb = NULL;
+        char text[64];
+        snprintf(text, sizeof text, "{\"count\":%llu}", (unsigned long long) dropped);
+        EventBridgeEntry e = {
+                .source = p->config->source,
+                .detail_type = "Events Dropped",
+                .detail = text,
+                .event_bus = p->config->event_bus,
+                .resource = p->instance_arn,
+                .time = now_usec(CLOCK_REALTIME),
+        };
+        int r = eventbridge_batch_new(p->config->max_request_bytes, &eb);
         if (r >= 0)
-                r = event_record_encode("Events Dropped", detail, now_usec(CLOCK_REALTIME), &record);
-        cJSON_Delete(detail);
+                r = eventbridge_batch_add(eb, &e);
         if (r >= 0)
-                r = outbox_append(p->outbox, record, strlen(record), &id);
+                r = eventbridge_batch_body(eb, &body, &body_len);
+        eventbridge_batch_free(eb);
         if (r >= 0)
-                r = outbox_dropped_reported(p->outbox, dropped);
+                r = putevents_start(p, body, body_len, on_dropped_response, p, &p->dropped_call);
         if (r < 0)
                 log_error_errno(r, "Failed to report %llu dropped events: %m", (unsigned long long) dropped);
         else
-                log_event(LOG_WARNING, "events-dropped",
-                          "The outbox was full ([outbox] max_bytes); %llu oldest events were dropped and "
-                          "an Events Dropped event reports it",
-                          (unsigned long long) dropped);
+                p->dropped_sent = dropped;
 }
 
 static void on_response(const AwsResult *res, void *userdata);
@@ -185,17 +232,7 @@ static int batch_send(Publisher *p) {
         if (r < 0 || b->n == 0)
                 return r;
 
-        AwsCallSpec spec = {
-                .endpoint = p->endpoint,
-                .region = p->region,
-                .service = "events",
-                .target = "AWSEvents.PutEvents",
-                .content_type = "application/x-amz-json-1.1",
-                .body = body,
-                .body_len = body_len,
-                .timeout = p->config->request_timeout,
-        };
-        r = aws_call_start(p->aws, &spec, on_response, b, &b->call);
+        r = putevents_start(p, body, body_len, on_response, b, &b->call);
         if (r < 0)
                 return r;
         p->batches[p->n_batches++] = TAKE_PTR(b);
@@ -375,6 +412,8 @@ Publisher *publisher_free(Publisher *p) {
                         aws_call_cancel(b->call);
                 batch_forget(p, b);
         }
+        if (p->dropped_call)
+                aws_call_cancel(p->dropped_call);
         sd_event_source_disable_unref(p->timer);
         sd_event_source_disable_unref(p->sync); /* outbox_free() syncs what is left */
         sd_event_unref(p->event);
