@@ -74,6 +74,20 @@ class LineResult(unittest.TestResult):
         self._fail(test, "unexpected success")
 
 
+def run_modules(names, pattern, result) -> None:
+    """Run the tests of each module (imported by name) that match pattern into result; a
+    module that does not import is a failure, not a crash of the run."""
+    loader = unittest.TestLoader()
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            import traceback
+            result._fail(name, traceback.format_exc())
+            continue
+        filter_suite(loader.loadTestsFromModule(module), pattern).run(result)
+
+
 def filter_suite(suite, pattern):
     out = unittest.TestSuite()
     for t in suite:
@@ -104,16 +118,8 @@ def main() -> int:
 
     out(f"# run dir {bed.run_dir}")
     result = LineResult(out)
-    loader = unittest.TestLoader()
     try:
-        for name in names:
-            try:
-                module = importlib.import_module(name)
-            except Exception:  # a broken test module is a failure, not a crash of the run
-                import traceback
-                result._fail(name, traceback.format_exc())
-                continue
-            filter_suite(loader.loadTestsFromModule(module), args.pattern).run(result)
+        run_modules(names, args.pattern, result)
     finally:
         for name, detail in result.details:
             out(f"\n==== {name}\n{detail.rstrip()}")

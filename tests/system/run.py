@@ -13,14 +13,12 @@ Usage: tests/system/run.py [-k SUBSTRING] [--logdir DIR] [test_module ...]
 """
 import argparse
 import glob
-import importlib
 import importlib.util
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import traceback
 import types
 import unittest
 
@@ -94,16 +92,8 @@ def main() -> int:
     except unittest.SkipTest as e:
         out(f"# system tests skipped: {e}")
     result = integration_run.LineResult(out)
-    loader = unittest.TestLoader()
     try:
-        for name in names:
-            try:
-                module = importlib.import_module(name)
-            except Exception:  # a broken test module is a failure, not a crash of the run
-                result._fail(name, traceback.format_exc())
-                continue
-            integration_run.filter_suite(loader.loadTestsFromModule(module),
-                                         args.pattern).run(result)
+        integration_run.run_modules(names, args.pattern, result)
     except KeyboardInterrupt:
         result._fail("run", "interrupted")
     finally:
