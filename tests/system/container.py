@@ -423,6 +423,12 @@ class Container:
     def systemctl(self, *args: str, check: bool = True) -> str:
         return self.run(["systemctl", *args], check=check).stdout.strip()
 
+    def kill_unit(self, unit: str, signal: str = "KILL") -> None:
+        """Signal a unit's main process, as a crash would. Only the main process: systemd 252
+        sometimes fails the cgroup-wide form with "Failed to send signal SIGKILL to auxiliary
+        processes: Input/output error" while the cgroup is being torn down."""
+        self.systemctl("kill", "--kill-whom=main", "-s", signal, unit)
+
     def show(self, unit: str, prop: str) -> str:
         """One property of a unit (`systemctl show -P`)."""
         return self.systemctl("show", "-P", prop, unit)
@@ -496,6 +502,12 @@ class Container:
             f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) + "\n"
             for s, kv in config.items()), mode=0o600)
         self.run(["systemctl", "reset-failed", f"{unit}.service"], check=False)
+        # A stopped transient unit is unloaded by systemd's garbage collection a moment after
+        # `systemctl stop` returns; systemd-run fails ("already loaded") until then.
+        deadline = time.monotonic() + 10
+        while (self.show(f"{unit}.service", "LoadState") != "not-found"
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         cp = self.run(["systemd-run", f"--unit={unit}", "-p", "Type=notify", HEALD_INSIDE,
                        "--config", config_path], check=False, timeout=60)
         if cp.returncode != 0:

@@ -342,7 +342,7 @@ class CommandsTest(CommandsTestCase):
                          allow="ping, stop-start-units", units="crashy.service")
         self.c.wait_for(lambda: self.check_status("crashy")["health"] == "ok", 10,
                         "heald to see crashy healthy", interval=0.2)
-        self.c.systemctl("kill", "-s", "KILL", "crashy.service")
+        self.c.kill_unit("crashy.service")
         started = self.one("Remediation Started")
         self.assertEqual(started["action_target"], "crashy.service")
         cmd = self.send("stop-start-units", units=["crashy.service"])

@@ -39,7 +39,7 @@ class ContainerTest(SystemTestCase):
             c.install_units("crashy.service")
             c.systemctl("start", "crashy.service")
             c.wait_unit("crashy.service", "active")
-            c.systemctl("kill", "-s", "KILL", "crashy.service")
+            c.kill_unit("crashy.service")
             c.wait_unit("crashy.service", "failed")
             self.assertEqual(c.show("crashy.service", "Result"), "signal")
 

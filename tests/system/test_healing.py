@@ -167,7 +167,7 @@ class HealingTest(HealingTestCase):
         self.wait_check("crashy", health="ok", phase="idle")
         before = self.c.show("crashy.service", "InvocationID")
 
-        self.c.systemctl("kill", "-s", "KILL", "crashy.service")
+        self.c.kill_unit("crashy.service")
         failed = self.event("Check Failed", check="crashy")
         self.assertEqual(failed["check_type"], "unit")
         self.assertEqual(failed["target"], "crashy.service")
@@ -291,7 +291,7 @@ class HealingTest(HealingTestCase):
         self.wait_check("db", health="ok")
         self.wait_check("app", health="ok")
 
-        self.c.systemctl("kill", "-s", "KILL", "db.service")
+        self.c.kill_unit("db.service")
         self.event("Check Failed", check="db")
         db_started = self.event("Remediation Started", check="db")
         self.assertEqual((db_started["action"], db_started["action_target"]),
@@ -320,7 +320,7 @@ class HealingTest(HealingTestCase):
         config = self.start_heald(one)
         self.wait_check("crashy", health="ok")
         # Give crashy some state worth keeping: one action spent, verified.
-        self.c.systemctl("kill", "-s", "KILL", "crashy.service")
+        self.c.kill_unit("crashy.service")
         self.assertEqual(self.event("Remediation Started", check="crashy")["attempt"], 1)
         self.event("Remediation Succeeded", check="crashy")
         before = self.wait_check("crashy", health="ok", last_action_result="verified")
@@ -329,7 +329,7 @@ class HealingTest(HealingTestCase):
 
         config["check db"] = unit_check("db.service")
         self.c.write_file(CONFIG_PATH, ini_text(config), mode=0o600)
-        self.c.systemctl("kill", "-s", "HUP", HEALD_UNIT)
+        self.c.kill_unit(HEALD_UNIT, "HUP")
         self.assertIn("(2 checks)", self.wait_journal("reloaded"))
         self.wait_check("db", health="ok")
         after = self.check_status("crashy")
@@ -340,7 +340,7 @@ class HealingTest(HealingTestCase):
 
         bad = dict(config, **{"check db": dict(config["check db"], no_such_key="1")})
         self.c.write_file(CONFIG_PATH, ini_text(bad), mode=0o600)
-        self.c.systemctl("kill", "-s", "HUP", HEALD_UNIT)
+        self.c.kill_unit(HEALD_UNIT, "HUP")
         rejected = self.wait_journal("reload-rejected")
         self.assertIn("no_such_key", rejected)
         self.assertEqual(self.c.show(HEALD_UNIT, "ActiveState"), "active")
@@ -351,7 +351,7 @@ class HealingTest(HealingTestCase):
             for key in ("health", "phase", "budget_left", "last_action_result"):
                 self.assertEqual(new[key], old[key], f"{old['check']}: {key}")
         # ...and the old configuration still heals.
-        self.c.systemctl("kill", "-s", "KILL", "crashy.service")
+        self.c.kill_unit("crashy.service")
         self.assertEqual(self.event("Remediation Started", check="crashy")["attempt"], 2)
         self.event("Remediation Succeeded", check="crashy")
 
@@ -381,7 +381,7 @@ class HealingTest(HealingTestCase):
                                                interval="1s")}, dry_run="true")
         self.wait_check("crashy", health="ok")
         self.assertTrue(self.status()["dry_run"])
-        self.c.systemctl("kill", "-s", "KILL", "crashy.service")
+        self.c.kill_unit("crashy.service")
         self.event("Check Failed", check="crashy")
         started = self.event("Remediation Started", check="crashy")
         self.assertTrue(started["dry_run"])
@@ -418,7 +418,7 @@ class HealingTest(HealingTestCase):
         self.start_heald({"crashy": unit_check("crashy.service", action="restart-unit",
                                                fail_after=2, interval="1s")})
         self.wait_check("crashy", health="ok")
-        self.c.systemctl("kill", "-s", "KILL", "crashy.service")
+        self.c.kill_unit("crashy.service")
         failed = self.event("Check Failed", check="crashy", timeout=6)
         self.assertEqual(failed["fail_after"], 2)
         self.event("Remediation Succeeded", check="crashy")

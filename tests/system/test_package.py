@@ -141,7 +141,7 @@ class PackageTest(SystemTestCase):
             self.assertEqual(failed, {"guarded", "logged"})
 
             # An allowed unit is restarted; a protected one is refused by systemd, and said so.
-            c.systemctl("kill", "-s", "KILL", "crashy.service")
+            c.kill_unit("crashy.service")
             ok = agent.events(1, timeout=30, detail_type="Remediation Succeeded")[0]["detail"]
             self.assertEqual((ok["check"], ok["action_target"]), ("crashy", "crashy.service"))
             c.wait_unit("crashy.service", "active")
@@ -161,7 +161,7 @@ class PackageTest(SystemTestCase):
             held = self.hold_events(c, bed)
             c.wait_for(lambda: self.heartbeat_seq(c) >= 2, 10, "two heartbeats made")
             seq_before = self.heartbeat_seq(c)
-            c.systemctl("kill", "-s", "KILL", "heald.service")
+            c.kill_unit("heald.service")
             pid = self.wait_ready(c, old_pid=pid)
             self.assertEqual(c.show("heald.service", "NRestarts"), "1")
             self.assertGreaterEqual(self.status(c)["outbox_depth"], held,
