@@ -1,5 +1,4 @@
 /* command.c: the command an SQS message carries to heald: parsing, validation and authorisation against [commands]. */
-#define _GNU_SOURCE /* memmem */
 #include "command.h"
 
 #include <fnmatch.h>
@@ -7,6 +6,7 @@
 
 #include "aws/timestamp.h"
 #include "codec.h"
+#include "protected_units.h"
 
 static const char *const action_names[_COMMAND_ACTION_MAX] = {
         [COMMAND_PING] = "ping",
@@ -100,27 +100,6 @@ static void rejection_set(CommandRejection *rej, CommandRejectionReason reason, 
 /* An escaped copy of s for a rejection message. */
 static void shown_copy(char *dst, size_t size, const char *s) {
         codec_escape_copy(dst, size, s, s ? strlen(s) : 0);
-}
-
-/* An escaped prefix of a body that is not a command (at most COMMAND_BODY_QUOTE_MAX bytes of
- * it, so it fits a rejection message), cut before anything that looks like a task token's
- * name so that a half-readable body never leaks one. */
-#define BODY_QUOTE_SIZE 400
-static void quote_body(char dst[static BODY_QUOTE_SIZE], const char *body, size_t len) {
-        static const char *const secret_names[] = { "task_token", "taskToken" };
-        size_t n = len < COMMAND_BODY_QUOTE_MAX ? len : COMMAND_BODY_QUOTE_MAX;
-
-        for (size_t i = 0; i < ELEMENTSOF(secret_names); i++) {
-                size_t k = strlen(secret_names[i]), window = n + k - 1 < len ? n + k - 1 : len;
-                const char *p = memmem(body, window, secret_names[i], k);
-                if (p && (size_t) (p - body) < n)
-                        n = (size_t) (p - body);
-        }
-        /* Leave room for the "..." that says the body goes on. */
-        codec_escape_copy(dst, BODY_QUOTE_SIZE - 3, body, n);
-        size_t k = strlen(dst);
-        if (n < len && (k < 3 || memcmp(dst + k - 3, "...", 3) != 0))
-                memcpy(dst + k, "...", 4);
 }
 
 /* Whether arrays and objects nest deeper than max: checked on the raw bytes so that cJSON's
@@ -336,15 +315,11 @@ static int check_duplicates(const cJSON *obj, CommandRejection *rej) {
 }
 
 /* Find the command object in the document: itself, or an EventBridge event's detail. */
-static int find_command_object(const cJSON *root, const char *body, size_t len, const cJSON **ret,
-                               bool *ret_from_eventbridge, CommandRejection *rej) {
-        char shown[BODY_QUOTE_SIZE];
-
-        if (!cJSON_IsObject(root)) {
-                quote_body(shown, body, len);
-                return reject(rej, COMMAND_REJECT_NOT_A_COMMAND, "message body is %s, not a command object: \"%s\"",
-                              json_type_name(root), shown);
-        }
+static int find_command_object(const cJSON *root, const cJSON **ret, bool *ret_from_eventbridge,
+                               CommandRejection *rej) {
+        if (!cJSON_IsObject(root))
+                return reject(rej, COMMAND_REJECT_NOT_A_COMMAND, "message body is %s, not a command object",
+                              json_type_name(root));
 
         const cJSON *detail_type = cJSON_GetObjectItemCaseSensitive(root, "detail-type");
         const cJSON *detail = cJSON_GetObjectItemCaseSensitive(root, "detail");
@@ -472,7 +447,6 @@ int command_parse(const char *body, size_t len, Command *ret, CommandRejection *
         _cleanup_(command_json_deletep) cJSON *root = NULL;
         CommandRejection rej = {};
         Command c = {};
-        char shown[BODY_QUOTE_SIZE];
         int r;
 
         if (len > COMMAND_BODY_MAX)
@@ -483,12 +457,13 @@ int command_parse(const char *body, size_t len, Command *ret, CommandRejection *
         else if (json_nests_deeper_than(body, len, COMMAND_DEPTH_MAX))
                 r = reject(&rej, COMMAND_REJECT_MALFORMED_JSON, "message body nests arrays or objects deeper than %d",
                            COMMAND_DEPTH_MAX);
-        else if (codec_parse_json(body, len, &root) < 0) {
-                quote_body(shown, body, len);
-                r = reject(&rej, COMMAND_REJECT_MALFORMED_JSON, "message body is not JSON: \"%s\"", shown);
-        } else {
+        else if (codec_parse_json(body, len, &root) < 0)
+                /* Nothing of the body is quoted: no search for a task token's name can be sure
+                 * to find one in bytes that do not parse ("task\u005ftoken", "TaskToken", ...). */
+                r = reject(&rej, COMMAND_REJECT_MALFORMED_JSON, "message body (%zu bytes) is not JSON", len);
+        else {
                 const cJSON *obj = NULL;
-                r = find_command_object(root, body, len, &obj, &c.from_eventbridge, &rej);
+                r = find_command_object(root, &obj, &c.from_eventbridge, &rej);
                 if (r >= 0)
                         r = parse_command_object(obj, &c, &rej);
         }
@@ -566,13 +541,23 @@ static CommandVerdict judge(const Command *cmd, const CommandPolicy *policy, use
                 return COMMAND_REJECTED;
         }
 
-        for (size_t i = 0; i < cmd->n_units; i++)
+        for (size_t i = 0; i < cmd->n_units; i++) {
+                shown_copy(shown, sizeof shown, cmd->units[i]);
+                /* Ahead of the globs: a broad one ("*.target") must not reach a power action. */
+                if (protected_units_match(cmd->units[i])) {
+                        rejection_set(rej, COMMAND_REJECT_UNIT_NOT_ALLOWED,
+                                      "unit \"%s\" is protected: heald never acts on what powers off, reboots, "
+                                      "suspends or halts the machine (only the reboot action reboots), nor on heald, "
+                                      "D-Bus, polkit, the journal or SSH",
+                                      shown);
+                        return COMMAND_REJECTED;
+                }
                 if (!matches_any(policy->unit_globs, cmd->units[i])) {
-                        shown_copy(shown, sizeof shown, cmd->units[i]);
                         rejection_set(rej, COMMAND_REJECT_UNIT_NOT_ALLOWED, "unit \"%s\" matches no pattern of [commands] units",
                                shown);
                         return COMMAND_REJECTED;
                 }
+        }
         return COMMAND_ALLOWED;
 }
 

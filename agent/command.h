@@ -10,7 +10,6 @@
 #define COMMAND_CHECKS_MAX     32
 #define COMMAND_REASON_MAX     1024
 #define COMMAND_TASK_TOKEN_MAX 1024
-#define COMMAND_BODY_QUOTE_MAX 200 /* bytes of a body a rejection message may quote */
 
 typedef enum CommandAction {
         COMMAND_PING,
@@ -76,8 +75,9 @@ typedef struct CommandRejection {
         char *task_token; /* owned, secret-ish: the body's task token when it had a usable one (so the
                            * caller can fail the Step Functions task), else NULL; wiped by command_rejection_done() */
         char message[COMMAND_REJECTION_MESSAGE_MAX]; /* printable ASCII, safe to log and to send in events;
-                                                      * quotes at most COMMAND_BODY_QUOTE_MAX escaped bytes of a
-                                                      * body that is not a command, and never its task token */
+                                                      * quotes nothing of a body that is not a command object
+                                                      * (nor anything of its task token), only the offending
+                                                      * value of a named field, escaped and cut */
 } CommandRejection;
 
 /* Free the task token (wiped) and zero the struct; NULL is fine. */
@@ -106,7 +106,8 @@ typedef enum CommandVerdict {
 } CommandVerdict;
 
 /* Judge a parsed command at wall-clock time now (usec since the epoch). Checks, in this order:
- * sender, instance (NULL policy instance: COMMAND_NOT_READY), expiry, action, units. Returns a
+ * sender, instance (NULL policy instance: COMMAND_NOT_READY), expiry, action, units (a unit of
+ * protected_units.h is refused whatever [commands] units says, then the globs). Returns a
  * CommandVerdict (>= 0); for COMMAND_REJECTED *ret_rejection is filled (caller calls
  * command_rejection_done()); -ENOMEM. */
 int command_authorize(const Command *cmd, const CommandPolicy *policy, usec_t now, CommandRejection *ret_rejection);

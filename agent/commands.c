@@ -699,6 +699,9 @@ static void poll_start(Commands *c) {
                 .body = body,
                 .body_len = strlen(body),
                 .timeout = cfg->sqs_wait_time + CALL_TIMEOUT,
+                /* Every message it may bring, at SQS's maximum size: oversized ones are then
+                 * rejected and deleted one by one instead of failing every poll. */
+                .max_response = sqs_receive_answer_max(cfg->sqs_max_messages),
         };
         c->poll_started = now_usec(CLOCK_MONOTONIC);
         r = aws_call_start(c->ctx.aws, &spec, on_receive, c, &c->poll);

@@ -8,15 +8,7 @@
 #include <libgen.h>
 #include <sys/stat.h>
 
-const char *const polkit_protected_units[] = {
-        "heald.service", /* systemd's Restart= heals heald; heald restarting itself would loop */
-        "dbus.service", "dbus.socket", "dbus-broker.service", "polkit.service",
-        "systemd-journald.service", "systemd-journald.socket", "systemd-journald-dev-log.socket",
-        /* the machine's life: only [commands] allow = reboot grants reboot.target, nothing else */
-        "reboot.target", "poweroff.target", "halt.target", "kexec.target", "shutdown.target",
-        "rescue.target", "emergency.target", "ctrl-alt-del.target", "exit.target",
-        NULL,
-};
+#include "protected_units.h"
 
 static bool user_is_valid(const char *user) {
         if (isempty(user) || strlen(user) > 32 || !strchr("abcdefghijklmnopqrstuvwxyz_", user[0]))
@@ -109,9 +101,11 @@ static void emit_grant(FILE *rules, FILE *warnings, const char *unit, bool glob,
         }
         fprintf(rules, ", verbs: [%s] }, // %s: %s\n", verbs, origin, unit);
 
+        /* A configured glob is held against the protected patterns as if they were names:
+         * "*.service" meets "sshd@*.service", "app-*.service" meets none. */
         const char *sep = NULL;
-        for (const char *const *p = polkit_protected_units; *p; p++) {
-                if (glob ? fnmatch(unit, *p, 0) != 0 : strcmp(*p, unit) != 0)
+        for (const char *const *p = protected_units; *p; p++) {
+                if (glob ? fnmatch(unit, *p, 0) != 0 : fnmatch(*p, unit, 0) != 0)
                         continue;
                 if (!sep)
                         fprintf(warnings, "%s: %s: systemd refuses heald's jobs on protected units: ", origin, unit);
@@ -190,12 +184,12 @@ int polkit_rules_build(const Config *c, const char *user, char **ret_rules, char
                       "        return polkit.Result.YES; // [commands] allow = reboot\n",
                       r);
         fputs("    var protectedUnits = [", r);
-        for (const char *const *p = polkit_protected_units; *p; p++) {
-                fputs(p == polkit_protected_units ? "" : ", ", r);
-                emit_js_string(r, *p);
+        for (const char *const *p = protected_units; *p; p++) {
+                fputs(p == protected_units ? "" : ", ", r);
+                emit_glob_regex(r, *p);
         }
         fputs("];\n"
-              "    if (!unit || protectedUnits.indexOf(unit) >= 0)\n"
+              "    if (!unit || protectedUnits.some(function (p) { return p.test(unit); }))\n"
               "        return polkit.Result.NO;\n"
               "    var grants = [\n",
               r);

@@ -6,17 +6,13 @@
 
 #define POLKIT_USER_DEFAULT "heald"
 
-/* Units heald is never allowed to touch, whatever the configuration says: the ones its own
- * authority and its reporting rest on (itself, the bus, polkit, the journal). A check or a
- * glob that names one is refused by systemd at run time. NULL-terminated; static. */
-extern const char *const polkit_protected_units[];
-
 /* Build the rule (polkit JavaScript) for the system user `user` from c:
  *   check actions restart-unit/start-unit/stop-unit -> that verb on action_unit;
  *   [commands] allow restart-units/start-units/stop-units/stop-start-units -> those verbs on
  *   [commands] units (names or fnmatch globs); prepare-stop -> stop on drain_units;
  *   reboot -> start on reboot.target.
- * Everything else org.freedesktop.systemd1.manage-units asks for `user` is refused; other
+ * protected_units (protected_units.h) are refused for every verb, whatever grants them;
+ * everything else org.freedesktop.systemd1.manage-units asks for `user` is refused; other
  * users and actions are left to the other rules.
  * On success *ret_rules is the text (caller frees) and *ret_warnings is NULL or one line per
  * configured unit or glob that a protected unit overrides (caller frees).

@@ -19,7 +19,7 @@ struct AwsCall {
         AwsClient *client;
         AwsCall *prev, *next;
         char *endpoint, *host, *path, *region, *service, *target, *content_type, *body;
-        size_t body_len;
+        size_t body_len, max_response;
         usec_t timeout;
         aws_done_fn done;
         void *userdata;
@@ -86,10 +86,20 @@ static void on_http_done(HttpRequest *req, int error, long status, void *userdat
         AwsClient *c = call->client;
         AwsResult result = { .error = error, .status = status };
         AwsError aws = {};
+        char too_long[96];
 
         result.body = http_response_body(req, &result.body_len);
         if (error < 0) {
                 result.transport_message = http_error_message(req);
+                return call_finish(call, &result);
+        }
+        /* Half an answer is no answer: a cut 2xx would be read as data that does not parse
+         * (or, worse, does), a cut error as a refusal it may not be. */
+        if (http_response_truncated(req)) {
+                snprintf(too_long, sizeof too_long, "the answer is longer than the %zu bytes heald reads",
+                         result.body_len);
+                result.error = -EMSGSIZE;
+                result.transport_message = too_long;
                 return call_finish(call, &result);
         }
         if (status >= 200 && status < 300)
@@ -207,6 +217,7 @@ static int call_send(AwsCall *call) {
                 .body = call->body,
                 .body_len = call->body_len,
                 .timeout = call->timeout,
+                .max_response = call->max_response,
         };
         return http_start(c->http, &spec, on_http_done, call, &call->req);
 }
@@ -224,6 +235,7 @@ int aws_call_start(AwsClient *c, const AwsCallSpec *spec, aws_done_fn done, void
         call->userdata = userdata;
         call->timeout = spec->timeout;
         call->body_len = spec->body_len;
+        call->max_response = spec->max_response;
 
         int r = aws_endpoint_split(spec->endpoint, &call->host, &call->path);
         if (r < 0) {

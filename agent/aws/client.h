@@ -10,7 +10,8 @@ typedef struct AwsClient AwsClient;
 typedef struct AwsCall AwsCall;
 
 typedef struct AwsResult {
-        int error;            /* 0, or a negative errno: transport failure, -ENOKEY without credentials */
+        int error;            /* 0, or a negative errno: transport failure, -ENOKEY without credentials,
+                               * -EMSGSIZE for an answer longer than the call's max_response */
         const char *transport_message; /* for error < 0 */
         long status;          /* HTTP status when error == 0 */
         const char *body;     /* response body, NUL-terminated */
@@ -30,6 +31,8 @@ typedef struct AwsCallSpec {
         const char *body;
         size_t body_len;
         usec_t timeout;
+        size_t max_response;      /* bytes of the answer read; 0: http.c's default (1 MiB). A longer
+                                   * answer is an error (-EMSGSIZE), never passed on cut */
 } AwsCallSpec;
 
 /* http and creds are borrowed and must outlive the client. */

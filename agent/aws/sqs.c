@@ -62,6 +62,17 @@ int sqs_receive_body(const char *queue_url, unsigned max_messages, unsigned wait
         return body_print(root, ret);
 }
 
+/* What a message brings beside its escaped body and attributes: MessageId, ReceiptHandle (up
+ * to a few KiB), MD5OfBody, MD5OfMessageAttributes, the system attributes asked for, the
+ * JSON syntax around up to 10 attributes. Generous, as a cut answer fails the whole poll. */
+#define SQS_MESSAGE_OVERHEAD_BYTES (16 * 1024)
+#define SQS_ANSWER_OVERHEAD_BYTES  (4 * 1024)
+
+size_t sqs_receive_answer_max(unsigned max_messages) {
+        return (size_t) max_messages * (3 * (size_t) SQS_MAX_MESSAGE_BYTES + SQS_MESSAGE_OVERHEAD_BYTES) +
+               SQS_ANSWER_OVERHEAD_BYTES;
+}
+
 static int receipt_body_new(const char *queue_url, const char *receipt_handle, cJSON **ret) {
         _cleanup_cjson_ cJSON *root = NULL;
 

@@ -11,6 +11,7 @@
 #define SQS_MAX_MESSAGES             10    /* ReceiveMessage's MaxNumberOfMessages */
 #define SQS_MAX_WAIT_TIME_S          20    /* long polling */
 #define SQS_MAX_VISIBILITY_TIMEOUT_S 43200 /* 12 hours */
+#define SQS_MAX_MESSAGE_BYTES        (1024 * 1024) /* body and message attributes together, since 2025 */
 
 /* The request bodies, NUL-terminated JSON; caller frees *ret. -EINVAL for an empty queue URL
  * or receipt handle or a number out of SQS's range (max_messages 1..10, wait_time_s 0..20,
@@ -22,6 +23,12 @@ int sqs_receive_body(const char *queue_url, unsigned max_messages, unsigned wait
                      char **ret);
 int sqs_delete_body(const char *queue_url, const char *receipt_handle, char **ret);
 int sqs_change_visibility_body(const char *queue_url, const char *receipt_handle, unsigned timeout_s, char **ret);
+
+/* The most bytes a ReceiveMessage answer for max_messages (1..10) can take: every message of
+ * SQS's maximum size, escaped in the worst way JSON allows for the characters SQS accepts
+ * (U+0080..U+07FF as \uXXXX: 3 bytes per byte), with room for its ids, receipt handle, MD5s
+ * and attribute names. About 3 MiB per message. */
+size_t sqs_receive_answer_max(unsigned max_messages);
 
 /* A message attribute (MessageAttributes). */
 typedef struct SqsMessageAttribute {

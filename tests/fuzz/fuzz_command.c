@@ -1,5 +1,6 @@
 /* fuzz_command.c: parse and authorise arbitrary message bodies as commands (first byte: wrapping, MD5, instance, sender filter). */
 #include "command.h"
+#include "protected_units.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -13,7 +14,7 @@ static void check_printable(const char *s) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static char *actions[] = { "ping", "run-checks", "restart-units", "reboot", NULL };
-        static char *units[] = { "app-*.service", "*.timer", NULL };
+        static char *units[] = { "app-*.service", "*.timer", "*.target", NULL };
         static char *senders[] = { "AROA*", NULL };
         static const char prefix[] = "{\"detail-type\":\"heald command\",\"detail\":";
         Command c = {};
@@ -54,13 +55,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     command_action_is_unit_action(c.action) != (c.n_units > 0) || !md5_ok)
                         abort();
                 for (size_t i = 0; i < c.n_units; i++)
-                        if (!c.units[i])
+                        if (!c.units[i] || protected_units_match(c.units[i]))
                                 abort();
                 break;
         case COMMAND_REJECTED:
                 if (!command_rejection_reason_to_string(rej.reason) || strlen(rej.command_id) > COMMAND_ID_MAX)
                         abort();
                 check_printable(rej.message);
+                if (rej.task_token && strstr(rej.message, rej.task_token))
+                        abort();
                 break;
         case COMMAND_NOT_READY:
                 if (policy.instance_id)

@@ -105,6 +105,8 @@ class PackageTest(SystemTestCase):
                                    "action": "restart-unit", "action_unit": "dbus.service"}
         config["check logged"] = {"type": "journal", "match": "SYSLOG_IDENTIFIER=pkgtest",
                                   "pattern": "disk on fire"}
+        # A glob broad enough to reach sleep.target: the rule still refuses it (protected).
+        config["commands"] = {"allow": "ping, start-units", "units": "s*.target"}
         text = ini(config)
 
         with Container("pkg-dpkg") as c:
@@ -132,6 +134,12 @@ class PackageTest(SystemTestCase):
                            check=False)
             self.assertNotEqual(denied.returncode, 0, "heald's user may not start db.service")
             self.assertEqual(c.show("db.service", "ActiveState"), "inactive")
+            # start-units on s*.target: sockets.target is granted, sleep.target never is.
+            c.run(["runuser", "-u", "heald", "--", "systemctl", "start", "sockets.target"])
+            denied = c.run(["runuser", "-u", "heald", "--", "systemctl", "start", "sleep.target"],
+                           check=False)
+            self.assertNotEqual(denied.returncode, 0, "heald's user may not start sleep.target")
+            self.assertEqual(c.show("sleep.target", "ActiveState"), "inactive")
 
             # Journal checks read the journal (group systemd-journal) from inside the sandbox.
             c.run(["logger", "-t", "pkgtest", "the disk on fire again"])

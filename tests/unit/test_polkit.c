@@ -99,9 +99,31 @@ static void test_protected_units(void **state _unused_) {
                                   "protected units: heald.service\n");
         assert_contains(warnings, "[commands] units: *.target: systemd refuses heald's jobs on protected units: "
                                   "reboot.target, poweroff.target");
-        assert_contains(rules, "\"heald.service\", \"dbus.service\"");
-        assert_contains(rules, "protectedUnits.indexOf(unit) >= 0)\n        return polkit.Result.NO;");
+        assert_contains(rules, "var protectedUnits = [/^heald\\.service$/, /^dbus\\.service$/");
+        assert_contains(rules, "protectedUnits.some(function (p) { return p.test(unit); }))\n"
+                               "        return polkit.Result.NO;");
         /* a glob never reaches reboot.target: only allow = reboot does */
+        assert_lacks(rules, "// [commands] allow = reboot");
+}
+
+/* "*.service, *.target" with start-units must not grant what powers off, reboots, suspends or
+ * halts the machine: the services behind the targets and the sleep states are refused too,
+ * and so are SSH's per-connection instances (a pattern, not a name). */
+static void test_power_units_refused(void **state _unused_) {
+        _cleanup_free_ char *rules = NULL, *warnings = NULL;
+        build("[commands]\nallow = start-units\nunits = *.service, *.target\n", &rules, &warnings);
+        static const char *const refused[] = {
+                "/^systemd-poweroff\\.service$/", "/^systemd-reboot\\.service$/", "/^systemd-halt\\.service$/",
+                "/^systemd-kexec\\.service$/",    "/^soft-reboot\\.target$/",      "/^suspend\\.target$/",
+                "/^sleep\\.target$/",             "/^hibernate\\.target$/",        "/^sshd\\.service$/",
+                "/^sshd@.*\\.service$/",          "/^systemd-journald@.*$/",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                assert_contains(rules, refused[i]);
+        assert_contains(warnings, "[commands] units: *.service: systemd refuses heald's jobs on protected units: "
+                                  "heald.service, dbus.service");
+        assert_contains(warnings, "systemd-poweroff.service, systemd-reboot.service");
+        assert_contains(warnings, "sshd@*.service");
         assert_lacks(rules, "// [commands] allow = reboot");
 }
 
@@ -141,7 +163,7 @@ int main(void) {
                 cmocka_unit_test(test_nothing_configured), cmocka_unit_test(test_check_actions),
                 cmocka_unit_test(test_commands_globs),     cmocka_unit_test(test_units_without_unit_commands),
                 cmocka_unit_test(test_protected_units),    cmocka_unit_test(test_bad_user),
-                cmocka_unit_test(test_write),
+                cmocka_unit_test(test_write),              cmocka_unit_test(test_power_units_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,43 @@ static void test_parse_empty(void **state) {
         assert_int_equal(n, 0);
 }
 
+/* The biggest answer SQS can give for one message, escaped the worst way (every byte of a
+ * 1 MiB body of U+00E9 as a third of "\u00e9"), with a long receipt handle and the system
+ * attributes, fits what heald reads; ten of them fit the bound for ten. */
+static void test_receive_answer_max(void **state) {
+        (void) state;
+        static const char head[] = "{\"Messages\":[{\"MessageId\":\"5fea7756-0ea4-451a-a703-a558b933e274\","
+                                   "\"ReceiptHandle\":\"";
+        static const char middle[] = "\",\"MD5OfBody\":\"00000000000000000000000000000000\","
+                                     "\"Attributes\":{\"SenderId\":\"AROAEXAMPLEOPSROLE:deploy\","
+                                     "\"ApproximateReceiveCount\":\"1\",\"SentTimestamp\":\"1767225600000\"},"
+                                     "\"Body\":\"";
+        static const char tail[] = "\"}]}";
+        const size_t receipt_len = 2048, chars = SQS_MAX_MESSAGE_BYTES / 2;
+        size_t len = strlen(head) + receipt_len + strlen(middle) + 6 * chars + strlen(tail);
+        _cleanup_free_ char *answer = malloc(len + 1);
+        assert_non_null(answer);
+
+        char *p = stpcpy(answer, head);
+        memset(p, 'r', receipt_len);
+        p = stpcpy(p + receipt_len, middle);
+        for (size_t i = 0; i < chars; i++)
+                p = stpcpy(p, "\\u00e9");
+        strcpy(p, tail);
+        assert_int_equal(strlen(answer), len);
+        assert_true(len <= sqs_receive_answer_max(1));
+        assert_true(10 * len <= sqs_receive_answer_max(10));
+        assert_true(sqs_receive_answer_max(10) <= 32 * 1024 * 1024); /* heald's MemoryMax is 256M */
+
+        SqsMessage *m = NULL;
+        size_t n = 0;
+        assert_int_equal(sqs_parse_receive(answer, len, &m, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(m[0].body_len, SQS_MAX_MESSAGE_BYTES);
+        assert_false(m[0].md5_ok); /* the MD5 above is made up */
+        sqs_messages_free(m, n);
+}
+
 static void test_parse_eventbridge_envelope(void **state) {
         (void) state;
         _cleanup_free_ char *text = NULL;
@@ -372,6 +409,7 @@ int main(void) {
                 cmocka_unit_test(test_delete_and_visibility_bodies),
                 cmocka_unit_test(test_parse_testdata),
                 cmocka_unit_test(test_parse_empty),
+                cmocka_unit_test(test_receive_answer_max),
                 cmocka_unit_test(test_parse_eventbridge_envelope),
                 cmocka_unit_test(test_parse_md5_mismatch),
                 cmocka_unit_test(test_parse_message_attributes),
