@@ -279,6 +279,8 @@ static const ConfigKey config_keys[] = {
             .max = 10 * USEC_PER_MINUTE),
 
         KEY("outbox", "max_bytes", CONFIG_SIZE, outbox_max_bytes, "64MiB", .min = MIB, .max = UINT64_MAX),
+        KEY("outbox", "dead_letter_max_bytes", CONFIG_SIZE, dead_letter_max_bytes, "1MiB", .min = 64 * KIB,
+            .max = UINT64_MAX),
 
         KEY("sqs", "queue_url", CONFIG_STRING, queue_url, "", .check = check_queue_url),
         KEY("sqs", "wait_time", CONFIG_DURATION, sqs_wait_time, "20s", .min = 0, .max = 20 * USEC_PER_SEC,

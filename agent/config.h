@@ -95,6 +95,7 @@ typedef struct Config {
 
         /* [outbox] */
         uint64_t outbox_max_bytes; /* >= 1 MiB */
+        uint64_t dead_letter_max_bytes; /* >= 64 KiB: cap of outbox/dead-letter.jsonl */
 
         /* [agent] (health checks) */
         bool dry_run;              /* report what would be done, do nothing */

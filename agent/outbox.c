@@ -1127,16 +1127,44 @@ int outbox_sync(Outbox *o) {
         return 0;
 }
 
-/* Append one line to dead-letter.jsonl durably. */
-static int dead_letter_append(Outbox *o, const char *line, size_t len) {
-        _cleanup_close_ int fd = openat(o->dir_fd, DEAD_LETTER_NAME, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+/* Keep dead-letter.jsonl within max_bytes with line (newline included) appended: rewrite it
+ * without its oldest lines (atomically, so a crash leaves the old or the new file). Returns
+ * how many lines were dropped. */
+static int dead_letter_rewrite(Outbox *o, int fd, const char *line, size_t len, uint64_t max_bytes) {
+        _cleanup_free_ char *old = NULL;
+        size_t old_len = 0;
+        int r = read_fd_full(fd, SIZE_MAX - 1, &old, &old_len);
+        if (r < 0)
+                return r;
+        size_t keep_from = 0;
+        int dropped = 0;
+        while (keep_from < old_len && (uint64_t) (old_len - keep_from) + len > max_bytes) {
+                const char *nl = memchr(old + keep_from, '\n', old_len - keep_from);
+                keep_from = nl ? (size_t) (nl - old) + 1 : old_len;
+                dropped++;
+        }
+        size_t kept = old_len - keep_from;
+        _cleanup_free_ char *data = malloc(kept + len);
+        if (!data)
+                return -ENOMEM;
+        memcpy(data, old + keep_from, kept);
+        memcpy(data + kept, line, len);
+        r = write_file_atomic(o->dir_path, DEAD_LETTER_NAME, data, kept + len);
+        return r < 0 ? r : dropped;
+}
+
+/* Append one line (ending in a newline) to dead-letter.jsonl durably, within max_bytes.
+ * Returns how many of the oldest lines were dropped to make room. */
+static int dead_letter_append(Outbox *o, const char *line, size_t len, uint64_t max_bytes) {
+        _cleanup_close_ int fd = openat(o->dir_fd, DEAD_LETTER_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        struct iovec iov[] = { { (void *) line, len }, { (void *) "\n", 1 } };
-        int r = pwritev_all(fd, iov, ELEMENTSOF(iov), (uint64_t) st.st_size);
+        if ((uint64_t) st.st_size + len > max_bytes)
+                return dead_letter_rewrite(o, fd, line, len, max_bytes);
+        int r = pwritev_all(fd, &(struct iovec) { (void *) line, len }, 1, (uint64_t) st.st_size);
         if (r < 0)
                 return r;
         if (fdatasync(fd) < 0)
@@ -1146,14 +1174,8 @@ static int dead_letter_append(Outbox *o, const char *line, size_t len) {
         return 0;
 }
 
-int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason) {
-        if (!o || !reason)
-                return -EINVAL;
-        _cleanup_free_ char *data = NULL;
-        int r = outbox_read(o, id, &data, NULL);
-        if (r < 0)
-                return r;
-
+/* The dead-letter line; without the record itself when that alone would not fit max_bytes. */
+static int dead_letter_line(uint64_t id, const char *reason, const char *data, uint64_t max_bytes, char **ret) {
         char id_text[21];
         (void) snprintf(id_text, sizeof id_text, "%" PRIu64, id);
         _cleanup_cjson_ cJSON *json = cJSON_CreateObject();
@@ -1163,11 +1185,42 @@ int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason) {
         _cleanup_free_ char *line = cJSON_PrintUnformatted(json);
         if (!line)
                 return -ENOMEM;
-        r = dead_letter_append(o, line, strlen(line));
+        if (strlen(line) + 1 > max_bytes) {
+                free(TAKE_PTR(line));
+                cJSON_DeleteItemFromObjectCaseSensitive(json, "record");
+                if (!cJSON_AddNumberToObject(json, "record_bytes", (double) strlen(data)))
+                        return -ENOMEM;
+                line = cJSON_PrintUnformatted(json);
+                if (!line)
+                        return -ENOMEM;
+        }
+        /* cJSON's own buffer has no room for the newline: one copy with it. */
+        size_t len = strlen(line);
+        char *with_newline = malloc(len + 2);
+        if (!with_newline)
+                return -ENOMEM;
+        memcpy(with_newline, line, len);
+        memcpy(with_newline + len, "\n", 2);
+        *ret = with_newline;
+        return 0;
+}
+
+int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason, uint64_t max_bytes) {
+        if (!o || !reason || max_bytes == 0)
+                return -EINVAL;
+        _cleanup_free_ char *data = NULL;
+        int r = outbox_read(o, id, &data, NULL);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *line = NULL;
+        r = dead_letter_line(id, reason, data, max_bytes, &line);
+        if (r < 0)
+                return r;
+        int dropped = dead_letter_append(o, line, strlen(line), max_bytes);
+        if (dropped < 0)
+                return dropped;
         r = outbox_remove(o, &id, 1);
-        return r < 0 ? r : 0;
+        return r < 0 ? r : dropped;
 }
 
 int outbox_dropped_reported(Outbox *o, uint64_t n) {

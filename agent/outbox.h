@@ -85,8 +85,11 @@ int outbox_sync(Outbox *o);
 
 /* EventBridge refused the record as malformed: append {"id":..,"reason":..,"record":"<payload>"}
  * as one line to state_dir/outbox/dead-letter.jsonl (fsync'd), then remove it. The payload is
- * written as a JSON string up to its first NUL byte (heald's payloads are JSON text). */
-int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason);
+ * written as a JSON string up to its first NUL byte (heald's payloads are JSON text). The file
+ * stays within max_bytes: its oldest lines are dropped to make room, and a record too large
+ * for the file on its own is written as "record_bytes":<its length> instead. Returns how many
+ * old lines were dropped. */
+int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason, uint64_t max_bytes);
 
 /* Records dropped to stay under max_bytes and not yet reported; survives restarts. */
 uint64_t outbox_dropped(const Outbox *o);
