@@ -335,6 +335,12 @@ Manager *manager_free(Manager *m) {
  * configured region (development) heald publishes at once, without the instance ARN
  * until IMDS tells it. */
 static int manager_start_aws(Manager *m) {
+        const char *plain = config_plain_http_endpoint(m->config);
+        if (plain)
+                log_event(LOG_WARNING, "plain-http-endpoint",
+                          "%s is plain http:// to a host that is not this one: AWS requests are signed but anyone on "
+                          "the way can read the events and commands; use https://",
+                          plain);
         if (credentials_from_environment(m->credentials) && m->config->region) {
                 int r = target_known(m, m->config->region, NULL);
                 if (r < 0)
