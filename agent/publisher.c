@@ -61,25 +61,6 @@ static void batch_forget(Publisher *p, Batch *b) {
         free(b);
 }
 
-static void dead_letter(Publisher *p, uint64_t id, const char *reason) {
-        int r = outbox_dead_letter(p->outbox, id, reason, p->config->dead_letter_max_bytes);
-        if (r < 0) {
-                log_error_errno(r, "Failed to move event %llu to the dead-letter file: %m",
-                                (unsigned long long) id);
-                return;
-        }
-        log_event(LOG_ERR, "dead-letter",
-                  "EventBridge can never accept event %llu (%s); moved it to %s/outbox/dead-letter.jsonl",
-                  (unsigned long long) id, reason, p->config->state_dir);
-        if (r > 0) {
-                p->dead_letters_dropped += (uint64_t) r;
-                log_event(LOG_WARNING, "dead-letter-trimmed",
-                          "The dead-letter file reached [outbox] dead_letter_max_bytes: dropped its %d oldest lines "
-                          "(%llu since heald started)",
-                          r, (unsigned long long) p->dead_letters_dropped);
-        }
-}
-
 static void pause_for(Publisher *p, usec_t delay) {
         usec_t now = now_usec(CLOCK_BOOTTIME);
         if (p->paused_until < now + delay)
@@ -99,6 +80,28 @@ static void transient_failure(Publisher *p, const char *what) {
                   (unsigned long long) (delay / USEC_PER_MSEC));
         p->failures++;
         pause_for(p, delay);
+}
+
+static void dead_letter(Publisher *p, uint64_t id, const char *reason) {
+        int r = outbox_dead_letter(p->outbox, id, reason, p->config->dead_letter_max_bytes);
+        if (r < 0) {
+                /* The event stays in the outbox; without a pause it would be sent and refused
+                 * again at once, over and over (a full disk). */
+                log_error_errno(r, "Failed to move event %llu to the dead-letter file: %m",
+                                (unsigned long long) id);
+                transient_failure(p, "cannot write the dead-letter file");
+                return;
+        }
+        log_event(LOG_ERR, "dead-letter",
+                  "EventBridge can never accept event %llu (%s); moved it to %s/outbox/dead-letter.jsonl",
+                  (unsigned long long) id, reason, p->config->state_dir);
+        if (r > 0) {
+                p->dead_letters_dropped += (uint64_t) r;
+                log_event(LOG_WARNING, "dead-letter-trimmed",
+                          "The dead-letter file reached [outbox] dead_letter_max_bytes: dropped its %d oldest lines "
+                          "(%llu since heald started)",
+                          r, (unsigned long long) p->dead_letters_dropped);
+        }
 }
 
 static int putevents_start(Publisher *p, const char *body, size_t body_len, aws_done_fn done, void *userdata,
