@@ -103,6 +103,48 @@ static bool is_http_url(const char *s) {
         return url_has_host(s, "http://") || url_has_host(s, "https://");
 }
 
+/* The authority of a URL (between "scheme://" and the path, query or fragment). */
+static const char *url_authority(const char *url, size_t *ret_len) {
+        const char *p = strstr(url, "://");
+        p = p ? p + 3 : url;
+        *ret_len = strcspn(p, "/?#");
+        return p;
+}
+
+/* url with its userinfo ("user:password@") replaced by "***@"; caller frees; NULL: no memory. */
+static char *url_redact_userinfo(const char *url) {
+        size_t len;
+        const char *authority = url_authority(url, &len);
+        const char *at = memrchr(authority, '@', len);
+        char *s;
+        if (!at)
+                return strdup(url);
+        return asprintf(&s, "%.*s***%s", (int) (authority - url), url, at) < 0 ? NULL : s;
+}
+
+static bool url_is_plain_http_off_host(const char *url) {
+        if (isempty(url) || strncmp(url, "http://", 7) != 0)
+                return false;
+        size_t len;
+        const char *host = url_authority(url, &len);
+        const char *at = memrchr(host, '@', len);
+        if (at) {
+                len -= (size_t) (at + 1 - host);
+                host = at + 1;
+        }
+        size_t host_len = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+        if (host_len > len)
+                host_len = len;
+        static const char *const loopback[] = { "localhost", "[::1]" };
+        for (size_t i = 0; i < ELEMENTSOF(loopback); i++)
+                if (host_len == strlen(loopback[i]) && strncasecmp(host, loopback[i], host_len) == 0)
+                        return false;
+        bool ipv4_loopback = host_len > 4 && strncmp(host, "127.", 4) == 0;
+        for (size_t i = 4; ipv4_loopback && i < host_len; i++)
+                ipv4_loopback = (host[i] >= '0' && host[i] <= '9') || host[i] == '.';
+        return !ipv4_loopback;
+}
+
 static const char *check_absolute_path(const char *s) {
         return s[0] == '/' ? NULL : "must be an absolute path";
 }
@@ -279,6 +321,8 @@ static const ConfigKey config_keys[] = {
             .max = 10 * USEC_PER_MINUTE),
 
         KEY("outbox", "max_bytes", CONFIG_SIZE, outbox_max_bytes, "64MiB", .min = MIB, .max = UINT64_MAX),
+        KEY("outbox", "dead_letter_max_bytes", CONFIG_SIZE, dead_letter_max_bytes, "1MiB", .min = 64 * KIB,
+            .max = UINT64_MAX),
 
         KEY("sqs", "queue_url", CONFIG_STRING, queue_url, "", .check = check_queue_url),
         KEY("sqs", "wait_time", CONFIG_DURATION, sqs_wait_time, "20s", .min = 0, .max = 20 * USEC_PER_SEC,
@@ -1098,6 +1142,7 @@ static int config_key_range(const ConfigKey *k, char **ret) {
 static void check_config_done(CheckConfig *cc) {
         config_fields_free(check_keys, ELEMENTSOF(check_keys), cc);
         free(cc->name);
+        free(cc->url_public);
 }
 
 Config *config_free(Config *c) {
@@ -1250,6 +1295,9 @@ static void config_loader_finish_check(ConfigLoader *l) {
                         config_loader_fail(l, key_line[i] ?: cc->line, "[%s] %s: required for type %s", label, k->key,
                                            type);
         }
+        /* Basic auth in the URL works, but a password must not travel in every event. */
+        if (cc->url && !cc->url_public && !(cc->url_public = url_redact_userinfo(cc->url)))
+                config_loader_oom(l);
         if (cc->type == CHECK_DISK && cc->max_used_percent < 0 && cc->max_inodes_percent < 0)
                 config_loader_fail(l, cc->line, "[%s] max_used_percent: required for type disk (or max_inodes_percent)",
                                    label);
@@ -1667,4 +1715,20 @@ int config_service_endpoint(const Config *c, const char *service, const char *re
                 return -ENOMEM;
         *ret = url;
         return 0;
+}
+
+const char *config_plain_http_endpoint(const Config *c) {
+        const struct {
+                const char *url, *key;
+        } endpoints[] = {
+                { c->endpoint_url, "[aws] endpoint_url" },
+                { c->events_endpoint, "[aws] events_endpoint" },
+                { c->sqs_endpoint, "[aws] sqs_endpoint" },
+                { c->states_endpoint, "[aws] states_endpoint" },
+                { c->queue_url, "[sqs] queue_url" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(endpoints); i++)
+                if (url_is_plain_http_off_host(endpoints[i].url))
+                        return endpoints[i].key;
+        return NULL;
 }

@@ -48,7 +48,8 @@ typedef struct CheckConfig {
 
         /* type-specific; unused ones are NULL / 0 / negative */
         char *unit;                   /* unit: "nginx.service" */
-        char *url;                    /* http: http:// or https:// */
+        char *url;                    /* http: http:// or https://; may hold user:password@ */
+        char *url_public;             /* http: url with its userinfo as "***@": what events and logs show */
         unsigned expect_status_min;   /* http: default 200 */
         unsigned expect_status_max;   /* http: default 399 ("expect_status = 200" or "200-299") */
         char *expect_body;            /* http: substring, or NULL */
@@ -95,6 +96,7 @@ typedef struct Config {
 
         /* [outbox] */
         uint64_t outbox_max_bytes; /* >= 1 MiB */
+        uint64_t dead_letter_max_bytes; /* >= 64 KiB: cap of outbox/dead-letter.jsonl */
 
         /* [agent] (health checks) */
         bool dry_run;              /* report what would be done, do nothing */
@@ -160,3 +162,8 @@ int config_parse_bool(const char *s, bool *ret);
  * be NULL to use the configured one. *ret: caller frees. Returns 0, -ENODATA when a
  * region is needed and none is known, -ENOMEM. */
 int config_service_endpoint(const Config *c, const char *service, const char *region, char **ret);
+
+/* "[section] key" of the first AWS endpoint (endpoint_url, the per-service ones, queue_url)
+ * that is plain http:// to a host other than loopback, or NULL: requests there are signed
+ * but readable and changeable on the way. Static string. */
+const char *config_plain_http_endpoint(const Config *c);

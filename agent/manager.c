@@ -52,6 +52,7 @@ struct Manager {
         char boot_marker[80]; /* boot id + when PID 1 started: a container's restart changes it too */
         usec_t started_at; /* CLOCK_MONOTONIC */
         bool stopping;
+        int outbox_disk_error; /* as last said in the log: 0, or why the outbox holds events in memory */
 
         /* send-event */
         const char *oneshot_type, *oneshot_detail;
@@ -85,14 +86,39 @@ static void read_boot_marker(const char *boot_id, char buf[static 80]) {
         snprintf(buf, 80, "%s:%llu", boot_id, start);
 }
 
+/* Said once when the outbox's disk starts refusing writes (a full disk) and once when it
+ * takes them again; in between, STATUS= says how many events are only in memory. */
+static void outbox_disk_log(Manager *m) {
+        int error = outbox_disk_error(m->outbox);
+        if (error == m->outbox_disk_error)
+                return;
+        m->outbox_disk_error = error;
+        if (error < 0)
+                log_internal(LOG_WARNING, error, "outbox-in-memory",
+                             "Cannot write the outbox in %s/outbox (%m): holding new events in memory (lost if heald "
+                             "stops before they are sent) until the disk takes writes again",
+                             m->config->state_dir);
+        else
+                log_event(LOG_INFO, "outbox-on-disk",
+                          "The outbox is written to disk again; %zu events held in memory meanwhile are sent from there",
+                          outbox_in_memory(m->outbox));
+}
+
 static void status_update(Manager *m) {
         unsigned ok = 0, failing = 0;
+        char in_memory[128] = "";
         if (!m->outbox)
                 return;
+        outbox_disk_log(m);
         if (m->monitor)
                 monitor_counts(m->monitor, &ok, &failing);
-        (void) sd_notifyf(false, "STATUS=checks: %u ok, %u failing; outbox %zu events; %s", ok, failing,
-                          outbox_count(m->outbox), m->target_known ? "publishing" : "waiting for the IMDS identity");
+        if (m->outbox_disk_error < 0 || outbox_in_memory(m->outbox) > 0)
+                snprintf(in_memory, sizeof in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
+                         m->outbox_disk_error < 0 ? ": " : "",
+                         m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
+        (void) sd_notifyf(false, "STATUS=checks: %u ok, %u failing; outbox %zu events%s; %s", ok, failing,
+                          outbox_count(m->outbox), in_memory,
+                          m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
 
 int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
@@ -335,6 +361,12 @@ Manager *manager_free(Manager *m) {
  * configured region (development) heald publishes at once, without the instance ARN
  * until IMDS tells it. */
 static int manager_start_aws(Manager *m) {
+        const char *plain = config_plain_http_endpoint(m->config);
+        if (plain)
+                log_event(LOG_WARNING, "plain-http-endpoint",
+                          "%s is plain http:// to a host that is not this one: AWS requests are signed but anyone on "
+                          "the way can read the events and commands; use https://",
+                          plain);
         if (credentials_from_environment(m->credentials) && m->config->region) {
                 int r = target_known(m, m->config->region, NULL);
                 if (r < 0)
@@ -609,6 +641,7 @@ int manager_run_daemon(Manager *m) {
         if (report.records > 0)
                 log_info("The outbox holds %llu events from before; sending them first",
                          (unsigned long long) report.records);
+        outbox_disk_log(m); /* a full disk: said before anything else is tried */
 
         r = heartbeat_seq_load(m);
         if (r < 0)

@@ -84,7 +84,7 @@ static const char *check_target(const CheckConfig *c, char buf[static 256]) {
         case CHECK_UNIT:
                 return c->unit;
         case CHECK_HTTP:
-                return c->url;
+                return c->url_public;
         case CHECK_TCP:
                 snprintf(buf, 256, "%s:%u", c->host, c->port);
                 return buf;
@@ -688,7 +688,7 @@ Monitor *monitor_free(Monitor *m) {
 static bool same_check(const CheckConfig *a, const CheckConfig *b) {
         char x[256], y[256];
         return strcmp(a->name, b->name) == 0 && a->type == b->type &&
-               strcmp(check_target(a, x), check_target(b, y)) == 0;
+               strcmp(check_target(a, x), check_target(b, y)) == 0 && streq_ptr(a->url, b->url);
 }
 
 static void verify_finish(MonitorVerify *v, bool healthy);

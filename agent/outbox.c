@@ -48,12 +48,14 @@ typedef struct Segment {
 } Segment;
 
 /* One record of a segment that still exists; removed ones are kept until their segment is
- * deleted, so that compaction knows which acks still matter. */
+ * deleted, so that compaction knows which acks still matter. A record the disk refused is
+ * held in memory instead (segment NULL) and forgotten as soon as it is removed. */
 typedef struct Entry {
         uint64_t id;
-        Segment *segment;
-        uint32_t offset; /* of the record header */
-        uint32_t len;    /* payload bytes */
+        Segment *segment; /* NULL: in memory */
+        char *memory;     /* the payload when in memory; owned */
+        uint32_t offset;  /* of the record header */
+        uint32_t len;     /* payload bytes */
         bool removed;
 } Entry;
 
@@ -75,6 +77,13 @@ struct Outbox {
         Segment **segments; /* sorted by name */
         size_t n_segments;
         Segment *active; /* appends go here; NULL: the next append starts a new segment */
+
+        /* A full or failing disk: new records are held in memory (at most max_bytes of them)
+         * and removals applied in memory, until a write succeeds again. */
+        int disk_error;       /* the last write's failure (negative errno); 0 once one succeeds */
+        bool acks_unwritten;  /* removals or drops the ack log lacks: the next ack write compacts first */
+        size_t in_memory;     /* pending records held in memory */
+        uint64_t memory_bytes; /* their bytes, counted as on disk */
 };
 
 typedef struct RecordHeader {
@@ -420,9 +429,24 @@ static Entry *entry_find(const Outbox *o, uint64_t id) {
 }
 
 static void entry_forget(Outbox *o, Entry *e) {
-        e->segment->live--;
+        if (e->segment)
+                e->segment->live--;
+        else {
+                e->memory = mfree(e->memory);
+                o->in_memory--;
+                o->memory_bytes -= HEADER_SIZE + e->len;
+        }
         o->pending--;
         o->pending_bytes -= HEADER_SIZE + e->len;
+}
+
+/* Drop removed in-memory entries from the index: nothing on disk needs their ids. */
+static void entries_prune_memory(Outbox *o) {
+        size_t k = 0;
+        for (size_t i = 0; i < o->n_entries; i++)
+                if (o->entries[i].segment || !o->entries[i].removed)
+                        o->entries[k++] = o->entries[i];
+        o->n_entries = k;
 }
 
 /* Delete the files of segments (other than the active one) with nothing pending, and forget
@@ -449,7 +473,7 @@ static int segments_delete_empty(Outbox *o) {
 
         size_t k = 0;
         for (size_t i = 0; i < o->n_entries; i++)
-                if (o->entries[i].segment->fd >= 0)
+                if (!o->entries[i].segment || o->entries[i].segment->fd >= 0)
                         o->entries[k++] = o->entries[i];
         o->n_entries = k;
         k = 0;
@@ -472,7 +496,8 @@ static int segments_delete_empty(Outbox *o) {
 static int ack_log_reopen(Outbox *o) {
         if (o->ack_fd >= 0)
                 (void) close(o->ack_fd);
-        o->ack_fd = openat(o->dir_fd, ACK_LOG_NAME, O_WRONLY | O_CLOEXEC);
+        /* Created here when compaction could not write it (a full disk at the first open). */
+        o->ack_fd = openat(o->dir_fd, ACK_LOG_NAME, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         if (o->ack_fd < 0)
                 return -errno;
         struct stat st;
@@ -485,7 +510,7 @@ static int ack_log_reopen(Outbox *o) {
 /* Replace the ack log with the state and the acks that still matter: those of records in
  * segments that still exist. Written to a temp file, fsync'd and renamed over the old one. */
 static int ack_log_compact(Outbox *o) {
-        size_t n_removed = o->n_entries - o->pending;
+        size_t n_removed = o->n_entries - o->pending; /* removed entries in memory are pruned at once */
         size_t n_ack_records = (n_removed + COMPACT_IDS_PER_RECORD - 1) / COMPACT_IDS_PER_RECORD;
         size_t size = (1 + n_ack_records) * HEADER_SIZE + 16 + n_removed * 8;
         _cleanup_free_ uint8_t *buf = malloc(size);
@@ -511,7 +536,7 @@ static int ack_log_compact(Outbox *o) {
 
         int r = write_file_atomic(o->dir_path, ACK_LOG_NAME, buf, (size_t) (p - buf));
         if (r >= 0)
-                o->ack_log_unsynced = false;
+                o->ack_log_unsynced = o->acks_unwritten = false;
         int q = ack_log_reopen(o);
         return r < 0 ? r : q;
 }
@@ -524,6 +549,12 @@ static bool ack_log_wants_compaction(const Outbox *o) {
 /* Append one record to the ack log; with sync, make it (and all before it) durable. */
 static int ack_log_append(Outbox *o, uint8_t type, const uint8_t *payload, size_t len, bool sync) {
         int r;
+        if (o->acks_unwritten) {
+                /* Compaction writes every removal and the dropped count from memory. */
+                r = ack_log_compact(o);
+                if (r < 0)
+                        return r;
+        }
         if (o->ack_fd < 0) {
                 r = ack_log_reopen(o);
                 if (r < 0)
@@ -540,32 +571,50 @@ static int ack_log_append(Outbox *o, uint8_t type, const uint8_t *payload, size_
                 return -errno;
         o->ack_log_size += HEADER_SIZE + len;
         o->ack_log_unsynced = !sync;
+        o->disk_error = 0;
         return 0;
 }
 
 /* Remove the pending entries at the given (distinct) indexes with one ack-log record of type
- * RECORD_ACK or RECORD_DROP, durably if sync. Returns how many. */
+ * RECORD_ACK or RECORD_DROP, durably if sync. Entries in memory need no record. When the ack
+ * log cannot be written, removals (RECORD_ACK) still happen in memory and reach the log with
+ * the next compaction: until then a crash only sends them again. A drop must be durable, so
+ * that fails instead. Returns how many. */
 static int outbox_retire(Outbox *o, uint8_t type, const size_t *idx, size_t n, bool sync) {
         if (n == 0)
                 return 0;
         _cleanup_free_ uint8_t *payload = calloc(n, 8);
         if (!payload)
                 return -ENOMEM;
+        size_t on_disk = 0, in_memory = 0;
         for (size_t i = 0; i < n; i++)
-                put_le64(payload + 8 * i, o->entries[idx[i]].id);
-        int r = ack_log_append(o, type, payload, n * 8, sync);
-        if (r < 0)
-                return r;
+                if (o->entries[idx[i]].segment)
+                        put_le64(payload + 8 * on_disk++, o->entries[idx[i]].id);
+                else
+                        in_memory++;
+        int r = on_disk > 0 ? ack_log_append(o, type, payload, on_disk * 8, sync) : 0;
+        if (r < 0) {
+                if (type != RECORD_ACK || r == -ENOMEM)
+                        return r;
+                o->disk_error = r;
+                o->acks_unwritten = true;
+        }
 
         for (size_t i = 0; i < n; i++) {
                 o->entries[idx[i]].removed = true;
                 entry_forget(o, &o->entries[idx[i]]);
         }
-        if (type == RECORD_DROP)
+        if (in_memory > 0)
+                entries_prune_memory(o); /* idx is spent: the indexes move */
+        if (type == RECORD_DROP) {
                 o->dropped += n;
+                /* The log counts only the ids it names: the next ack write adds the rest. */
+                if (in_memory > 0)
+                        o->acks_unwritten = true;
+        }
 
-        /* The removal is durable now; failing to tidy up only costs disk space, so it is not
-         * reported here and simply tried again next time. */
+        /* The removal is durable now (or as durable as the disk allows); failing to tidy up
+         * only costs disk space, so it is not reported here and simply tried again next time. */
         if (segments_delete_empty(o) >= 0 && ack_log_wants_compaction(o))
                 (void) ack_log_compact(o);
         return (int) n;
@@ -884,16 +933,21 @@ int outbox_open(const char *state_dir, uint64_t max_bytes, Outbox **ret, OutboxO
                 o->next_id = acks.id_floor;
         o->dropped = acks.dropped;
 
-        /* Appends always go to a new segment, never after what a crash may have left. */
+        /* Appends always go to a new segment, never after what a crash may have left. Tidying
+         * up writes; on a full disk the outbox opens all the same: the old ack log stays (a torn
+         * tail in it is skipped when read), new records are held in memory, and the next ack
+         * write tries the compaction again. */
         r = segments_delete_empty(o);
-        if (r < 0)
+        if (r >= 0)
+                r = ack_log_compact(o);
+        if (r >= 0)
+                r = outbox_make_room(o, 0);
+        if (r == -ENOMEM)
                 return r;
-        r = ack_log_compact(o);
-        if (r < 0)
-                return r;
-        r = outbox_make_room(o, 0);
-        if (r < 0)
-                return r;
+        if (r < 0) {
+                o->disk_error = report.disk_error = r;
+                o->acks_unwritten = true;
+        }
 
         report.records = o->pending;
         report.bytes = o->pending_bytes;
@@ -913,6 +967,8 @@ Outbox *outbox_free(Outbox *o) {
                 free(o->segments[i]);
         }
         free(o->segments);
+        for (size_t i = 0; i < o->n_entries; i++)
+                free(o->entries[i].memory);
         free(o->entries);
         if (o->ack_fd >= 0) {
                 if (o->ack_log_unsynced)
@@ -944,27 +1000,9 @@ static int segment_start(Outbox *o, uint64_t name) {
         return 0;
 }
 
-int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_t *ret_ids) {
-        int r;
-
-        if (!o || (n > 0 && (!records || !ret_ids)))
-                return -EINVAL;
-        uint64_t need = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (!records[i].iov_base || records[i].iov_len == 0 || records[i].iov_len > OUTBOX_PAYLOAD_MAX)
-                        return -EINVAL;
-                need += HEADER_SIZE + records[i].iov_len;
-        }
-        if (n == 0)
-                return 0;
-        if (o->next_id > UINT64_MAX - n)
-                return -EOVERFLOW;
-        if (o->max_bytes > 0 && need > o->max_bytes)
-                return -EFBIG;
-        r = entries_reserve(o, n);
-        if (r < 0)
-                return r;
-        r = outbox_make_room(o, need);
+/* Write the records to the active segment (or new ones) with one fdatasync per segment. */
+static int disk_append(Outbox *o, const struct iovec *records, size_t n, uint64_t need, uint64_t *ret_ids) {
+        int r = outbox_make_room(o, need);
         if (r < 0)
                 return r;
 
@@ -1021,6 +1059,82 @@ fail:
         return r;
 }
 
+/* The disk refused the records: hold copies in memory, within max_bytes of memory, dropping
+ * (and counting) the oldest records held there to make room. */
+static int memory_append(Outbox *o, const struct iovec *records, size_t n, uint64_t need, uint64_t *ret_ids) {
+        if (o->max_bytes > 0 && o->memory_bytes + need > o->max_bytes) {
+                _cleanup_free_ size_t *idx = malloc(o->in_memory * sizeof *idx);
+                if (!idx)
+                        return -ENOMEM;
+                size_t k = 0;
+                uint64_t freed = 0;
+                for (size_t i = 0; i < o->n_entries && o->memory_bytes - freed + need > o->max_bytes; i++)
+                        if (!o->entries[i].segment && !o->entries[i].removed) {
+                                idx[k++] = i;
+                                freed += HEADER_SIZE + o->entries[i].len;
+                        }
+                int r = outbox_retire(o, RECORD_DROP, idx, k, false);
+                if (r < 0)
+                        return r;
+        }
+
+        size_t first = o->n_entries;
+        for (size_t i = 0; i < n; i++) {
+                char *copy = malloc(records[i].iov_len);
+                if (copy)
+                        memcpy(copy, records[i].iov_base, records[i].iov_len);
+                else {
+                        while (o->n_entries > first)
+                                entry_forget(o, &o->entries[--o->n_entries]);
+                        return -ENOMEM;
+                }
+                o->entries[o->n_entries++] = (Entry) {
+                        .id = o->next_id++,
+                        .memory = copy,
+                        .len = (uint32_t) records[i].iov_len,
+                };
+                o->in_memory++;
+                o->memory_bytes += HEADER_SIZE + records[i].iov_len;
+                o->pending++;
+                o->pending_bytes += HEADER_SIZE + records[i].iov_len;
+        }
+        for (size_t i = 0; i < n; i++)
+                ret_ids[i] = o->entries[first + i].id;
+        return 0;
+}
+
+int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_t *ret_ids) {
+        int r;
+
+        if (!o || (n > 0 && (!records || !ret_ids)))
+                return -EINVAL;
+        uint64_t need = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!records[i].iov_base || records[i].iov_len == 0 || records[i].iov_len > OUTBOX_PAYLOAD_MAX)
+                        return -EINVAL;
+                need += HEADER_SIZE + records[i].iov_len;
+        }
+        if (n == 0)
+                return 0;
+        /* Two passes may take ids: the disk's attempt and then memory. */
+        if (o->next_id > UINT64_MAX - 2 * n)
+                return -EOVERFLOW;
+        if (o->max_bytes > 0 && need > o->max_bytes)
+                return -EFBIG;
+        r = entries_reserve(o, n);
+        if (r < 0)
+                return r;
+        r = disk_append(o, records, n, need, ret_ids);
+        if (r >= 0) {
+                o->disk_error = 0;
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return r;
+        o->disk_error = r;
+        return memory_append(o, records, n, need, ret_ids);
+}
+
 int outbox_append(Outbox *o, const void *data, size_t len, uint64_t *ret_id) {
         if (!ret_id)
                 return -EINVAL;
@@ -1039,6 +1153,14 @@ uint64_t outbox_dropped(const Outbox *o) {
         return o ? o->dropped : 0;
 }
 
+size_t outbox_in_memory(const Outbox *o) {
+        return o ? o->in_memory : 0;
+}
+
+int outbox_disk_error(const Outbox *o) {
+        return o ? o->disk_error : 0;
+}
+
 size_t outbox_list(const Outbox *o, uint64_t after_id, uint64_t *ids, size_t max) {
         if (!o || !ids || after_id == UINT64_MAX)
                 return 0;
@@ -1055,6 +1177,17 @@ int outbox_read(const Outbox *o, uint64_t id, char **ret_data, size_t *ret_len) 
         const Entry *e = entry_find(o, id);
         if (!e || e->removed)
                 return -ENOENT;
+        if (!e->segment) {
+                char *copy = malloc((size_t) e->len + 1);
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, e->memory, e->len);
+                copy[e->len] = 0;
+                if (ret_len)
+                        *ret_len = e->len;
+                *ret_data = copy;
+                return 0;
+        }
 
         uint8_t header[HEADER_SIZE];
         RecordHeader h;
@@ -1127,16 +1260,44 @@ int outbox_sync(Outbox *o) {
         return 0;
 }
 
-/* Append one line to dead-letter.jsonl durably. */
-static int dead_letter_append(Outbox *o, const char *line, size_t len) {
-        _cleanup_close_ int fd = openat(o->dir_fd, DEAD_LETTER_NAME, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+/* Keep dead-letter.jsonl within max_bytes with line (newline included) appended: rewrite it
+ * without its oldest lines (atomically, so a crash leaves the old or the new file). Returns
+ * how many lines were dropped. */
+static int dead_letter_rewrite(Outbox *o, int fd, const char *line, size_t len, uint64_t max_bytes) {
+        _cleanup_free_ char *old = NULL;
+        size_t old_len = 0;
+        int r = read_fd_full(fd, SIZE_MAX - 1, &old, &old_len);
+        if (r < 0)
+                return r;
+        size_t keep_from = 0;
+        int dropped = 0;
+        while (keep_from < old_len && (uint64_t) (old_len - keep_from) + len > max_bytes) {
+                const char *nl = memchr(old + keep_from, '\n', old_len - keep_from);
+                keep_from = nl ? (size_t) (nl - old) + 1 : old_len;
+                dropped++;
+        }
+        size_t kept = old_len - keep_from;
+        _cleanup_free_ char *data = malloc(kept + len);
+        if (!data)
+                return -ENOMEM;
+        memcpy(data, old + keep_from, kept);
+        memcpy(data + kept, line, len);
+        r = write_file_atomic(o->dir_path, DEAD_LETTER_NAME, data, kept + len);
+        return r < 0 ? r : dropped;
+}
+
+/* Append one line (ending in a newline) to dead-letter.jsonl durably, within max_bytes.
+ * Returns how many of the oldest lines were dropped to make room. */
+static int dead_letter_append(Outbox *o, const char *line, size_t len, uint64_t max_bytes) {
+        _cleanup_close_ int fd = openat(o->dir_fd, DEAD_LETTER_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        struct iovec iov[] = { { (void *) line, len }, { (void *) "\n", 1 } };
-        int r = pwritev_all(fd, iov, ELEMENTSOF(iov), (uint64_t) st.st_size);
+        if ((uint64_t) st.st_size + len > max_bytes)
+                return dead_letter_rewrite(o, fd, line, len, max_bytes);
+        int r = pwritev_all(fd, &(struct iovec) { (void *) line, len }, 1, (uint64_t) st.st_size);
         if (r < 0)
                 return r;
         if (fdatasync(fd) < 0)
@@ -1146,14 +1307,8 @@ static int dead_letter_append(Outbox *o, const char *line, size_t len) {
         return 0;
 }
 
-int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason) {
-        if (!o || !reason)
-                return -EINVAL;
-        _cleanup_free_ char *data = NULL;
-        int r = outbox_read(o, id, &data, NULL);
-        if (r < 0)
-                return r;
-
+/* The dead-letter line; without the record itself when that alone would not fit max_bytes. */
+static int dead_letter_line(uint64_t id, const char *reason, const char *data, uint64_t max_bytes, char **ret) {
         char id_text[21];
         (void) snprintf(id_text, sizeof id_text, "%" PRIu64, id);
         _cleanup_cjson_ cJSON *json = cJSON_CreateObject();
@@ -1163,11 +1318,42 @@ int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason) {
         _cleanup_free_ char *line = cJSON_PrintUnformatted(json);
         if (!line)
                 return -ENOMEM;
-        r = dead_letter_append(o, line, strlen(line));
+        if (strlen(line) + 1 > max_bytes) {
+                free(TAKE_PTR(line));
+                cJSON_DeleteItemFromObjectCaseSensitive(json, "record");
+                if (!cJSON_AddNumberToObject(json, "record_bytes", (double) strlen(data)))
+                        return -ENOMEM;
+                line = cJSON_PrintUnformatted(json);
+                if (!line)
+                        return -ENOMEM;
+        }
+        /* cJSON's own buffer has no room for the newline: one copy with it. */
+        size_t len = strlen(line);
+        char *with_newline = malloc(len + 2);
+        if (!with_newline)
+                return -ENOMEM;
+        memcpy(with_newline, line, len);
+        memcpy(with_newline + len, "\n", 2);
+        *ret = with_newline;
+        return 0;
+}
+
+int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason, uint64_t max_bytes) {
+        if (!o || !reason || max_bytes == 0)
+                return -EINVAL;
+        _cleanup_free_ char *data = NULL;
+        int r = outbox_read(o, id, &data, NULL);
         if (r < 0)
                 return r;
+        _cleanup_free_ char *line = NULL;
+        r = dead_letter_line(id, reason, data, max_bytes, &line);
+        if (r < 0)
+                return r;
+        int dropped = dead_letter_append(o, line, strlen(line), max_bytes);
+        if (dropped < 0)
+                return dropped;
         r = outbox_remove(o, &id, 1);
-        return r < 0 ? r : 0;
+        return r < 0 ? r : dropped;
 }
 
 int outbox_dropped_reported(Outbox *o, uint64_t n) {

@@ -29,11 +29,13 @@ typedef struct OutboxOpenReport {
         uint64_t corrupt_bytes;   /* bytes skipped, torn tails included */
         uint64_t torn_tails;      /* files that ended in an incomplete record */
         uint64_t dropped;         /* as outbox_dropped(): dropped for max_bytes, not yet reported */
+        int disk_error;           /* 0, or why tidying up could not write (a full disk): as outbox_disk_error() */
         char first_problem[256];  /* "" or e.g. "outbox/00000000000000a1.seg: offset 4096: payload checksum mismatch, skipped 65 bytes" */
 } OutboxOpenReport;
 
 /* Open (creating it 0700 if needed) state_dir/outbox; state_dir must exist. -EBUSY if another
- * Outbox (in this or another process) has it open. max_bytes caps the on-disk bytes of
+ * Outbox (in this or another process) has it open. A disk that cannot be written (full) does
+ * not fail the open: see ret_report->disk_error and outbox_append(). max_bytes caps the on-disk bytes of
  * pending records (payload + OUTBOX_RECORD_OVERHEAD each); 0 means no cap. If the pending
  * records already exceed it, the oldest are dropped (counted). ret_report may be NULL.
  * Caller frees *ret with outbox_free(). */
@@ -45,7 +47,10 @@ Outbox *outbox_free(Outbox *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
 
 /* Append one record (0 < len <= OUTBOX_PAYLOAD_MAX; empty payloads are -EINVAL) and make it
- * durable (one fdatasync) before returning its id. Ids increase strictly, also across
+ * durable (one fdatasync) before returning its id. When the disk refuses the write (full,
+ * failing), the record is held in memory instead, and still returns its id: it is sent like
+ * the others but lost if heald dies first (outbox_in_memory(), outbox_disk_error() tell;
+ * records in memory are capped at max_bytes too, oldest dropped and counted). Ids increase strictly, also across
  * restarts, and are never reused (only the id of an append that never returned, cut short by
  * a crash, may be handed out again). When the cap would be exceeded the oldest pending records
  * are dropped first (durably counted, see outbox_dropped()); a record larger than the cap
@@ -85,8 +90,19 @@ int outbox_sync(Outbox *o);
 
 /* EventBridge refused the record as malformed: append {"id":..,"reason":..,"record":"<payload>"}
  * as one line to state_dir/outbox/dead-letter.jsonl (fsync'd), then remove it. The payload is
- * written as a JSON string up to its first NUL byte (heald's payloads are JSON text). */
-int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason);
+ * written as a JSON string up to its first NUL byte (heald's payloads are JSON text). The file
+ * stays within max_bytes: its oldest lines are dropped to make room, and a record too large
+ * for the file on its own is written as "record_bytes":<its length> instead. Returns how many
+ * old lines were dropped. */
+int outbox_dead_letter(Outbox *o, uint64_t id, const char *reason, uint64_t max_bytes);
+
+/* Pending records held in memory because the disk refused them; lost if heald dies first. */
+size_t outbox_in_memory(const Outbox *o);
+
+/* Why the last write to the disk failed (a negative errno, e.g. -ENOSPC), or 0 once a write
+ * succeeded again. While it fails, new records are held in memory, and removals are applied
+ * in memory and written to the ack log later (after a crash meanwhile they are sent again). */
+int outbox_disk_error(const Outbox *o);
 
 /* Records dropped to stay under max_bytes and not yet reported; survives restarts. */
 uint64_t outbox_dropped(const Outbox *o);

@@ -41,6 +41,7 @@ struct Publisher {
         void *idle_userdata;
         AwsCall *dropped_call;    /* an Events Dropped report in flight */
         uint64_t dropped_sent;    /* the count it carries */
+        uint64_t dead_letters_dropped; /* oldest dead-letter lines dropped to stay within the cap */
 };
 
 static bool id_in_flight(const Publisher *p, uint64_t id) {
@@ -58,17 +59,6 @@ static void batch_forget(Publisher *p, Batch *b) {
                         break;
                 }
         free(b);
-}
-
-static void dead_letter(Publisher *p, uint64_t id, const char *reason) {
-        int r = outbox_dead_letter(p->outbox, id, reason);
-        if (r < 0)
-                log_error_errno(r, "Failed to move event %llu to the dead-letter file: %m",
-                                (unsigned long long) id);
-        else
-                log_event(LOG_ERR, "dead-letter",
-                          "EventBridge can never accept event %llu (%s); moved it to %s/outbox/dead-letter.jsonl",
-                          (unsigned long long) id, reason, p->config->state_dir);
 }
 
 static void pause_for(Publisher *p, usec_t delay) {
@@ -90,6 +80,28 @@ static void transient_failure(Publisher *p, const char *what) {
                   (unsigned long long) (delay / USEC_PER_MSEC));
         p->failures++;
         pause_for(p, delay);
+}
+
+static void dead_letter(Publisher *p, uint64_t id, const char *reason) {
+        int r = outbox_dead_letter(p->outbox, id, reason, p->config->dead_letter_max_bytes);
+        if (r < 0) {
+                /* The event stays in the outbox; without a pause it would be sent and refused
+                 * again at once, over and over (a full disk). */
+                log_error_errno(r, "Failed to move event %llu to the dead-letter file: %m",
+                                (unsigned long long) id);
+                transient_failure(p, "cannot write the dead-letter file");
+                return;
+        }
+        log_event(LOG_ERR, "dead-letter",
+                  "EventBridge can never accept event %llu (%s); moved it to %s/outbox/dead-letter.jsonl",
+                  (unsigned long long) id, reason, p->config->state_dir);
+        if (r > 0) {
+                p->dead_letters_dropped += (uint64_t) r;
+                log_event(LOG_WARNING, "dead-letter-trimmed",
+                          "The dead-letter file reached [outbox] dead_letter_max_bytes: dropped its %d oldest lines "
+                          "(%llu since heald started)",
+                          r, (unsigned long long) p->dead_letters_dropped);
+        }
 }
 
 static int putevents_start(Publisher *p, const char *body, size_t body_len, aws_done_fn done, void *userdata,
@@ -264,16 +276,23 @@ static void pump(Publisher *p) {
                 p->idle(p->idle_userdata);
 }
 
+/* A refusal an operator must fix (permissions, credentials, a missing bus), for the whole
+ * request or for some of its entries: the events stay and the next attempt waits for
+ * auth_retry_interval, with one log line per window. */
+static void operator_refusal(Publisher *p, const AwsError *e) {
+        if (!paused(p))
+                log_event(LOG_ERR, "aws-refused",
+                          "EventBridge refused PutEvents: %s: %s. Fix: %s. %zu events wait in the outbox; "
+                          "next attempt in %llu s",
+                          e->code, e->message, aws_error_hint(e), outbox_count(p->outbox),
+                          (unsigned long long) (p->config->auth_retry_interval / USEC_PER_SEC));
+        pause_for(p, p->config->auth_retry_interval);
+}
+
 static void handle_refusal(Publisher *p, Batch *b, const AwsError *e) {
         switch (e->error_class) {
         case AWS_ERROR_AUTH:
-                if (!paused(p))
-                        log_event(LOG_ERR, "aws-refused",
-                                  "EventBridge refused PutEvents: %s: %s. Fix: %s. %zu events wait in the outbox; "
-                                  "next attempt in %llu s",
-                                  e->code, e->message, aws_error_hint(e), outbox_count(p->outbox),
-                                  (unsigned long long) (p->config->auth_retry_interval / USEC_PER_SEC));
-                pause_for(p, p->config->auth_retry_interval);
+                operator_refusal(p, e);
                 break;
         case AWS_ERROR_CLIENT:
                 if (b->n == 1) {
@@ -307,10 +326,15 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
         uint64_t accepted[MAX_ENTRIES];
         size_t n_accepted = 0, n_retry = 0;
         const char *retry_code = NULL;
+        const EventBridgeEntryResult *refused = NULL;
         for (size_t i = 0; i < b->n; i++)
                 switch (results[i].status) {
                 case EVENTBRIDGE_ENTRY_OK:
                         accepted[n_accepted++] = b->ids[i];
+                        break;
+                case EVENTBRIDGE_ENTRY_REFUSED:
+                        n_retry++;
+                        refused = &results[i];
                         break;
                 case EVENTBRIDGE_ENTRY_REJECTED: {
                         char reason[400];
@@ -330,7 +354,12 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                                 n_accepted);
         log_event(LOG_DEBUG, "published", "Published %zu events (%zu to retry); %zu left in the outbox", n_accepted,
                   n_retry, outbox_count(p->outbox));
-        if (n_retry > 0) {
+        if (refused) {
+                AwsError e = { .error_class = AWS_ERROR_AUTH };
+                memcpy(e.code, refused->error_code, sizeof e.code);
+                memcpy(e.message, refused->error_message, sizeof e.message);
+                operator_refusal(p, &e);
+        } else if (n_retry > 0) {
                 char what[128];
                 snprintf(what, sizeof what, "%zu of %zu entries failed, %s", n_retry, b->n, retry_code);
                 transient_failure(p, what);

@@ -110,11 +110,13 @@ AwsErrorClass aws_error_classify(long http_status, const char *code, const char 
         if (known)
                 return known->error_class;
 
-        if (http_status == 0 || http_status >= 500 || http_status == 429)
-                return AWS_ERROR_TRANSIENT;
+        /* Only AWS itself can say a request is invalid for good. An unknown code comes from
+         * something else on the path (a proxy, a captive portal, a misrouted endpoint answering
+         * 404, 407 or 408 with an HTML page) or from an AWS change we do not know yet: either
+         * way the request may succeed later, so it is retried like an outage. */
         if (http_status == 401 || http_status == 403)
                 return AWS_ERROR_AUTH;
-        return AWS_ERROR_CLIENT;
+        return AWS_ERROR_TRANSIENT;
 }
 
 /* "com.amazonaws.sqs#QueueDoesNotExist:http://internal..." -> "QueueDoesNotExist". */

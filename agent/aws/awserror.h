@@ -7,7 +7,7 @@ typedef enum AwsErrorClass {
         AWS_ERROR_TRANSIENT,  /* throttling, 5xx, unknown: retry with backoff */
         AWS_ERROR_CLOCK_SKEW, /* the signature's time is off: correct the clock offset, retry */
         AWS_ERROR_AUTH,       /* credentials, permissions or a missing bus/queue: an operator must act */
-        AWS_ERROR_CLIENT,     /* the request itself is invalid: sending it again cannot succeed */
+        AWS_ERROR_CLIENT,     /* AWS said (with a known code) the request is invalid: sending it again cannot succeed */
 } AwsErrorClass;
 
 #define AWS_ERROR_CODE_MAX    64
@@ -29,8 +29,8 @@ void aws_error_parse(long http_status, const char *error_type_header, const char
                      AwsError *ret);
 
 /* Classify an error code (with its message, for "Signature expired") and HTTP status.
- * http_status 0 means unknown (a per-entry error inside a 200 response): an unknown code
- * is then TRANSIENT. */
+ * Only a known AWS code is ever CLIENT; an unknown code is AUTH with HTTP 401 or 403 and
+ * TRANSIENT otherwise (http_status 0 means unknown: a per-entry error inside a 200 response). */
 AwsErrorClass aws_error_classify(long http_status, const char *code, const char *message);
 
 /* One sentence an operator can act on. Static string, never NULL. */

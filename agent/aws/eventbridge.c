@@ -147,9 +147,11 @@ static EventBridgeEntryStatus entry_status_from_code(const char *code, const cha
         case AWS_ERROR_CLOCK_SKEW:
                 return EVENTBRIDGE_ENTRY_RETRY;
         case AWS_ERROR_AUTH:
+                /* EventBridge calls AccessDenied and NotAuthorizedFor* non-retryable, but a fixed
+                 * IAM policy makes the same entry succeed: the entry is not at fault. */
+                return EVENTBRIDGE_ENTRY_REFUSED;
         case AWS_ERROR_CLIENT:
         default:
-                /* EventBridge lists AccessDenied and NotAuthorizedFor* as non-retryable per entry. */
                 return EVENTBRIDGE_ENTRY_REJECTED;
         }
 }

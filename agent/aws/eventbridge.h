@@ -47,7 +47,8 @@ int eventbridge_batch_body(const EventBridgeBatch *b, char **ret_body, size_t *r
 typedef enum EventBridgeEntryStatus {
         EVENTBRIDGE_ENTRY_OK,
         EVENTBRIDGE_ENTRY_RETRY,    /* transient (throttling, internal failure, unknown code): send again later */
-        EVENTBRIDGE_ENTRY_REJECTED, /* malformed or not permitted: sending it again cannot succeed */
+        EVENTBRIDGE_ENTRY_REFUSED,  /* not permitted (AccessDenied, NotAuthorized*): an operator must act, then it succeeds */
+        EVENTBRIDGE_ENTRY_REJECTED, /* malformed (a known AWS code): sending it again cannot succeed */
 } EventBridgeEntryStatus;
 
 typedef struct EventBridgeEntryResult {

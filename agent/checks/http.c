@@ -48,7 +48,7 @@ int check_http_evaluate(const CheckConfig *c, int error, const char *error_text,
                         check_observed(ret, "timeout after %s", timeout);
                 else
                         check_observed(ret, "%s", http_error_observed(error));
-                check_message(ret, "GET %s: %s", c->url, error_text ? error_text : strerror(-error));
+                check_message(ret, "GET %s: %s", c->url_public, error_text ? error_text : strerror(-error));
                 return 0;
         }
 
@@ -59,7 +59,7 @@ int check_http_evaluate(const CheckConfig *c, int error, const char *error_text,
                 check_observed(ret, "HTTP %ld, expected text missing", status);
         else
                 check_observed(ret, "HTTP %ld", status);
-        check_message(ret, "GET %s: HTTP %ld%s%s", c->url, status, status_ok ? "" : ", status out of range",
+        check_message(ret, "GET %s: HTTP %ld%s%s", c->url_public, status, status_ok ? "" : ", status out of range",
                       body_ok ? "" : truncated ? ", expected text not in the first 64 KiB of the body"
                                                : ", expected text not in the body");
         if (!ret->healthy && body)

@@ -76,7 +76,7 @@ static void exercise(const char *dir, uint64_t max_bytes) {
                 abort();
         (void) outbox_remove(o, ids, n / 2);
         if (n > n / 2)
-                (void) outbox_dead_letter(o, ids[n / 2], "fuzz");
+                (void) outbox_dead_letter(o, ids[n / 2], "fuzz", 64 * 1024);
         (void) outbox_dropped_reported(o, outbox_dropped(o) / 2);
         size_t pending = outbox_count(o);
         outbox_free(o);

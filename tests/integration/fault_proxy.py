@@ -13,6 +13,8 @@ credential expiry enforcement):
                        `entries` ({index: ErrorCode}) fail; FailedEntryCount adjusted
   "delay"              sleep `seconds`, then forward
   "drop"               close the connection without answering
+  "html"               HTTP `status` (404 by default; 407, 408, ...) with an HTML page, as a
+                       proxy, a captive portal or a misrouted endpoint answers: no AWS code
 """
 import datetime as dt
 import http.client
@@ -135,7 +137,7 @@ class FaultProxy:
     # ---- controls -------------------------------------------------------------------
     def fail_next(self, n: int, kind: str, **params) -> None:
         """The next n requests get fault `kind` (see the module docstring)."""
-        if kind not in ("500", "503", "throttle", "partial", "delay", "drop"):
+        if kind not in ("500", "503", "throttle", "partial", "delay", "drop", "html"):
             raise ValueError(kind)
         with self._lock:
             self._faults += [dict(kind=kind, **params) for _ in range(n)]
@@ -235,6 +237,12 @@ class FaultProxy:
             rec.update(status=int(kind), error="InternalFailure" if kind == "500"
                        else "ServiceUnavailable")
             return h._json_error(int(kind), rec["error"], "Injected failure")
+        if kind == "html":
+            status = fault.get("status", 404)
+            rec.update(status=status, error="html")
+            page = (f"<!DOCTYPE html><html><head><title>{status}</title></head>"
+                    f"<body><h1>Not what you asked for</h1></body></html>").encode()
+            return h._answer(status, page, [("Content-Type", "text/html")])
         if kind == "throttle":
             rec.update(status=400, error="ThrottlingException")
             return h._json_error(400, "ThrottlingException", "Rate exceeded")

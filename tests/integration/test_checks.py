@@ -381,6 +381,33 @@ class ProbeTest(ChecksTestCase):
         self.assertEqual(self.status(agent)["by_name"]["web"]["health"], "ok")
         self.assertEqual(agent.stop(), 0)
 
+    def test_http_url_credentials_never_published(self):
+        """user:password@ in a check URL is used but shown as ***@ in events, logs and status;
+        a plain http:// AWS endpoint off this host is warned about at start."""
+        srv = HealthServer()
+        self.addCleanup(srv.stop)
+        secret = "s3cr3t-Pa55"
+        url = srv.url.replace("http://", f"http://monitor:{secret}@")
+        agent = self.check_agent({"web": dict(type="http", url=url, **FAST)},
+                                 states_endpoint="http://192.0.2.1/")
+        agent.start()
+        self.assertRegex(agent.wait_for_event_log("plain-http-endpoint", timeout=5), r"\[aws\] states_endpoint")
+        self.wait_check(agent, "web", 10, "web healthy", health="ok")
+        srv.set(503, b"down\n")
+        (failed,) = self.check_events(agent, "Check Failed", "web")
+        self.assertEqual(failed["detail"]["target"], srv.url.replace("http://", "http://***@"))
+        status = json.dumps(self.status(agent))
+        self.assertEqual(agent.stop(), 0)
+        published = json.dumps(failed) + json.dumps(agent.drain())
+        for where, text in (("events", published), ("log", agent.log_text()), ("status", status)):
+            self.assertNotIn(secret, text, f"the password leaked into the {where}")
+
+    def test_loopback_endpoints_are_not_warned_about(self):
+        agent = self.bed.agent(self)
+        agent.start()
+        self.assertEqual(agent.stop(), 0)
+        self.assertEqual(agent.event_lines("plain-http-endpoint"), [], "the bed's endpoints are on 127.0.0.1")
+
     def test_tcp_listening_and_closed_port(self):
         lst = listener()
         self.addCleanup(lst.close)

@@ -140,6 +140,54 @@ class FaultTest(BedTestCase):
         seqs = self.seqs(got)
         self.assertContiguous(seqs, first=1, msg="around the dead letter")
 
+    def dead_letters(self, agent) -> list[str]:
+        path = os.path.join(agent.state_dir, "outbox", "dead-letter.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [ln for ln in f if ln.strip()]
+
+    def test_html_4xx_is_an_outage_not_a_dead_letter(self):
+        """A proxy, captive portal or misrouted endpoint answers 404/407/408 with HTML: no
+        AWS code, so nothing can be judged invalid; every event arrives once it passes."""
+        agent = self.bed.agent(self, heartbeat_interval="200ms")
+        statuses = [404, 407, 408] * 3
+        for status in statuses:
+            self.bed.proxy.fail_next(1, "html", status=status)
+        agent.start()
+        self.wait_until(lambda: self.bed.proxy.pending_faults() == 0, 20, "the HTML answers")
+        time.sleep(1.5)
+        agent.stop()
+        answered = [r["status"] for r in self.bed.proxy.log() if r.get("fault") == "html"]
+        self.assertEqual(answered, statuses)
+        self.assertEqual(agent.event_lines("dead-letter"), [], "an HTML 4xx is not AWS saying invalid")
+        self.assertEqual(self.dead_letters(agent), [])
+        self.assertTrue(agent.event_lines("publish-retry"), "retried like an outage")
+        self.assertContiguous(self.seqs(agent.drain(wait=2)), first=1, msg="after the HTML answers")
+
+    def test_entry_access_denied_waits_not_dead_lettered(self):
+        """Per-entry AccessDeniedException is fixable by an operator: slow retry, never a dead letter."""
+        agent = self.bed.agent(self, heartbeat_interval="200ms")
+        self.spool_while_down(agent, 1)
+        self.bed.proxy.fail_next(1, "partial", entries={1: "AccessDeniedException"})
+        since = agent.mark()
+        self.bed.proxy.up()
+        line = agent.wait_for_event_log("aws-refused", timeout=10, since=since)
+        self.assertRegex(line, r"AccessDeniedException")
+        time.sleep(4.5)  # auth_retry_interval is 3 s in the bed
+        agent.stop()
+        self.assertEqual(agent.event_lines("dead-letter"), [])
+        self.assertEqual(self.dead_letters(agent), [])
+        reqs = self.bed.proxy.log()
+        partial = next(r for r in reqs if r["fault"] == "partial")
+        refused = entry_key(partial["entry_list"][1])
+        again = [r for r in reqs[reqs.index(partial) + 1:]
+                 if refused in [entry_key(e) for e in r["entry_list"]]]
+        self.assertTrue(again, "the refused entry is sent again")
+        self.assertGreaterEqual(again[0]["time"] - partial["time"], 2.5,
+                                "after auth_retry_interval, not at once")
+        self.assertContiguous(self.seqs(agent.drain(wait=2)), first=1, msg="around the refusal")
+
     def test_clock_skew_corrected(self):
         agent = self.bed.agent(self)
         self.bed.proxy.clock_offset = 3600

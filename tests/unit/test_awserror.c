@@ -51,7 +51,7 @@ static void test_json_variants(void **state) {
 
         e = parse(400, NULL, "{\"__type\":\"aws.protocoltests#FooError:http://internal.amazon.com/coral/x/\"}");
         assert_string_equal(e.code, "FooError");
-        assert_int_equal(e.error_class, AWS_ERROR_CLIENT);
+        assert_int_equal(e.error_class, AWS_ERROR_TRANSIENT); /* not a code we know AWS to give */
 
         e = parse(400, NULL, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Event bus nope does not exist.\"}");
         assert_int_equal(e.error_class, AWS_ERROR_AUTH);
@@ -141,8 +141,13 @@ static void test_classify(void **state) {
                 { 400, "AWS.SimpleQueueService.NonExistentQueue", AWS_ERROR_AUTH },
                 { 400, "IncompleteSignatureException", AWS_ERROR_AUTH },
                 { 400, "ValidationException", AWS_ERROR_CLIENT },
-                { 400, "SomethingNew", AWS_ERROR_CLIENT },
-                { 404, "SomethingNew", AWS_ERROR_CLIENT },
+                /* Only a known AWS code says "invalid for good"; anything else may pass later. */
+                { 400, "SomethingNew", AWS_ERROR_TRANSIENT },
+                { 404, "SomethingNew", AWS_ERROR_TRANSIENT },
+                { 404, "HTTP404", AWS_ERROR_TRANSIENT },
+                { 407, "HTTP407", AWS_ERROR_TRANSIENT },
+                { 408, "HTTP408", AWS_ERROR_TRANSIENT },
+                { 400, "ValidationException", AWS_ERROR_CLIENT },
                 { 403, "SomethingNew", AWS_ERROR_AUTH },
                 { 401, "SomethingNew", AWS_ERROR_AUTH },
                 { 429, "SomethingNew", AWS_ERROR_TRANSIENT },
@@ -170,7 +175,14 @@ static void test_no_code(void **state) {
 
         e = parse(400, NULL, "{\"neither\":1}");
         assert_string_equal(e.code, "HTTP400");
-        assert_int_equal(e.error_class, AWS_ERROR_CLIENT);
+        assert_int_equal(e.error_class, AWS_ERROR_TRANSIENT);
+
+        /* A proxy, a captive portal or a misrouted endpoint: retried like an outage. */
+        static const long proxy_statuses[] = { 404, 407, 408 };
+        for (size_t i = 0; i < ELEMENTSOF(proxy_statuses); i++) {
+                e = parse(proxy_statuses[i], NULL, "<!DOCTYPE html><html><head><title>Not here</title></head></html>");
+                assert_int_equal(e.error_class, AWS_ERROR_TRANSIENT);
+        }
 
         e = parse(403, NULL, NULL);
         assert_string_equal(e.code, "HTTP403");

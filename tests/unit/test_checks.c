@@ -471,7 +471,7 @@ static void http_run(HttpFixture *f, const char *path, const char *expect_body, 
         char url[128];
 
         snprintf(url, sizeof url, "http://127.0.0.1:%u%s", f->port, path);
-        c.url = url;
+        c.url = c.url_public = url;
         c.expect_body = (char *) expect_body;
         c.timeout = timeout;
         *out = (Collected) {};
@@ -543,7 +543,7 @@ static void test_http_timeout_and_refused(void **state) {
         collected_done(&c);
 
         snprintf(url, sizeof url, "http://127.0.0.1:%u/", closed_port());
-        cfg.url = url;
+        cfg.url = cfg.url_public = url;
         assert_int_equal(check_http_start(&cfg, f->http, on_check_done, &c, NULL), 0);
         run_until_done(f->event, &c, 10 * USEC_PER_SEC);
         assert_false(c.result.healthy);
@@ -553,7 +553,7 @@ static void test_http_timeout_and_refused(void **state) {
 
         /* Cancelled: no callback, nothing leaks. */
         CheckProbe *p = NULL;
-        cfg.url = url;
+        cfg.url = cfg.url_public = url;
         assert_int_equal(check_http_start(&cfg, f->http, on_check_done, &c, &p), 0);
         check_probe_cancel(p);
         check_probe_cancel(NULL);

@@ -1200,6 +1200,54 @@ static void test_example_files(void **state) {
         assert_non_null(commands->queue_url);
 }
 
+/* Basic auth in a check URL works, but events and logs only ever see "***@". */
+static void test_check_url_userinfo_redacted(void **state) {
+        (void) state;
+        const struct {
+                const char *url, *expected;
+        } cases[] = {
+                { "https://user:s3cret@example.com/health", "https://***@example.com/health" },
+                { "http://token@127.0.0.1:8080/", "http://***@127.0.0.1:8080/" },
+                { "https://a:b@c@host:1/p?q=x@y#f@g", "https://***@host:1/p?q=x@y#f@g" },
+                { "https://example.com/login?next=a@b", "https://example.com/login?next=a@b" },
+                { "http://127.0.0.1/", "http://127.0.0.1/" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char text[512];
+                snprintf(text, sizeof text, "[check web]\ntype = http\nurl = %s\n", cases[i].url);
+                _cleanup_(config_freep) Config *c = load_ok(text);
+                assert_string_equal(c->checks[0].url, cases[i].url);
+                assert_string_equal(c->checks[0].url_public, cases[i].expected);
+        }
+}
+
+/* Warned about at start: signed requests in clear text beyond this host. */
+static void test_plain_http_endpoint(void **state) {
+        (void) state;
+        const struct {
+                const char *ini, *expected;
+        } cases[] = {
+                { "", NULL },
+                { "[aws]\nendpoint_url = http://127.0.0.1:4566\n", NULL },
+                { "[aws]\nendpoint_url = http://localhost:4566/\n", NULL },
+                { "[aws]\nendpoint_url = http://[::1]:4566\n", NULL },
+                { "[aws]\nendpoint_url = https://proxy.corp.example\n", NULL },
+                { "[aws]\nendpoint_url = http://proxy.corp.example\n", "[aws] endpoint_url" },
+                { "[aws]\nendpoint_url = http://127.evil.example/\n", "[aws] endpoint_url" },
+                { "[aws]\nendpoint_url = http://user@127.0.0.1.example/\n", "[aws] endpoint_url" },
+                { "[aws]\nevents_endpoint = http://10.0.0.5\n", "[aws] events_endpoint" },
+                { "[aws]\nsqs_endpoint = http://10.0.0.5:9324\n", "[aws] sqs_endpoint" },
+                { "[aws]\nstates_endpoint = http://sfn.internal\n", "[aws] states_endpoint" },
+                { "[sqs]\nqueue_url = http://sqs.internal/123/q\n", "[sqs] queue_url" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(config_freep) Config *c = load_ok(cases[i].ini);
+                const char *got = config_plain_http_endpoint(c);
+                if (!streq_ptr(got, cases[i].expected))
+                        fail_msg("%s: got %s, expected %s", cases[i].ini, got ?: "NULL", cases[i].expected ?: "NULL");
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_empty_is_defaults),
@@ -1220,6 +1268,8 @@ int main(void) {
                 cmocka_unit_test(test_too_many_checks),
                 cmocka_unit_test(test_print_round_trip),
                 cmocka_unit_test(test_service_endpoint),
+                cmocka_unit_test(test_check_url_userinfo_redacted),
+                cmocka_unit_test(test_plain_http_endpoint),
                 cmocka_unit_test(test_files),
                 cmocka_unit_test(test_example_config),
                 cmocka_unit_test(test_example_files),

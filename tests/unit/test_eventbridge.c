@@ -234,7 +234,7 @@ static void test_response_classification(void **state) {
         assert_int_equal(results[0].status, EVENTBRIDGE_ENTRY_REJECTED);
         assert_string_equal(results[0].error_message, "Detail is malformed.");
         assert_int_equal(results[1].status, EVENTBRIDGE_ENTRY_RETRY);
-        assert_int_equal(results[2].status, EVENTBRIDGE_ENTRY_REJECTED);
+        assert_int_equal(results[2].status, EVENTBRIDGE_ENTRY_REFUSED); /* fixable: never dead-lettered */
         assert_string_equal(results[2].error_message, "");
         assert_int_equal(results[3].status, EVENTBRIDGE_ENTRY_RETRY);
         assert_string_equal(results[3].error_message, "multi\\x0aline\\x07");

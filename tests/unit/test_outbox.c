@@ -18,6 +18,7 @@
 #include "../tools/remove_tree.h"
 
 #define HEADER OUTBOX_RECORD_OVERHEAD
+#define DEAD_LETTER_MAX ((uint64_t) 1024 * 1024)
 
 /* Each test gets its own state directory, removed afterwards. */
 typedef struct Fixture {
@@ -452,10 +453,10 @@ static void test_dead_letter(void **state) {
                 _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
                 bad = append_text(o, "{\"detail\":\"line\\nbreak\",\"q\":\"\\\"\"}");
                 good = append_text(o, "{\"ok\":true}");
-                assert_int_equal(outbox_dead_letter(o, bad, "ValidationException: bad \"detail\""), 0);
+                assert_int_equal(outbox_dead_letter(o, bad, "ValidationException: bad \"detail\"", DEAD_LETTER_MAX), 0);
                 assert_int_equal(outbox_count(o), 1);
-                assert_int_equal(outbox_dead_letter(o, bad, "again"), -ENOENT);
-                assert_int_equal(outbox_dead_letter(o, good, NULL), -EINVAL);
+                assert_int_equal(outbox_dead_letter(o, bad, "again", DEAD_LETTER_MAX), -ENOENT);
+                assert_int_equal(outbox_dead_letter(o, good, NULL, DEAD_LETTER_MAX), -EINVAL);
         }
         snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->outbox);
         struct stat st;
@@ -479,6 +480,58 @@ static void test_dead_letter(void **state) {
         uint64_t got[4];
         assert_int_equal(list_all(o, got, 4), 1);
         assert_int_equal(got[0], good);
+}
+
+/* dead-letter.jsonl stays within its cap: the oldest lines go (counted), and a record too big
+ * for the file on its own leaves only its size. */
+static void test_dead_letter_bounded(void **state) {
+        Fixture *f = *state;
+        const uint64_t cap = 1000;
+        char path[256], payload[300];
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        uint64_t ids[10];
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                snprintf(payload, sizeof payload, "{\"n\":%zu,\"pad\":\"%0200d\"}", i, 0);
+                ids[i] = append_text(o, payload);
+        }
+        int dropped = 0;
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                int r = outbox_dead_letter(o, ids[i], "MalformedDetail: x", cap);
+                assert_true(r >= 0);
+                dropped += r;
+        }
+        assert_int_equal(outbox_count(o), 0);
+
+        snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->outbox);
+        _cleanup_free_ char *text = NULL;
+        size_t len, lines = 0;
+        assert_int_equal(read_file_full(path, 65536, &text, &len), 0);
+        assert_true(len <= cap);
+        for (size_t i = 0; i < len; i++)
+                lines += text[i] == '\n';
+        assert_true(lines >= 2);
+        assert_int_equal(lines + (size_t) dropped, ELEMENTSOF(ids));
+        /* The newest is last, whole. */
+        const char *last = text;
+        for (const char *p = text; p < text + len - 1; p++)
+                if (*p == '\n')
+                        last = p + 1;
+        _cleanup_cjson_ cJSON *json = NULL;
+        assert_int_equal(codec_parse_json(last, (size_t) (text + len - last), &json), 0);
+        assert_int_equal((uint64_t) cJSON_GetObjectItem(json, "id")->valuedouble, ids[9]);
+
+        memset(payload, 'x', sizeof payload - 1);
+        payload[sizeof payload - 1] = 0;
+        char big[4 * sizeof payload + 16];
+        snprintf(big, sizeof big, "{\"a\":\"%s%s%s%s\"}", payload, payload, payload, payload);
+        uint64_t big_id = append_text(o, big);
+        assert_true(outbox_dead_letter(o, big_id, "MalformedDetail: big", cap) >= 0);
+        free(text);
+        text = NULL;
+        assert_int_equal(read_file_full(path, 65536, &text, &len), 0);
+        assert_true(len <= cap);
+        assert_null(strstr(text, "xxxx"));
+        assert_non_null(strstr(text, "\"record_bytes\":"));
 }
 
 static void test_segment_roll_and_delete(void **state) {
@@ -743,6 +796,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_corrupt_header_byte, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_after_open_is_ebadmsg, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_max_bytes_drops_oldest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dead_letter_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_segment_roll_and_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ack_log_compaction, setup, teardown),

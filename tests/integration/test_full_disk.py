@@ -1,0 +1,92 @@
+"""test_full_disk.py: heald with its state directory on a full file system (a small tmpfs, root only)."""
+import os
+import socket
+import subprocess
+import time
+
+from test_checks import ChecksTestCase
+
+
+def fill(path: str) -> str:
+    """Write a file until the file system has no byte left; returns its path."""
+    filler = os.path.join(path, "filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+class NotifySocket:
+    """A stand-in for systemd's NOTIFY_SOCKET: collects what heald sends with sd_notify."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+
+    def statuses(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except (socket.timeout, BlockingIOError):
+                break
+        return [ln[len("STATUS="):] for m in self.messages for ln in m.splitlines() if ln.startswith("STATUS=")]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FullDiskTest(ChecksTestCase):
+    def mount_tmpfs(self, path: str, size: str) -> None:
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        os.makedirs(path, exist_ok=True)
+        cp = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
+                            capture_output=True, text=True)
+        if cp.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs: {cp.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", "-l", path], capture_output=True)
+
+    def test_starts_checks_and_publishes_on_a_full_disk(self):
+        agent = self.check_agent({"state": dict(type="disk", path="STATE", max_used_percent=90, fail_after=1,
+                                                interval="1s", timeout="900ms")})
+        self.set_check(agent, "state", path=agent.state_dir)
+        self.mount_tmpfs(agent.state_dir, "2m")
+
+        # A first run, with AWS away, leaves the outbox with pending events (a segment that
+        # cannot be deleted to make room), its ack log and the rest of the state behind.
+        self.bed.proxy.down()
+        agent.start()
+        agent.wait_for_event_log("publish-retry", timeout=10)
+        self.assertEqual(agent.stop(), 0)
+        self.bed.proxy.up()
+
+        filler = fill(agent.state_dir)
+        notify = NotifySocket(os.path.join(agent.dir, "notify.sock"))
+        self.addCleanup(notify.close)
+        agent.start(extra_env={"NOTIFY_SOCKET": notify.path})
+        line = agent.wait_for_event_log("outbox-in-memory", timeout=5)
+        self.assertIn("No space left on device", line)
+        agent.events(2, timeout=15, detail_type="Agent Started")  # the first run's and this one's
+        (failed,) = self.check_events(agent, "Check Failed", "state")
+        self.assertEqual(failed["detail"]["target"], agent.state_dir)
+        self.wait_until(lambda: any("only in memory: No space left on device" in s for s in notify.statuses()),
+                        5, "STATUS= saying events are held in memory")
+        self.assertIsNone(agent.proc.poll(), "heald keeps running on a full disk")
+
+        # Room again: the next event is written to disk, and the log says so.
+        os.unlink(filler)
+        self.check_events(agent, "Check Recovered", "state")
+        agent.wait_for_event_log("outbox-on-disk", timeout=10)
+        time.sleep(0.5)
+        self.assertEqual(agent.stop(), 0)
+        self.assertFalse(any("Failed to open the outbox" in ln for ln in agent.log_text().splitlines()))
