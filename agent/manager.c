@@ -627,9 +627,11 @@ int manager_run_daemon(Manager *m) {
         sigaddset(&mask, SIGCHLD); /* children (exec checks and actions) are reaped by sd-event */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        if (sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m) < 0 ||
-            sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m) < 0)
-                return log_error("Failed to watch SIGTERM/SIGINT");
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
         (void) signal(SIGPIPE, SIG_IGN);
 
         r = emit_started(m);
@@ -672,8 +674,9 @@ int manager_run_daemon(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Cannot listen on %s (%m): heald status and heald reset will not reach this daemon",
                                   sock);
-        if (sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m) < 0)
-                return log_error("Failed to watch SIGHUP");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
         uint64_t wd;
         if (sd_watchdog_enabled(false, &wd) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, m);
