@@ -61,6 +61,7 @@ struct MonitorVerify {
 
 struct Monitor {
         MonitorContext ctx;
+        char *state_dir; /* a copy: the Config it came from is freed by the next reload */
         CheckRuntime *checks;
         size_t n_checks;
         MonitorVerify *verifies;
@@ -147,17 +148,17 @@ static void policy_save(Monitor *m) {
         if (r >= 0 && !text)
                 r = -ENOMEM;
         if (r >= 0)
-                r = write_file_atomic(m->ctx.state_dir, POLICY_FILE, text, strlen(text));
+                r = write_file_atomic(m->state_dir, POLICY_FILE, text, strlen(text));
         if (r < 0)
                 log_error_errno(r, "Failed to save the remediation budgets to %s/" POLICY_FILE
                                    " (a restart of heald would reset them): %m",
-                                m->ctx.state_dir);
+                                m->state_dir);
 }
 
 static void policy_load(Monitor *m) {
         char path[4096];
         _cleanup_free_ char *text = NULL;
-        snprintf(path, sizeof path, "%s/" POLICY_FILE, m->ctx.state_dir);
+        snprintf(path, sizeof path, "%s/" POLICY_FILE, m->state_dir);
         int r = read_file_full(path, 1024 * 1024, &text, NULL);
         if (r == -ENOENT)
                 return;
@@ -660,6 +661,10 @@ int monitor_new(const MonitorContext *ctx, const CheckConfig *checks, size_t n, 
         if (!m)
                 return -ENOMEM;
         m->ctx = *ctx;
+        m->ctx.state_dir = NULL; /* borrowed from a Config that a reload frees: use m->state_dir */
+        m->state_dir = strdup(ctx->state_dir);
+        if (!m->state_dir)
+                return -ENOMEM;
         int r = runtimes_build(m, checks, n, &m->checks);
         if (r < 0)
                 return r;
@@ -681,6 +686,7 @@ Monitor *monitor_free(Monitor *m) {
         while (m->verifies)
                 monitor_verify_cancel(m->verifies);
         runtimes_free(m->checks, m->n_checks);
+        free(m->state_dir);
         free(m);
         return NULL;
 }

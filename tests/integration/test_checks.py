@@ -449,6 +449,29 @@ class ControlTest(ChecksTestCase):
         self.assertIsNone(agent.proc.poll())
         self.assertEqual(agent.stop(), 0)
 
+    def test_budget_is_saved_after_a_reload(self):
+        """The monitor once kept the reloaded-away Config's state_dir: the first remediation
+        after a SIGHUP wrote policy.json to a freed path. Under valgrind where it is installed,
+        so that the use after free itself fails the test."""
+        agent = self.check_agent({}, valgrind=bool(shutil.which("valgrind")))
+        probe = self.script(agent, "r-check.sh", "exit 1")
+        fix, _ = self.counted_script(agent, "r-fix.sh")
+        self.set_check(agent, "R", type="exec", command=probe, fail_after=1, action="exec",
+                       action_command=fix, max_actions=3, verify_timeout="1s", **FAST)
+        agent.start()
+        self.check_events(agent, "Remediation Started", "R", timeout=30)
+        mark = agent.mark()
+        agent.proc.send_signal(signal.SIGHUP)
+        agent.wait_for_event_log("reloaded", since=mark, timeout=20)
+        (again,) = self.check_events(agent, "Remediation Started", "R", timeout=30)
+        self.assertEqual(again["detail"]["attempt"], 2)
+        self.assertEqual(agent.log_lines("Failed to save the remediation budgets", since=mark), [])
+        with open(os.path.join(agent.state_dir, "policy.json")) as f:
+            saved = json.load(f)
+        self.assertGreaterEqual(len(saved["checks"]["R"]["actions"]), 2,
+                                "the second action is in the durable budget")
+        self.assertEqual(agent.stop(), 0, "heald exits cleanly (99: valgrind found errors)")
+
     def test_check_config_rejects_bad_checks_with_file_line(self):
         agent = self.check_agent({})
         with open(agent.config_path) as f:
