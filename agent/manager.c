@@ -42,7 +42,7 @@ struct Manager {
         Control *control;     /* daemon only */
         Commands *commands;   /* daemon only */
 
-        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer, *watchdog_timer;
+        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer;
         unsigned identity_failures;
         char *region, *instance_arn;
         bool target_known;
@@ -322,7 +322,6 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->identity_timer);
         sd_event_source_disable_unref(m->heartbeat_timer);
         sd_event_source_disable_unref(m->deadline_timer);
-        sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_unref(m->event);
         free(m->region);
         free(m->instance_arn);
@@ -552,16 +551,6 @@ static int on_control_request(const char *request, cJSON **ret, void *userdata) 
         return -EINVAL;
 }
 
-/* WATCHDOG=1 comes from a timer in the loop: if the loop stalls, the pings stop and systemd
- * restarts heald. */
-static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata _unused_) {
-        uint64_t interval;
-        (void) sd_notify(false, "WATCHDOG=1");
-        if (sd_watchdog_enabled(false, &interval) > 0)
-                (void) sd_event_source_set_time(s, usec + interval / 2);
-        return 0;
-}
-
 static int state_dir_prepare(const char *dir) {
         _cleanup_free_ char *p = strdup(dir);
         if (!p)
@@ -677,12 +666,11 @@ int manager_run_daemon(Manager *m) {
         r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGHUP: %m");
-        uint64_t wd;
-        if (sd_watchdog_enabled(false, &wd) > 0) {
-                r = sd_event_add_time_relative(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, m);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to arm the watchdog timer: %m");
-        }
+        /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
+         * pings stop and systemd restarts heald. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the watchdog: %m");
         if (m->config->heartbeat_interval > 0) {
                 r = sd_event_add_time_relative(m->event, &m->heartbeat_timer, CLOCK_BOOTTIME,
                                                m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);
