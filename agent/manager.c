@@ -91,8 +91,9 @@ static void status_update(Manager *m) {
                 return;
         if (m->monitor)
                 monitor_counts(m->monitor, &ok, &failing);
-        (void) sd_notifyf(false, "STATUS=checks: %u ok, %u failing; outbox %zu events; %s", ok, failing,
-                          outbox_count(m->outbox), m->target_known ? "publishing" : "waiting for the IMDS identity");
+        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing; outbox %zu events; %s",
+                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing, outbox_count(m->outbox),
+                          m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
 
 int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
@@ -684,8 +685,8 @@ int manager_run_daemon(Manager *m) {
 
         (void) sd_notify(false, "READY=1");
         status_update(m);
-        log_event(LOG_INFO, "started", "heald %s started (config %s, state in %s)", HEALD_VERSION, m->config->path,
-                  m->config->state_dir);
+        log_event(LOG_INFO, "started", "heald %s started (config %s, state in %s)%s", HEALD_VERSION, m->config->path,
+                  m->config->state_dir, m->config->dry_run ? " in a DRY RUN: checks report, no action is taken" : "");
         r = sd_event_loop(m->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

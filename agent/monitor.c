@@ -249,12 +249,14 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
         usec_t now = now_usec(CLOCK_REALTIME);
         PolicyConfig pc = policy_config(cc);
         cJSON *d = detail_new(c);
-        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at);
+        /* Every remediation event says whether it is a dry run: rules that page people or make
+         * the fleet act must be able to skip a preview. */
+        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at) &&
+                  cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run);
         if (ok && strcmp(type, "Remediation Started") == 0)
                 ok = cJSON_AddNumberToObject(d, "attempt", (double) p->n_actions) &&
                      cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
                      cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
-                     cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run) &&
                      add_time(d, "action_started_at", p->action_started_at);
         else if (ok && strcmp(type, "Remediation Succeeded") == 0)
                 ok = add_time(d, "action_started_at", p->action_started_at) &&
@@ -406,7 +408,9 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                                           "(then: heald reset %s)",
                          c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
                          c->config->name);
-                log_event(LOG_ERR, "remediation-escalated", "Check %s escalated: %s", c->config->name, why);
+                bool dry_run = m->ctx.dry_run;
+                log_event(dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",
+                          c->config->name, why, dry_run ? " [dry run: nobody needs to act]" : "");
                 emit_remediation(c, "Remediation Escalated", why);
         }
         if (out & POLICY_ACT)

@@ -1,5 +1,5 @@
 """test_daemon.py: heald as a systemd service: the watchdog keeps a healthy heald running
-(same process, no restart) for many intervals. heald runs in the run's shared container as a
+(same process, no restart) for many intervals; a dry run says so in the unit's status. heald runs in the run's shared container as a
 transient Type=notify unit, as in test_healing.py."""
 import time
 
@@ -21,3 +21,9 @@ class DaemonTest(HealingTestCase):
                           self.heald_pid()), ("active", "0", pid),
                          "heald kept running through 5 watchdog intervals; its journal:\n"
                          f"{self.c.journal(HEALD_UNIT, lines=30)}")
+
+    def test_dry_run_says_so_in_the_status_and_the_start_line(self):
+        self.start_heald({}, dry_run="true")
+        status = self.c.wait_for(lambda: self.c.show(HEALD_UNIT, "StatusText"), 10, "a STATUS= line")
+        self.assertTrue(status.startswith("DRY RUN (no action is taken): checks: "), status)
+        self.assertIn("in a DRY RUN: checks report, no action is taken", self.wait_journal("started"))

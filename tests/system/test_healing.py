@@ -392,7 +392,8 @@ class HealingTest(HealingTestCase):
         self.assertIn("would restart-unit crashy.service", self.heald_journal("remediation-started"))
         self.assertIn("[dry run]", self.heald_journal("remediation-started"))
         # A dry run spends the budget as a real one would: it previews the escalation too.
-        self.event("Remediation Escalated", check="crashy", timeout=10)
+        escalated = self.event("Remediation Escalated", check="crashy", timeout=10)
+        self.assertIs(escalated["dry_run"], True, "a preview: rules that page people skip it")
         for ev in self.drain("Remediation Started", check="crashy"):
             self.assertTrue(ev["dry_run"], ev)
         self.assertEqual(self.c.show("crashy.service", "ActiveState"), "failed",
