@@ -44,6 +44,13 @@ class HealingTestCase(HealdTestCase):
         run = self.c.run
         run(["systemctl", "stop", HEALD_UNIT], check=False)
         run(["systemctl", "reset-failed", HEALD_UNIT], check=False)
+        # The stopped transient unit is unloaded a moment later; until then the next test
+        # cannot start one of the same name ("already loaded").
+        try:
+            self.c.wait_for(lambda: self.c.show(HEALD_UNIT, "LoadState") == "not-found", 10,
+                            f"{HEALD_UNIT} to be unloaded")
+        except container.ContainerError:
+            pass  # the next start_heald() says what is wrong
         run(["systemctl", "stop", *TEST_UNITS], check=False)
         run(["systemctl", "reset-failed", *TEST_UNITS], check=False)
         run(["rm", "-rf", STATE_DIR, os.path.dirname(DB_DROPIN)], check=False)
