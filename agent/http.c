@@ -26,9 +26,10 @@ struct HttpRequest {
         http_done_fn done;
         void *userdata;
         char *body_copy;
+        size_t body_len;
         struct curl_slist *header_list;
-        char *response;
-        size_t response_len, max_response;
+        char *response;                  /* NUL-terminated; response_size bytes allocated */
+        size_t response_len, response_size, max_response;
         bool truncated;
         char *headers[MAX_HEADERS_KEPT]; /* "name: value" lines, CRLF stripped */
         size_t n_headers;
@@ -48,10 +49,12 @@ static void request_unlink_and_free(HttpRequest *r) {
         h->n_requests--;
         (void) curl_multi_remove_handle(h->multi, r->easy);
         curl_easy_cleanup(r->easy);
+        /* Bodies carry secrets too: task tokens in SendTask requests, the IMDS credential
+         * document and token, SQS messages with task tokens in responses. */
+        secure_zero(r->body_copy, r->body_len);
         free(r->body_copy);
-        for (struct curl_slist *l = r->header_list; l; l = l->next)
-                secure_zero(l->data, strlen(l->data));
-        curl_slist_free_all(r->header_list);
+        http_headers_free(r->header_list);
+        secure_zero(r->response, r->response_size);
         free(r->response);
         for (size_t i = 0; i < r->n_headers; i++)
                 free(r->headers[i]);
@@ -236,6 +239,35 @@ Http *http_free(Http *h) {
         return NULL;
 }
 
+void http_headers_free(struct curl_slist *headers) {
+        for (struct curl_slist *l = headers; l; l = l->next)
+                secure_zero(l->data, strlen(l->data));
+        curl_slist_free_all(headers);
+}
+
+/* Room for need bytes. Not realloc(): that would free the old buffer unwiped. Doubling keeps
+ * the copies few. */
+static int response_reserve(HttpRequest *r, size_t need) {
+        if (need <= r->response_size)
+                return 0;
+        size_t size = r->response_size ? r->response_size : 4096;
+        while (size < need)
+                size *= 2;
+        if (size > r->max_response + 1)
+                size = r->max_response + 1;
+        char *p = malloc(size);
+        if (!p)
+                return -ENOMEM;
+        if (r->response) {
+                memcpy(p, r->response, r->response_len + 1);
+                secure_zero(r->response, r->response_size);
+                free(r->response);
+        }
+        r->response = p;
+        r->response_size = size;
+        return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
         HttpRequest *r = userdata;
         size_t len = size * n;
@@ -244,10 +276,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
         if (take < len)
                 r->truncated = true;
         if (take > 0) {
-                char *p = realloc(r->response, r->response_len + take + 1);
-                if (!p)
+                if (response_reserve(r, r->response_len + take + 1) < 0)
                         return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-                r->response = p;
                 memcpy(r->response + r->response_len, data, take);
                 r->response_len += take;
                 r->response[r->response_len] = 0;
@@ -279,7 +309,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
 int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *userdata, HttpRequest **ret) {
         HttpRequest *r = calloc(1, sizeof *r);
         if (!r) {
-                curl_slist_free_all(spec->headers);
+                http_headers_free(spec->headers);
                 return -ENOMEM;
         }
         r->header_list = spec->headers;
@@ -289,7 +319,7 @@ int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *us
         r->max_response = spec->max_response ? spec->max_response : DEFAULT_MAX_RESPONSE;
         r->easy = curl_easy_init();
         if (!r->easy) {
-                curl_slist_free_all(r->header_list);
+                http_headers_free(r->header_list);
                 free(r);
                 return -ENOMEM;
         }
@@ -307,6 +337,7 @@ int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *us
                         return -ENOMEM;
                 }
                 memcpy(r->body_copy, spec->body, spec->body_len);
+                r->body_len = spec->body_len;
                 r->body_copy[spec->body_len] = 0;
         }
 

@@ -30,6 +30,9 @@ typedef struct HttpRequestSpec {
         HttpFlags flags;
 } HttpRequestSpec;
 
+/* Wipe every line of a header list (Authorization, X-Amz-Security-Token, IMDS tokens), then free it. */
+void http_headers_free(struct curl_slist *headers);
+
 int http_new(sd_event *event, Http **ret);
 Http *http_free(Http *h); /* cancels what is in flight without calling callbacks */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Http *, http_free);

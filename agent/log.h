@@ -1,6 +1,7 @@
 /* log.h: one place that writes log lines: the journal (structured) or stderr. */
 #pragma once
 
+#include <assert.h>
 #include <syslog.h>
 
 #include "util.h"
@@ -13,8 +14,8 @@ int log_get_max_level(void);
 /* Force plain stderr output (tests, CLI subcommands). */
 void log_force_stderr(bool on);
 
-/* Returns -abs(error) (or 0 when error is 0) so callers can "return log_error_errno(r, ...)".
- * event: optional short event name, sent as HEALD_EVENT= in the journal and as
+/* Returns -abs(error), or 0 when error is 0. Call it through the macros below, which hold the
+ * contract: event: optional short event name, sent as HEALD_EVENT= in the journal and as
  * "event=NAME" on stderr. %m expands to strerror(error). */
 int log_internal(int level, int error, const char *event, const char *fmt, ...) _printf_(4, 5);
 
@@ -22,14 +23,25 @@ int log_internal(int level, int error, const char *event, const char *fmt, ...) 
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int level);
 
-#define log_full_errno(level, error, ...) log_internal((level), (error), NULL, __VA_ARGS__)
-#define log_debug(...) log_internal(LOG_DEBUG, 0, NULL, __VA_ARGS__)
-#define log_info(...) log_internal(LOG_INFO, 0, NULL, __VA_ARGS__)
-#define log_notice(...) log_internal(LOG_NOTICE, 0, NULL, __VA_ARGS__)
-#define log_warning(...) log_internal(LOG_WARNING, 0, NULL, __VA_ARGS__)
-#define log_error(...) log_internal(LOG_ERR, 0, NULL, __VA_ARGS__)
-#define log_debug_errno(e, ...) log_internal(LOG_DEBUG, (e), NULL, __VA_ARGS__)
-#define log_warning_errno(e, ...) log_internal(LOG_WARNING, (e), NULL, __VA_ARGS__)
-#define log_error_errno(e, ...) log_internal(LOG_ERR, (e), NULL, __VA_ARGS__)
-/* A log line tied to an agent event (journal field HEALD_EVENT=). */
-#define log_event(level, event, ...) log_internal((level), 0, (event), __VA_ARGS__)
+/* A line about a failure carries its error, which must not be 0, and hands it back as a
+ * negative errno: "return log_error_errno(r, ...)" can never turn a failure into success.
+ * error may be positive (EINVAL) or negative (r). */
+#define log_full_errno(level, error, ...)                                      \
+        ({                                                                     \
+                int _log_error_ = (error);                                     \
+                assert(_log_error_ != 0);                                      \
+                log_internal((level), _log_error_, NULL, __VA_ARGS__);         \
+        })
+/* A plain line has no value, so it cannot be returned or assigned as if it were a result. */
+#define log_full(level, ...) ((void) log_internal((level), 0, NULL, __VA_ARGS__))
+
+#define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
+#define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, (e), __VA_ARGS__)
+#define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
+#define log_error_errno(e, ...) log_full_errno(LOG_ERR, (e), __VA_ARGS__)
+/* A log line tied to an agent event (journal field HEALD_EVENT=); no value, as log_full. */
+#define log_event(level, event, ...) ((void) log_internal((level), 0, (event), __VA_ARGS__))

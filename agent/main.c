@@ -1,6 +1,7 @@
 /* main.c: the command line. Exit codes (heald(8)): 0 success, 1 failure, 64 usage, 65 bad event,
  * 69 (EX_UNAVAILABLE) send-event not accepted, 78 (EX_CONFIG) bad configuration. */
 #include <getopt.h>
+#include <sys/prctl.h>
 #include <sysexits.h>
 
 #include <cjson/cJSON.h>
@@ -230,6 +231,13 @@ int main(int argc, char *argv[]) {
         }
 
         setup_logging(config->log_level);
+        /* The daemon holds credentials, task tokens and signed requests as long as it runs: no
+         * core dump of it, and no ptrace or /proc/PID/mem from other processes of its user. */
+        if (!send_event && prctl(PR_SET_DUMPABLE, 0) < 0) {
+                log_error_errno(errno, "Failed to make the process non-dumpable: %m");
+                config_free(config);
+                return EXIT_FAILURE;
+        }
         _cleanup_(manager_freep) Manager *m = NULL;
         int r = manager_new(config, &m);
         if (r < 0) {

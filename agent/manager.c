@@ -42,7 +42,7 @@ struct Manager {
         Control *control;     /* daemon only */
         Commands *commands;   /* daemon only */
 
-        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer, *watchdog_timer;
+        sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer;
         unsigned identity_failures;
         char *region, *instance_arn;
         bool target_known;
@@ -116,7 +116,8 @@ static void status_update(Manager *m) {
                 snprintf(in_memory, sizeof in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
-        (void) sd_notifyf(false, "STATUS=checks: %u ok, %u failing; outbox %zu events%s; %s", ok, failing,
+        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing; outbox %zu events%s; %s",
+                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing,
                           outbox_count(m->outbox), in_memory,
                           m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
@@ -348,7 +349,6 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->identity_timer);
         sd_event_source_disable_unref(m->heartbeat_timer);
         sd_event_source_disable_unref(m->deadline_timer);
-        sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_unref(m->event);
         free(m->region);
         free(m->instance_arn);
@@ -584,16 +584,6 @@ static int on_control_request(const char *request, cJSON **ret, void *userdata) 
         return -EINVAL;
 }
 
-/* WATCHDOG=1 comes from a timer in the loop: if the loop stalls, the pings stop and systemd
- * restarts heald. */
-static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata _unused_) {
-        uint64_t interval;
-        (void) sd_notify(false, "WATCHDOG=1");
-        if (sd_watchdog_enabled(false, &interval) > 0)
-                (void) sd_event_source_set_time(s, usec + interval / 2);
-        return 0;
-}
-
 static int state_dir_prepare(const char *dir) {
         _cleanup_free_ char *p = strdup(dir);
         if (!p)
@@ -660,9 +650,11 @@ int manager_run_daemon(Manager *m) {
         sigaddset(&mask, SIGCHLD); /* children (exec checks and actions) are reaped by sd-event */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        if (sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m) < 0 ||
-            sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m) < 0)
-                return log_error("Failed to watch SIGTERM/SIGINT");
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
         (void) signal(SIGPIPE, SIG_IGN);
 
         r = emit_started(m);
@@ -705,14 +697,14 @@ int manager_run_daemon(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Cannot listen on %s (%m): heald status and heald reset will not reach this daemon",
                                   sock);
-        if (sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m) < 0)
-                return log_error("Failed to watch SIGHUP");
-        uint64_t wd;
-        if (sd_watchdog_enabled(false, &wd) > 0) {
-                r = sd_event_add_time_relative(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, m);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to arm the watchdog timer: %m");
-        }
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
+        /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
+         * pings stop and systemd restarts heald. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the watchdog: %m");
         if (m->config->heartbeat_interval > 0) {
                 r = sd_event_add_time_relative(m->event, &m->heartbeat_timer, CLOCK_BOOTTIME,
                                                m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);
@@ -726,8 +718,8 @@ int manager_run_daemon(Manager *m) {
 
         (void) sd_notify(false, "READY=1");
         status_update(m);
-        log_event(LOG_INFO, "started", "heald %s started (config %s, state in %s)", HEALD_VERSION, m->config->path,
-                  m->config->state_dir);
+        log_event(LOG_INFO, "started", "heald %s started (config %s, state in %s)%s", HEALD_VERSION, m->config->path,
+                  m->config->state_dir, m->config->dry_run ? " in a DRY RUN: checks report, no action is taken" : "");
         r = sd_event_loop(m->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

@@ -61,6 +61,7 @@ struct MonitorVerify {
 
 struct Monitor {
         MonitorContext ctx;
+        char *state_dir; /* a copy: the Config it came from is freed by the next reload */
         CheckRuntime *checks;
         size_t n_checks;
         MonitorVerify *verifies;
@@ -147,17 +148,17 @@ static void policy_save(Monitor *m) {
         if (r >= 0 && !text)
                 r = -ENOMEM;
         if (r >= 0)
-                r = write_file_atomic(m->ctx.state_dir, POLICY_FILE, text, strlen(text));
+                r = write_file_atomic(m->state_dir, POLICY_FILE, text, strlen(text));
         if (r < 0)
                 log_error_errno(r, "Failed to save the remediation budgets to %s/" POLICY_FILE
                                    " (a restart of heald would reset them): %m",
-                                m->ctx.state_dir);
+                                m->state_dir);
 }
 
 static void policy_load(Monitor *m) {
         char path[4096];
         _cleanup_free_ char *text = NULL;
-        snprintf(path, sizeof path, "%s/" POLICY_FILE, m->ctx.state_dir);
+        snprintf(path, sizeof path, "%s/" POLICY_FILE, m->state_dir);
         int r = read_file_full(path, 1024 * 1024, &text, NULL);
         if (r == -ENOENT)
                 return;
@@ -248,12 +249,14 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
         usec_t now = now_usec(CLOCK_REALTIME);
         PolicyConfig pc = policy_config(cc);
         cJSON *d = detail_new(c);
-        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at);
+        /* Every remediation event says whether it is a dry run: rules that page people or make
+         * the fleet act must be able to skip a preview. */
+        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at) &&
+                  cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run);
         if (ok && strcmp(type, "Remediation Started") == 0)
                 ok = cJSON_AddNumberToObject(d, "attempt", (double) p->n_actions) &&
                      cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
                      cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
-                     cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run) &&
                      add_time(d, "action_started_at", p->action_started_at);
         else if (ok && strcmp(type, "Remediation Succeeded") == 0)
                 ok = add_time(d, "action_started_at", p->action_started_at) &&
@@ -405,7 +408,9 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                                           "(then: heald reset %s)",
                          c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
                          c->config->name);
-                log_event(LOG_ERR, "remediation-escalated", "Check %s escalated: %s", c->config->name, why);
+                bool dry_run = m->ctx.dry_run;
+                log_event(dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",
+                          c->config->name, why, dry_run ? " [dry run: nobody needs to act]" : "");
                 emit_remediation(c, "Remediation Escalated", why);
         }
         if (out & POLICY_ACT)
@@ -660,6 +665,10 @@ int monitor_new(const MonitorContext *ctx, const CheckConfig *checks, size_t n, 
         if (!m)
                 return -ENOMEM;
         m->ctx = *ctx;
+        m->ctx.state_dir = NULL; /* borrowed from a Config that a reload frees: use m->state_dir */
+        m->state_dir = strdup(ctx->state_dir);
+        if (!m->state_dir)
+                return -ENOMEM;
         int r = runtimes_build(m, checks, n, &m->checks);
         if (r < 0)
                 return r;
@@ -681,6 +690,7 @@ Monitor *monitor_free(Monitor *m) {
         while (m->verifies)
                 monitor_verify_cancel(m->verifies);
         runtimes_free(m->checks, m->n_checks);
+        free(m->state_dir);
         free(m);
         return NULL;
 }

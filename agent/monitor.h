@@ -20,7 +20,7 @@ typedef struct MonitorContext {
         Http *http;
         Units *units;          /* NULL when the system bus is unavailable: unit checks and unit
                                 * actions then report that instead of running */
-        const char *state_dir; /* policy.json lives here */
+        const char *state_dir; /* policy.json lives here (copied: a reload frees its Config) */
         bool dry_run;
         monitor_emit_fn emit;
         void *userdata;

@@ -69,6 +69,7 @@ static void call_free(AwsCall *call) {
         free(call->service);
         free(call->target);
         free(call->content_type);
+        secure_zero(call->body, call->body_len); /* a SendTask body carries the task token */
         free(call->body);
         free(call);
 }
@@ -199,15 +200,13 @@ static int call_send(AwsCall *call) {
                         list = n;
         }
         if (r < 0) {
-                for (struct curl_slist *l = list; l; l = l->next)
-                        secure_zero(l->data, strlen(l->data));
-                curl_slist_free_all(list);
+                http_headers_free(list);
                 return r;
         }
 
         char url[2048];
         if ((size_t) snprintf(url, sizeof url, "%s", call->endpoint) >= sizeof url) {
-                curl_slist_free_all(list);
+                http_headers_free(list);
                 return -ENAMETOOLONG;
         }
         HttpRequestSpec spec = {

@@ -62,10 +62,16 @@ static bool buf_reserve(SigV4Buf *b, size_t extra) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap <= b->len + extra)
                 cap *= 2;
-        char *p = realloc(b->data, cap);
+        /* Not realloc(): the old buffer may hold a session token and must be wiped first. */
+        char *p = malloc(cap);
         if (!p) {
                 b->oom = true;
                 return false;
+        }
+        if (b->data) {
+                memcpy(p, b->data, b->len + 1);
+                secure_zero(b->data, b->cap);
+                free(b->data);
         }
         b->data = p;
         b->cap = cap;

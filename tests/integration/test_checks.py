@@ -300,7 +300,8 @@ class RemediationTest(ChecksTestCase):
         agent.start()
         (req,) = self.check_events(agent, "Remediation Requested", "fleet-fix")
         d = req["detail"]
-        self.assertEqual((d["action"], d["action_target"], d["observed"]), ("request", None, "exit status 1"))
+        self.assertEqual((d["action"], d["action_target"], d["observed"], d["dry_run"]),
+                         ("request", None, "exit status 1", False))
         self.assertIn("exit status 1", d["message"])
         # Nobody acts on the request here: verification fails, then the budget escalates.
         (failed,) = self.check_events(agent, "Remediation Failed", "fleet-fix")
@@ -317,17 +318,32 @@ class RemediationTest(ChecksTestCase):
         fix = self.script(agent, "make-marker.sh", f"/usr/bin/touch '{marker}'")
         self.set_check(agent, "svc", type="exec", command=probe, fail_after=1, action="exec",
                        action_command=fix, max_actions=2, verify_timeout="1s", **FAST)
+        self.set_check(agent, "ask", type="exec", command=probe, fail_after=1, action="request",
+                       max_actions=1, verify_timeout="1s", **FAST)
         agent.start()
+        self.assertTrue(agent.event_lines("started")[0].endswith(
+            "in a DRY RUN: checks report, no action is taken (event=started)"))
         (started,) = self.check_events(agent, "Remediation Started", "svc")
         d = started["detail"]
         self.assertEqual((d["dry_run"], d["action"], d["action_target"]), (True, "exec", fix))
         self.assertTrue(agent.log_lines(r"Check svc: would exec .*\[dry run\] \(event=remediation-started\)$"))
-        # The budget still counts (a faithful preview of escalation), but nothing ever runs.
-        self.check_events(agent, "Remediation Escalated", "svc", timeout=15)
+        # The budget still counts (a faithful preview of escalation), but nothing ever runs,
+        # and the preview says so: rules that page people skip it.
+        (escalated,) = self.check_events(agent, "Remediation Escalated", "svc", timeout=15)
+        self.assertIs(escalated["detail"]["dry_run"], True)
+        self.assertTrue(agent.log_lines(r"Check svc escalated: .*\[dry run: nobody needs to act\]"))
+        # A request is a preview too: nobody is asked to act.
+        (requested,) = self.check_events(agent, "Remediation Requested", "ask")
+        self.assertIs(requested["detail"]["dry_run"], True)
+        self.assertTrue(agent.log_lines(r"Check ask: would request .*\[dry run\]"))
         st = self.status(agent)
         self.assertTrue(st["dry_run"])
         self.assertEqual(st["by_name"]["svc"]["last_action_result"], "dry run: not taken")
+        self.assertEqual(st["by_name"]["ask"]["last_action_result"], "dry run: not taken")
         self.assertFalse(os.path.exists(marker), "dry run must not run the action")
+        for e in agent.drain(wait=1):
+            if e["detail-type"].startswith("Remediation "):
+                self.assertIs(e["detail"]["dry_run"], True, e)
         self.assertEqual(agent.stop(), 0)
 
 
@@ -475,6 +491,29 @@ class ControlTest(ChecksTestCase):
                         "Y to keep running after the rejected reload")
         self.assertIsNone(agent.proc.poll())
         self.assertEqual(agent.stop(), 0)
+
+    def test_budget_is_saved_after_a_reload(self):
+        """The monitor once kept the reloaded-away Config's state_dir: the first remediation
+        after a SIGHUP wrote policy.json to a freed path. Under valgrind where it is installed,
+        so that the use after free itself fails the test."""
+        agent = self.check_agent({}, valgrind=bool(shutil.which("valgrind")))
+        probe = self.script(agent, "r-check.sh", "exit 1")
+        fix, _ = self.counted_script(agent, "r-fix.sh")
+        self.set_check(agent, "R", type="exec", command=probe, fail_after=1, action="exec",
+                       action_command=fix, max_actions=3, verify_timeout="1s", **FAST)
+        agent.start()
+        self.check_events(agent, "Remediation Started", "R", timeout=30)
+        mark = agent.mark()
+        agent.proc.send_signal(signal.SIGHUP)
+        agent.wait_for_event_log("reloaded", since=mark, timeout=20)
+        (again,) = self.check_events(agent, "Remediation Started", "R", timeout=30)
+        self.assertEqual(again["detail"]["attempt"], 2)
+        self.assertEqual(agent.log_lines("Failed to save the remediation budgets", since=mark), [])
+        with open(os.path.join(agent.state_dir, "policy.json")) as f:
+            saved = json.load(f)
+        self.assertGreaterEqual(len(saved["checks"]["R"]["actions"]), 2,
+                                "the second action is in the durable budget")
+        self.assertEqual(agent.stop(), 0, "heald exits cleanly (99: valgrind found errors)")
 
     def test_check_config_rejects_bad_checks_with_file_line(self):
         agent = self.check_agent({})

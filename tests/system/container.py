@@ -490,9 +490,11 @@ class Container:
 
     def start_heald(self, config: dict[str, dict[str, str]], unit: str = "heald-test",
                     state_dir: str = "/var/lib/heald-test",
-                    config_path: str = "/etc/heald/heald.ini") -> None:
+                    config_path: str = "/etc/heald/heald.ini",
+                    properties: tuple[str, ...] = ()) -> None:
         """Run build/heald as a transient Type=notify unit with this config (sections of
-        keys, e.g. an integration Agent's .config; state_dir is replaced by one inside).
+        keys, e.g. an integration Agent's .config; state_dir is replaced by one inside) and
+        these unit properties (e.g. "WatchdogSec=2s").
         Returns once systemd has READY=1; fails with the journal (and any library the
         binary misses in the container) if heald exits first. Stop it with
         `systemctl stop UNIT` (a cleanly stopped transient unit disappears)."""
@@ -508,7 +510,8 @@ class Container:
         while (self.show(f"{unit}.service", "LoadState") != "not-found"
                and time.monotonic() < deadline):
             time.sleep(0.05)
-        cp = self.run(["systemd-run", f"--unit={unit}", "-p", "Type=notify", HEALD_INSIDE,
+        props = [arg for p in ("Type=notify", *properties) for arg in ("-p", p)]
+        cp = self.run(["systemd-run", f"--unit={unit}", *props, HEALD_INSIDE,
                        "--config", config_path], check=False, timeout=60)
         if cp.returncode != 0:
             missing = self.run(["sh", "-c", f"ldd {HEALD_INSIDE} | grep 'not found'"],

@@ -58,11 +58,13 @@ class HealingTestCase(HealdTestCase):
             config[f"check {name}"] = dict(keys)
         return config
 
-    def start_heald(self, checks: dict[str, dict[str, str]], **agent_keys) -> dict:
-        """Start heald with these [check NAME] sections; returns the config it runs with."""
+    def start_heald(self, checks: dict[str, dict[str, str]], properties: tuple[str, ...] = (),
+                    **agent_keys) -> dict:
+        """Start heald with these [check NAME] sections (and unit properties); returns the
+        config it runs with."""
         config = self.heald_config(checks, **agent_keys)
         self.c.start_heald(config, unit=HEALD_UNIT.removesuffix(".service"), state_dir=STATE_DIR,
-                           config_path=CONFIG_PATH)
+                           config_path=CONFIG_PATH, properties=properties)
         return config
 
     def heald_journal(self, event: str | None = None) -> str:
@@ -390,7 +392,8 @@ class HealingTest(HealingTestCase):
         self.assertIn("would restart-unit crashy.service", self.heald_journal("remediation-started"))
         self.assertIn("[dry run]", self.heald_journal("remediation-started"))
         # A dry run spends the budget as a real one would: it previews the escalation too.
-        self.event("Remediation Escalated", check="crashy", timeout=10)
+        escalated = self.event("Remediation Escalated", check="crashy", timeout=10)
+        self.assertIs(escalated["dry_run"], True, "a preview: rules that page people skip it")
         for ev in self.drain("Remediation Started", check="crashy"):
             self.assertTrue(ev["dry_run"], ev)
         self.assertEqual(self.c.show("crashy.service", "ActiveState"), "failed",
