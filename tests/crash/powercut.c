@@ -222,10 +222,16 @@ static void fs_apply(Fs *fs, const Op *op, const bool *sectors) {
         }
 }
 
+/* FNV-1a, a word at a time: images hold megabytes. */
 static uint64_t fnv(uint64_t h, const void *data, size_t len) {
         const uint8_t *p = data;
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+        for (; len >= 8; p += 8, len -= 8) {
+                uint64_t w;
+                memcpy(&w, p, 8);
+                h = (h ^ w) * UINT64_C(0x100000001b3);
+        }
+        for (; len > 0; p++, len--)
+                h = (h ^ *p) * UINT64_C(0x100000001b3);
         return h;
 }
 
@@ -344,37 +350,16 @@ typedef struct Where {
         size_t ino;
 } Where;
 
-static void trace_note_inode(Trace *t, size_t ino, bool is_dir, const char *path) {
+static void trace_note_inode(Trace *t, size_t ino, bool is_dir) {
         if (ino >= t->n_inodes) {
                 t->is_dir = xrealloc(t->is_dir, (ino + 1) * sizeof *t->is_dir);
-                t->paths = xrealloc(t->paths, (ino + 1) * sizeof *t->paths);
-                for (size_t i = t->n_inodes; i <= ino; i++) {
-                        t->is_dir[i] = false;
-                        t->paths[i] = NULL;
-                }
+                memset(t->is_dir + t->n_inodes, 0, (ino + 1 - t->n_inodes) * sizeof *t->is_dir);
                 t->n_inodes = ino + 1;
         }
         t->is_dir[ino] = is_dir;
-        if (!t->paths[ino] && path)
-                t->paths[ino] = xstrdup(path);
 }
 
-static void record(Op op) {
-        Trace *t = &rec.trace;
-        if (t->n_ops == t->n_alloc) {
-                t->n_alloc = t->n_alloc ? 2 * t->n_alloc : 256;
-                t->ops = xrealloc(t->ops, t->n_alloc * sizeof *t->ops);
-        }
-        fs_grow(rec.live, t->n_inodes, t->is_dir);
-        t->ops[t->n_ops++] = op;
-        fs_apply(rec.live, &op, NULL);
-}
-
-static size_t fd_inode(int fd) {
-        return rec.active && fd >= 0 && fd < FD_MAX ? rec.fds[fd] : NO_INODE;
-}
-
-/* The path of ino relative to root, for messages: found by walking the live tree. */
+/* The path of ino relative to the root, found by walking the tree. */
 static bool path_of(const Fs *fs, size_t dir, size_t ino, char *buf, size_t size) {
         const Inode *d = &fs->inodes[dir];
         for (size_t k = 0; k < d->n_entries; k++) {
@@ -389,20 +374,39 @@ static bool path_of(const Fs *fs, size_t dir, size_t ino, char *buf, size_t size
         return false;
 }
 
-static void note_new_inode(size_t ino, bool is_dir, size_t dir, const char *name) {
-        char path[1024] = "";
-        if (dir != 0 && !path_of(rec.live, 0, dir, path, sizeof path))
-                path[0] = 0;
-        size_t len = strlen(path);
-        (void) snprintf(path + len, sizeof path - len, "%s%s", len ? "/" : "", name);
-        trace_note_inode(&rec.trace, ino, is_dir, path);
+static bool inode_path(const Fs *fs, size_t ino, char *buf, size_t size) {
+        buf[0] = 0;
+        if (ino == 0) {
+                (void) snprintf(buf, size, ".");
+                return true;
+        }
+        return path_of(fs, 0, ino, buf, size);
+}
+
+static void record(Op op) {
+        Trace *t = &rec.trace;
+        if (t->n_ops == t->n_alloc) {
+                t->n_alloc = t->n_alloc ? 2 * t->n_alloc : 256;
+                t->ops = xrealloc(t->ops, t->n_alloc * sizeof *t->ops);
+        }
+        fs_grow(rec.live, t->n_inodes, t->is_dir);
+        char before[1024], after[1024];
+        bool had_path = inode_path(rec.live, op.ino, before, sizeof before);
+        fs_apply(rec.live, &op, NULL);
+        op.path = xstrdup(inode_path(rec.live, op.ino, after, sizeof after) ? after : had_path ? before : "?");
+        t->ops[t->n_ops++] = op;
+}
+
+static size_t fd_inode(int fd) {
+        return rec.active && fd >= 0 && fd < FD_MAX ? rec.fds[fd] : NO_INODE;
 }
 
 static bool resolve_at(size_t dir, const char *name, Where *ret) {
-        if (strchr(name, '/') || strlen(name) >= sizeof ret->name)
+        size_t len = strlen(name);
+        if (strchr(name, '/') || len >= sizeof ret->name)
                 return false;
         *ret = (Where) { .dir = dir };
-        strcpy(ret->name, name);
+        memcpy(ret->name, name, len + 1);
         if (strcmp(name, ".") == 0) {
                 ret->exists = true;
                 ret->ino = dir;
@@ -458,7 +462,7 @@ static void after_open(int fd, const Where *w, int flags) {
         size_t ino = w->ino;
         if (!w->exists) {
                 ino = rec.trace.n_inodes > rec.live->n_inodes ? rec.trace.n_inodes : rec.live->n_inodes;
-                note_new_inode(ino, false, w->dir, w->name);
+                trace_note_inode(&rec.trace, ino, false);
                 record((Op) { .type = OP_CREATE, .dir = w->dir, .name = xstrdup(w->name), .ino = ino });
         } else if ((flags & O_TRUNC) && rec.live->inodes[ino].size > 0)
                 record((Op) { .type = OP_TRUNCATE, .ino = ino, .off = 0 });
@@ -602,7 +606,7 @@ int __wrap_mkdir(const char *path, mode_t mode) {
         int r = __real_mkdir(path, mode);
         if (r == 0 && known) {
                 size_t ino = rec.trace.n_inodes > rec.live->n_inodes ? rec.trace.n_inodes : rec.live->n_inodes;
-                note_new_inode(ino, true, w.dir, w.name);
+                trace_note_inode(&rec.trace, ino, true);
                 record((Op) { .type = OP_CREATE, .dir = w.dir, .name = xstrdup(w.name), .ino = ino, .is_dir = true });
         }
         return r;
@@ -634,12 +638,8 @@ void recorder_start(const char *root, const Fs *base) {
         memcpy(rec.root, root, rec.root_len + 1);
         rec.live = fs_copy(base);
         rec.trace = (Trace) {};
-        for (size_t i = 0; i < base->n_inodes; i++) {
-                char path[1024] = "";
-                if (i != 0 && !path_of(base, 0, i, path, sizeof path))
-                        path[0] = 0;
-                trace_note_inode(&rec.trace, i, base->inodes[i].is_dir, i == 0 ? "." : path);
-        }
+        for (size_t i = 0; i < base->n_inodes; i++)
+                trace_note_inode(&rec.trace, i, base->inodes[i].is_dir);
         for (size_t i = 0; i < FD_MAX; i++)
                 rec.fds[i] = NO_INODE;
         rec.active = true;
@@ -670,11 +670,9 @@ void trace_done(Trace *t) {
                 free(t->ops[i].name);
                 free(t->ops[i].name2);
                 free(t->ops[i].data);
+                free(t->ops[i].path);
         }
         free(t->ops);
-        for (size_t i = 0; i < t->n_inodes; i++)
-                free(t->paths[i]);
-        free(t->paths);
         free(t->is_dir);
         *t = (Trace) {};
 }
@@ -685,16 +683,16 @@ const char *op_describe(const Trace *t, size_t i, char *buf, size_t size) {
                 return buf;
         }
         const Op *op = &t->ops[i];
-        const char *path = op->ino < t->n_inodes && t->paths[op->ino] ? t->paths[op->ino] : "?";
+        const char *path = op->path;
         switch (op->type) {
         case OP_CREATE:
                 (void) snprintf(buf, size, "%s %s", op->is_dir ? "mkdir" : "create", path);
                 break;
         case OP_RENAME:
-                (void) snprintf(buf, size, "rename %s -> %s", op->name, op->name2);
+                (void) snprintf(buf, size, "rename %s -> %s", op->name, path);
                 break;
         case OP_UNLINK:
-                (void) snprintf(buf, size, "unlink %s", op->name);
+                (void) snprintf(buf, size, "unlink %s", path);
                 break;
         case OP_WRITE:
                 (void) snprintf(buf, size, "write %zu bytes at %llu of %s", op->len, (unsigned long long) op->off, path);

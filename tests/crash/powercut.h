@@ -52,15 +52,14 @@ typedef struct Op {
         uint8_t *data;
         size_t len;
         bool is_dir;
+        char *path; /* of ino when the operation was made, for messages */
 } Op;
 
 typedef struct Trace {
         Op *ops;
         size_t n_ops, n_alloc;
-        /* Every inode the trace may name, beyond the base tree's: whether it is a directory, and
-         * a path for messages. */
+        /* Every inode the trace may name, the base tree's and new ones: whether it is a directory. */
         bool *is_dir;
-        char **paths;
         size_t n_inodes;
 } Trace;
 

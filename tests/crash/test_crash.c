@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -185,6 +186,7 @@ static const char *expected_failure(const char *name) {
 }
 
 static size_t total_states;
+static bool verbose;
 
 /* Returns 1 passed, 0 failed, -1 skipped (an expected failure). */
 static int run_case(Case *c, const char *tmp) {
@@ -212,6 +214,10 @@ static int run_case(Case *c, const char *tmp) {
 
         run.trace = &trace;
         size_t n_ops = trace.n_ops;
+        for (size_t i = 0; verbose && i < n_ops; i++) {
+                char op[512];
+                printf("  op %zu: %s\n", i, op_describe(&trace, i, op, sizeof op));
+        }
         size_t *points, n = crash_points(&trace, marks, n_marks, &points);
         for (size_t i = 0; recorded_all && i < n; i++) {
                 run.point = points[i];
@@ -447,13 +453,15 @@ static void outbox_run_main(Case *c, const char *dir) {
         outbox_run_append(oc, lens, burst);
         free(lens);
         outbox_run_remove(oc, 3, burst_first + 8200, true);
+        outbox_run_remove(oc, burst_first + 8200, burst_first + 8202, true); /* into the compacted log */
         outbox_run_append_one(oc, 60);
 
         outbox_run_close(oc); /* a restart: compaction at open, a new segment for the next append */
         outbox_run_open(oc, dir);
+        outbox_run_remove(oc, burst_first + 8202, burst_first + 8204, true); /* before any other sync */
         outbox_run_append_one(oc, 45);
         outbox_run_dead_letter(oc, oc->n_records - 1);
-        outbox_run_remove(oc, burst_first + 8200, burst_first + 8210, false);
+        outbox_run_remove(oc, burst_first + 8204, burst_first + 8210, false);
         outbox_run_close(oc); /* syncs the unsynced removals */
         outbox_run_open(oc, dir);
         size_t lens2[] = { 33, 34 };
@@ -511,12 +519,15 @@ static bool outbox_check(OutboxCase *oc, Outbox *o, size_t point, const char *di
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *data = NULL;
                 size_t len = 0, seq = SIZE_MAX;
+                char *end = NULL;
                 int r = outbox_read(o, ids[i], &data, &len);
                 if (r < 0) {
                         set_why(why, size, "pending id %" PRIu64 " cannot be read: %s", ids[i], strerror(-r));
                         goto out;
                 }
-                if (sscanf(data, "rec-%8zu:", &seq) != 1 || seq >= oc->n_records ||
+                if (strncmp(data, "rec-", 4) == 0)
+                        seq = strtoull(data + 4, &end, 10);
+                if (!end || *end != ':' || seq >= oc->n_records ||
                     oc->records[seq].append_start > point) {
                         set_why(why, size, "pending id %" PRIu64 " holds a record never appended", ids[i]);
                         goto out;
@@ -609,6 +620,7 @@ typedef struct JournalCommand {
 
 typedef struct JournalCase {
         CommandJournal *j;
+        bool directory_lost; /* the image had no state_dir/commands (open creates it) */
         JournalCommand commands[8];
         size_t n_commands;
 } JournalCase;
@@ -624,30 +636,39 @@ static void journal_run_close(JournalCase *jc) {
         jc->j = command_journal_free(jc->j);
 }
 
-static void journal_run_begin(JournalCase *jc, const char *action, const char *context) {
-        JournalCommand *cmd = &jc->commands[jc->n_commands++];
-        *cmd = (JournalCommand) { .action = action, .context = context, .finish_start = NOT_YET,
-                                  .finish_end = NOT_YET, .pruned_start = NOT_YET, .pruned_end = NOT_YET };
-        (void) snprintf(cmd->id, sizeof cmd->id, "cmd-%zu", jc->n_commands);
-        size_t start = call_start();
-        cmd->begin_start = start;
-        must(command_journal_begin(jc->j, cmd->id, action, context), "command_journal_begin");
-        cmd->begin_end = recorder_position();
-        /* Making room prunes the oldest finished commands. */
-        for (size_t i = 0; i + 1 < jc->n_commands; i++) {
+/* The commands that were there and are gone now were pruned by the call between start and now. */
+static void journal_note_pruned(JournalCase *jc, size_t start) {
+        for (size_t i = 0; i < jc->n_commands; i++) {
                 CommandRecord rec;
-                JournalCommand *old = &jc->commands[i];
-                if (old->pruned_end != NOT_YET)
+                JournalCommand *cmd = &jc->commands[i];
+                if (cmd->pruned_end != NOT_YET || cmd->begin_start == start)
                         continue;
-                int r = command_journal_lookup(jc->j, old->id, &rec);
+                int r = command_journal_lookup(jc->j, cmd->id, &rec);
                 if (r == -ENOENT) {
-                        old->pruned_start = start;
-                        old->pruned_end = cmd->begin_end;
+                        cmd->pruned_start = start;
+                        cmd->pruned_end = recorder_position();
                 } else {
                         must(r, "command_journal_lookup");
                         command_record_done(&rec);
                 }
         }
+}
+
+static void journal_run_begin(JournalCase *jc, const char *action, const char *context) {
+        JournalCommand *cmd = &jc->commands[jc->n_commands++];
+        *cmd = (JournalCommand) { .action = action, .context = context, .finish_start = NOT_YET,
+                                  .finish_end = NOT_YET, .pruned_start = NOT_YET, .pruned_end = NOT_YET };
+        (void) snprintf(cmd->id, sizeof cmd->id, "cmd-%zu", jc->n_commands);
+        cmd->begin_start = call_start();
+        must(command_journal_begin(jc->j, cmd->id, action, context), "command_journal_begin");
+        cmd->begin_end = recorder_position();
+        journal_note_pruned(jc, cmd->begin_start); /* making room prunes the oldest finished commands */
+}
+
+static void journal_run_prune(JournalCase *jc, usec_t now) {
+        size_t start = call_start();
+        must(command_journal_prune(jc->j, now), "command_journal_prune");
+        journal_note_pruned(jc, start);
 }
 
 static void journal_run_finish(JournalCase *jc, size_t index, const char *result) {
@@ -658,7 +679,7 @@ static void journal_run_finish(JournalCase *jc, size_t index, const char *result
         cmd->finish_end = recorder_position();
 }
 
-/* Begins, finishes, restarts, and begins that prune to make room (max_records 3). */
+/* Begins, finishes, restarts, begins that prune to make room (max_records 3), a prune by age. */
 static void journal_run(Case *c, const char *dir) {
         JournalCase *jc = c->state;
         journal_run_open(jc, dir);
@@ -671,6 +692,7 @@ static void journal_run(Case *c, const char *dir) {
         journal_run_begin(jc, "reboot", "{\"boot_id\":\"b-2\"}");
         journal_run_begin(jc, "prepare-stop", NULL); /* full: prunes cmd-1 */
         journal_run_finish(jc, 2, "{\"status\":\"succeeded\"}");
+        journal_run_prune(jc, now_usec(CLOCK_REALTIME) + COMMAND_JOURNAL_RETENTION); /* the hourly prune, a week on */
         journal_run_close(jc);
         journal_run_open(jc, dir);
         journal_run_begin(jc, "reboot", NULL); /* prunes cmd-2 */
@@ -682,8 +704,12 @@ static void journal_base_with_directory(Fs *base) {
 }
 
 static void *journal_open_image(Case *c, const char *dir, char *why, size_t size) {
-        (void) c;
+        JournalCase *jc = c->state;
         CommandJournal *j = NULL;
+        char path[4200];
+        struct stat st;
+        (void) snprintf(path, sizeof path, "%s/commands", dir);
+        jc->directory_lost = stat(path, &st) < 0;
         CommandJournalReport report;
         int r = command_journal_open(dir, &j, &report);
         if (r < 0) {
@@ -697,7 +723,7 @@ static void *journal_open_image(Case *c, const char *dir, char *why, size_t size
         return j;
 }
 
-static bool journal_check_command(CommandJournal *j, const JournalCommand *cmd, size_t point, const char *dir,
+static bool journal_check_command(const JournalCase *jc, CommandJournal *j, const JournalCommand *cmd, size_t point,
                                   char *why, size_t size) {
         if (cmd->begin_start > point)
                 return true;
@@ -723,11 +749,8 @@ static bool journal_check_command(CommandJournal *j, const JournalCommand *cmd, 
         if (cmd->begin_end > point || cmd->pruned_start <= point) /* in flight: either way */
                 return true;
         if (!present) {
-                struct stat st;
-                char path[4200];
-                (void) snprintf(path, sizeof path, "%s/commands", dir);
                 set_why(why, size, "command_journal_begin(\"%s\") returned but the record is lost%s", cmd->id,
-                        stat(path, &st) < 0 ? " with the whole state_dir/commands directory" : "");
+                        jc->directory_lost ? " with the whole state_dir/commands directory" : "");
                 return false;
         }
         if (cmd->finish_end <= point && !finished) {
@@ -745,8 +768,9 @@ static bool journal_verify(Case *c, void *handle, size_t point, const char *dir,
         JournalCase *jc = c->state;
         CommandJournal *j = handle;
         bool ok = true;
+        (void) dir;
         for (size_t i = 0; ok && i < jc->n_commands; i++)
-                ok = journal_check_command(j, &jc->commands[i], point, dir, why, size);
+                ok = journal_check_command(jc, j, &jc->commands[i], point, why, size);
         command_journal_free(j);
         return ok;
 }
@@ -850,7 +874,17 @@ static bool policy_verify(Case *c, void *handle, size_t point, const char *dir, 
 }
 
 int main(int argc, char **argv) {
-        const char *only = argc > 2 && streq_ptr(argv[1], "-k") ? argv[2] : NULL;
+        const char *only = NULL;
+        for (int i = 1; i < argc; i++) {
+                if (streq_ptr(argv[i], "-v"))
+                        verbose = true;
+                else if (streq_ptr(argv[i], "-k") && i + 1 < argc)
+                        only = argv[++i];
+                else {
+                        fprintf(stderr, "usage: %s [-v] [-k SUBSTRING]\n", argv[0]);
+                        return 2;
+                }
+        }
         OutboxCase outbox_main = {}, outbox_capped = { .max_bytes = 1000 };
         JournalCase journal = {}, journal_fresh = {};
         PolicyCase policy = {};
