@@ -89,18 +89,22 @@ typedef struct Run {
         const Trace *recovery_trace;
         size_t recovery_point;
         size_t failures_shown;
+        char first_failure[1024];
 } Run;
 
 static void show_failure(Run *run, const char *what, const char *why) {
-        char op[512], op2[512];
+        char op[512], op2[512], line[sizeof run->first_failure];
         if (run->failures_shown++ >= 3)
                 return;
         op_describe(run->trace, run->point, op, sizeof op);
         if (run->recovery_trace)
-                printf("  power cut before op %zu (%s), %s, then again during recovery before %s: %s\n", run->point,
-                       op, what, op_describe(run->recovery_trace, run->recovery_point, op2, sizeof op2), why);
+                (void) snprintf(line, sizeof line, "power cut before op %zu (%s), %s, then again during recovery before %s: %s",
+                                run->point, op, what, op_describe(run->recovery_trace, run->recovery_point, op2, sizeof op2), why);
         else
-                printf("  power cut before op %zu (%s), %s: %s\n", run->point, op, what, why);
+                (void) snprintf(line, sizeof line, "power cut before op %zu (%s), %s: %s", run->point, op, what, why);
+        printf("  %s\n", line);
+        if (!run->first_failure[0])
+                memcpy(run->first_failure, line, sizeof line);
 }
 
 static bool check_image(Run *run, const char *dir, const char *what) {
@@ -239,13 +243,13 @@ static int run_case(Case *c, const char *tmp) {
                 return 0;
         }
         if (failed > 0 && xfail) {
-                printf("SKIP %s: expected failure (%s): %zu of %zu crash states fail, as shown above\n", c->name, xfail,
-                       failed, states);
+                printf("SKIP %s: expected failure (%s): %zu of %zu crash states fail; first: %s\n", c->name, xfail,
+                       failed, states, run.first_failure);
                 return -1;
         }
         if (failed > 0) {
-                printf("FAIL %s: %zu of %zu crash states break an invariant (%zu at first boot, %zu crashing again during recovery)\n",
-                       c->name, failed, states, run.first.failed, run.recovery.failed);
+                printf("FAIL %s: %zu of %zu crash states break an invariant (%zu at first boot, %zu crashing again during recovery); first: %s\n",
+                       c->name, failed, states, run.first.failed, run.recovery.failed, run.first_failure);
                 return 0;
         }
         if (xfail) {
