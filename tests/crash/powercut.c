@@ -820,7 +820,7 @@ static void set_all(Enumeration *e, uint8_t how) {
                 e->units[i] = (Unit) { e->units[i].op, how, 0 };
 }
 
-/* Up to n evenly spread indexes of 0..m-1 through callback-free iteration: index k of n. */
+/* The k-th of n indexes spread evenly over 0..m-1 (all of them when n >= m). */
 static size_t spread(size_t k, size_t n, size_t m) {
         return n >= m ? k : k * m / n;
 }
