@@ -77,6 +77,15 @@ comma := ,
 
 unit: $(UNIT_BINS)
 
+# Power-loss crash test (tests/crash/): ASan+UBSan; powercut.c names its link seams like a unit test.
+CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
+CRASH_BIN  := $(BUILD)/crash/test_crash
+$(CRASH_BIN): $(CRASH_SRCS) $(wildcard tests/crash/*.h) $(BUILD)/libheald-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -o $@ $(CRASH_SRCS) $(BUILD)/libheald-san.a \
+	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' tests/crash/powercut.c)) \
+	  $(PKG_LIBS)
+
 # Fuzz targets: libFuzzer with clang (make fuzz); the same sources replay their
 # corpus under ASan+UBSan with gcc in make check (tests/fuzz/replay.c provides main).
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Iagent $(PKG_CFLAGS) \
@@ -104,7 +113,7 @@ rpm:
 	packaging/build-rpm.sh $(VERSION) $(BUILD)
 
 check: deps
-	$(MAKE) all unit $(REPLAY_BINS)
+	$(MAKE) all unit $(REPLAY_BINS) $(CRASH_BIN)
 	tests/run-all.sh
 
 # Healing in a throwaway systemd container (root); elsewhere it says why and runs the host demo.

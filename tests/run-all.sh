@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test suite of `make check` and ends with one line: N passed, N failed, N skipped.
-# Unit tests and corpus replays run under ASan+UBSan; integration tests run the real daemon
+# Unit tests, corpus replays and the power-loss crash test run under ASan+UBSan; integration tests run the real daemon
 # against moto; skipped suites are named with the reason.
 set -u
 cd "$(dirname "$0")/.."
@@ -121,6 +121,9 @@ suite() {
         [ "$rc" = 0 ] || [ "$sf" != 0 ] || fail "$name runner exited $rc"
 }
 
+suite "power-loss crash images of the outbox, command journal and policy.json (ASan+UBSan)" crash \
+        build/crash/test_crash
+grep -h '^checked ' "$LOGDIR/crash.log" | sed 's/^/  /'
 suite "integration tests (build/heald against moto with IAM auth, IMDSv2 server, fault proxy)" integration \
         python3 tests/integration/run.py
 suite "system tests (heald in a real systemd, in a throwaway container)" system \
