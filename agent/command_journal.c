@@ -339,7 +339,13 @@ int command_journal_open(const char *state_dir, CommandJournal **ret, CommandJou
                 return -ENOMEM;
         }
 
-        if (mkdir(j->dir_path, 0700) < 0 && errno != EEXIST)
+        /* A new directory entry is durable only once its parent is synced: without that, a
+         * begin that returned could vanish with the whole directory at a power loss. */
+        if (mkdir(j->dir_path, 0700) >= 0) {
+                r = directory_fsync(state_dir);
+                if (r < 0)
+                        return r;
+        } else if (errno != EEXIST)
                 return -errno;
         j->dir_fd = open(j->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (j->dir_fd < 0)
@@ -383,7 +389,9 @@ int command_journal_lookup(CommandJournal *j, const char *command_id, CommandRec
         if (r < 0)
                 return r;
         if (!entry_find(j, name))
-                return -ENOENT;
+                /* A file under this name that the index lacks was skipped as corrupt on open:
+                 * the command may have run, so it must not look new. */
+                return faccessat(j->dir_fd, name, F_OK, 0) < 0 && errno == ENOENT ? -ENOENT : -EBADMSG;
         r = record_read(j, name, ret, &problem);
         return r == -ENOENT ? -EBADMSG : r; /* the index says it exists */
 }
