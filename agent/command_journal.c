@@ -243,6 +243,12 @@ static int entry_add(CommandJournal *j, const Entry *e, bool keep_sorted) {
         return 0;
 }
 
+static void entry_remove(CommandJournal *j, Entry *e) {
+        size_t at = (size_t) (e - j->entries);
+        memmove(e, e + 1, (j->n_entries - at - 1) * sizeof *e);
+        j->n_entries--;
+}
+
 static void report_problem(CommandJournalReport *report, const char *name, const char *problem) {
         report->corrupt++;
         if (!report->first_problem[0])
@@ -496,13 +502,27 @@ int command_journal_begin(CommandJournal *j, const char *command_id, const char 
                 return r;
         r = record_write(j, &rec);
         if (r < 0) {
-                Entry *added = entry_find(j, name);
-                size_t at = (size_t) (added - j->entries);
-                memmove(added, added + 1, (j->n_entries - at - 1) * sizeof *added);
-                j->n_entries--;
+                entry_remove(j, entry_find(j, name));
                 return r;
         }
         return 0;
+}
+
+int command_journal_forget(CommandJournal *j, const char *command_id) {
+        char name[NAME_SIZE];
+
+        if (!command_id_is_valid(command_id))
+                return -EINVAL;
+        int r = record_name(command_id, name);
+        if (r < 0)
+                return r;
+        Entry *e = entry_find(j, name);
+        if (!e)
+                return -ENOENT;
+        if (unlinkat(j->dir_fd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        entry_remove(j, e);
+        return sync_dir(j);
 }
 
 int command_journal_finish(CommandJournal *j, const char *command_id, const char *result_json) {
