@@ -3,7 +3,8 @@
  * stays invisible while it runs (ChangeMessageVisibility heartbeats) and is deleted only once
  * the result is recorded; a transient failure leaves it to SQS, which delivers it again and
  * in the end to the queue's dead-letter queue. The command journal makes redeliveries
- * harmless: a finished command is reported again, never run again. */
+ * harmless: every command is recorded before it acts, and a command the journal knows is
+ * reported again, never run again. */
 #include "commands.h"
 
 #include <time.h>
