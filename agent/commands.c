@@ -358,6 +358,7 @@ static void on_unit_job(const char *unit, const char *result, int error, const c
                 return job_unit_failed(j, unit, op, "refused", message ? message : strerror(-error));
         if (strcmp(result, "done") != 0)
                 return job_unit_failed(j, unit, op, result, NULL);
+        unit_result_add(j, unit, op, result, NULL);
         j->step++;
         job_step(j);
 }
