@@ -2,7 +2,10 @@
 #include "command.h"
 
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <stdarg.h>
+
+#include <openssl/evp.h>
 
 #include "aws/timestamp.h"
 #include "codec.h"
@@ -30,6 +33,7 @@ static const char *const rejection_names[_COMMAND_REJECT_MAX] = {
         [COMMAND_REJECT_OVERSIZED] = "oversized",
         [COMMAND_REJECT_SENDER_NOT_ALLOWED] = "sender-not-allowed",
         [COMMAND_REJECT_CORRUPT] = "corrupt",
+        [COMMAND_REJECT_ID_REUSED] = "id-reused",
 };
 
 /* The members a command object may have; others are ignored (newer senders). */
@@ -604,4 +608,38 @@ int command_evaluate(const char *body, size_t len, bool md5_ok, const CommandPol
         else
                 command_done(&c);
         return r;
+}
+
+/* Each field is length-prefixed so that no two different commands serialise alike. */
+static bool digest_field(EVP_MD_CTX *md, const char *tag, const char *value) {
+        uint64_t len = strlen(value);
+        return EVP_DigestUpdate(md, tag, strlen(tag) + 1) && EVP_DigestUpdate(md, &len, sizeof len) &&
+               EVP_DigestUpdate(md, value, len);
+}
+
+static bool digest_names(EVP_MD_CTX *md, const char *tag, char *const *names) {
+        for (char *const *n = names; n && *n; n++)
+                if (!digest_field(md, tag, *n))
+                        return false;
+        return true;
+}
+
+int command_digest(const Command *cmd, char ret[static COMMAND_DIGEST_SIZE]) {
+        unsigned char hash[EVP_MAX_MD_SIZE];
+        unsigned hash_len = 0;
+        char expiry[21];
+
+        snprintf(expiry, sizeof expiry, "%" PRIu64, (uint64_t) cmd->expires_at);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+                  digest_field(md, "action", action_names[cmd->action]) &&
+                  digest_field(md, "instance_id", cmd->instance_id ? cmd->instance_id : "") &&
+                  digest_field(md, "expires_at", expiry) && digest_names(md, "unit", cmd->units) &&
+                  digest_names(md, "check", cmd->checks) && EVP_DigestFinal_ex(md, hash, &hash_len) && hash_len == 32;
+        EVP_MD_CTX_free(md);
+        if (!ok)
+                return -EIO;
+        for (unsigned i = 0; i < hash_len; i++)
+                snprintf(ret + 2 * i, 3, "%02x", hash[i]);
+        return 0;
 }

@@ -62,6 +62,7 @@ typedef enum CommandRejectionReason {
         COMMAND_REJECT_OVERSIZED,          /* "oversized": body > COMMAND_BODY_MAX */
         COMMAND_REJECT_SENDER_NOT_ALLOWED, /* "sender-not-allowed": [commands] allowed_senders */
         COMMAND_REJECT_CORRUPT,            /* "corrupt": the body does not match its MD5 */
+        COMMAND_REJECT_ID_REUSED,          /* "id-reused": a known command id on a different command */
         _COMMAND_REJECT_MAX,
 } CommandRejectionReason;
 
@@ -118,3 +119,10 @@ int command_authorize(const Command *cmd, const CommandPolicy *policy, usec_t no
  * neither; -ENOMEM. */
 int command_evaluate(const char *body, size_t len, bool md5_ok, const CommandPolicy *policy, usec_t now, Command *ret,
                      CommandRejection *ret_rejection);
+
+#define COMMAND_DIGEST_SIZE 65 /* hex SHA-256 and its NUL */
+
+/* What makes two deliveries the same command: a digest of the command as parsed (action,
+ * instance, expiry, units, checks), not of the body's bytes and never of its task token, which
+ * a sender renews when it retries. -EIO if libcrypto fails. */
+int command_digest(const Command *cmd, char ret[static COMMAND_DIGEST_SIZE]);

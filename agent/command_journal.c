@@ -243,6 +243,12 @@ static int entry_add(CommandJournal *j, const Entry *e, bool keep_sorted) {
         return 0;
 }
 
+static void entry_remove(CommandJournal *j, Entry *e) {
+        size_t at = (size_t) (e - j->entries);
+        memmove(e, e + 1, (j->n_entries - at - 1) * sizeof *e);
+        j->n_entries--;
+}
+
 static void report_problem(CommandJournalReport *report, const char *name, const char *problem) {
         report->corrupt++;
         if (!report->first_problem[0])
@@ -339,7 +345,13 @@ int command_journal_open(const char *state_dir, CommandJournal **ret, CommandJou
                 return -ENOMEM;
         }
 
-        if (mkdir(j->dir_path, 0700) < 0 && errno != EEXIST)
+        /* A new directory entry is durable only once its parent is synced: without that, a
+         * begin that returned could vanish with the whole directory at a power loss. */
+        if (mkdir(j->dir_path, 0700) >= 0) {
+                r = directory_fsync(state_dir);
+                if (r < 0)
+                        return r;
+        } else if (errno != EEXIST)
                 return -errno;
         j->dir_fd = open(j->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (j->dir_fd < 0)
@@ -383,7 +395,9 @@ int command_journal_lookup(CommandJournal *j, const char *command_id, CommandRec
         if (r < 0)
                 return r;
         if (!entry_find(j, name))
-                return -ENOENT;
+                /* A file under this name that the index lacks was skipped as corrupt on open:
+                 * the command may have run, so it must not look new. */
+                return faccessat(j->dir_fd, name, F_OK, 0) < 0 && errno == ENOENT ? -ENOENT : -EBADMSG;
         r = record_read(j, name, ret, &problem);
         return r == -ENOENT ? -EBADMSG : r; /* the index says it exists */
 }
@@ -488,13 +502,27 @@ int command_journal_begin(CommandJournal *j, const char *command_id, const char 
                 return r;
         r = record_write(j, &rec);
         if (r < 0) {
-                Entry *added = entry_find(j, name);
-                size_t at = (size_t) (added - j->entries);
-                memmove(added, added + 1, (j->n_entries - at - 1) * sizeof *added);
-                j->n_entries--;
+                entry_remove(j, entry_find(j, name));
                 return r;
         }
         return 0;
+}
+
+int command_journal_forget(CommandJournal *j, const char *command_id) {
+        char name[NAME_SIZE];
+
+        if (!command_id_is_valid(command_id))
+                return -EINVAL;
+        int r = record_name(command_id, name);
+        if (r < 0)
+                return r;
+        Entry *e = entry_find(j, name);
+        if (!e)
+                return -ENOENT;
+        if (unlinkat(j->dir_fd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        entry_remove(j, e);
+        return sync_dir(j);
 }
 
 int command_journal_finish(CommandJournal *j, const char *command_id, const char *result_json) {

@@ -54,7 +54,8 @@ void command_journal_set_max_records(CommandJournal *j, size_t max_records);
 size_t command_journal_count(const CommandJournal *j);
 
 /* The record of command_id: 0 with *ret (caller calls command_record_done()); -ENOENT when
- * there is none; -EBADMSG when its file went bad since open; -ENOMEM, -EIO. */
+ * there is none; -EBADMSG when its file is unreadable (skipped as corrupt on open, or gone bad
+ * since): the command may have run; -ENOMEM, -EIO. */
 int command_journal_lookup(CommandJournal *j, const char *command_id, CommandRecord *ret);
 
 /* Record, durably (the file and the directory are synced before this returns), that command_id
@@ -68,6 +69,10 @@ int command_journal_begin(CommandJournal *j, const char *command_id, const char 
 /* Record, durably, that command_id finished and what was reported (result_json: JSON text,
  * <= COMMAND_JOURNAL_RESULT_MAX). -ENOENT: never begun; -EALREADY: already finished; -EINVAL. */
 int command_journal_finish(CommandJournal *j, const char *command_id, const char *result_json);
+
+/* Remove command_id's record, durably: for a command begun and then handed back unfinished
+ * (systemd unreachable), so that its redelivery runs it. -ENOENT: no record; -EINVAL. */
+int command_journal_forget(CommandJournal *j, const char *command_id);
 
 /* The commands begun but not finished, oldest first: *ret (caller frees with
  * command_records_free(); NULL when none) and *ret_n. Records whose file went bad are left

@@ -3,7 +3,8 @@
  * stays invisible while it runs (ChangeMessageVisibility heartbeats) and is deleted only once
  * the result is recorded; a transient failure leaves it to SQS, which delivers it again and
  * in the end to the queue's dead-letter queue. The command journal makes redeliveries
- * harmless: a finished command is reported again, never run again. */
+ * harmless: every command is recorded before it acts, and a command the journal knows is
+ * reported again, never run again. */
 #include "commands.h"
 
 #include <time.h>
@@ -29,6 +30,8 @@ struct Job {
         char *message_id, *receipt_handle, *sender_id;
         unsigned receive_count;
         Command cmd;
+        char digest[COMMAND_DIGEST_SIZE]; /* command_digest(): what a redelivery must match */
+        bool journaled;          /* its in-progress record is in the journal */
         usec_t started_at;       /* CLOCK_REALTIME */
         usec_t started_mono;
         size_t step;             /* next unit to act on; for stop-start: stops then starts */
@@ -37,6 +40,7 @@ struct Job {
         usec_t step_started;
         MonitorVerify *verify;
         sd_event_source *heartbeat, *wait;
+        sd_event_source *unit_deadline; /* [commands] job_timeout of the unit job in flight */
         bool running;
 };
 
@@ -51,6 +55,7 @@ struct Commands {
         unsigned poll_failures;
         char last_poll_error[128];
         Job *jobs;               /* FIFO; the head runs */
+        Job *waiting;            /* redeliveries of pending commands: answered when those are verified */
         MonitorVerify *boot_verify;
         CommandRecord *pending;  /* in the journal from before this boot */
         size_t n_pending, next_pending;
@@ -63,10 +68,24 @@ static char *result_record(const char *type, const cJSON *detail);
 
 /* ---- small helpers ---- */
 
-static cJSON *detail_for(const Job *j) {
+static cJSON *command_detail(const char *command_id, const char *action) {
         cJSON *d = cJSON_CreateObject();
-        if (!d || !cJSON_AddStringToObject(d, "command_id", j->cmd.command_id) ||
-            !cJSON_AddStringToObject(d, "action", command_action_to_string(j->cmd.action))) {
+        if (!d || !cJSON_AddStringToObject(d, "command_id", command_id) || !cJSON_AddStringToObject(d, "action", action)) {
+                cJSON_Delete(d);
+                return NULL;
+        }
+        return d;
+}
+
+static cJSON *detail_for(const Job *j) {
+        return command_detail(j->cmd.command_id, command_action_to_string(j->cmd.action));
+}
+
+/* A Command Failed detail for a command that did not run here (now). */
+static cJSON *not_run_detail(const char *command_id, const char *action, usec_t duration, const char *reason) {
+        cJSON *d = command_detail(command_id, action);
+        if (d && (!cJSON_AddNumberToObject(d, "duration_ms", (double) (duration / USEC_PER_MSEC)) ||
+                  !cJSON_AddArrayToObject(d, "units") || !cJSON_AddStringToObject(d, "reason", reason))) {
                 cJSON_Delete(d);
                 return NULL;
         }
@@ -172,19 +191,27 @@ static void task_report(Commands *c, const char *task_token, bool success, const
 
 /* ---- jobs ---- */
 
+static void job_unlink(Job *j) {
+        Commands *c = j->commands;
+        Job **lists[] = { &c->jobs, &c->waiting };
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                for (Job **p = lists[i]; *p; p = &(*p)->next)
+                        if (*p == j) {
+                                *p = j->next;
+                                return;
+                        }
+}
+
 static void job_free(Job *j) {
         Commands *c = j->commands;
-        for (Job **p = &c->jobs; *p; p = &(*p)->next)
-                if (*p == j) {
-                        *p = j->next;
-                        break;
-                }
+        job_unlink(j);
         if (j->verify)
                 monitor_verify_cancel(j->verify);
         if (c->ctx.units)
                 units_cancel_jobs(c->ctx.units, j);
         sd_event_source_disable_unref(j->heartbeat);
         sd_event_source_disable_unref(j->wait);
+        sd_event_source_disable_unref(j->unit_deadline);
         cJSON_Delete(j->unit_results);
         command_done(&j->cmd);
         free(j->message_id);
@@ -218,14 +245,11 @@ static void job_finish(Job *j, const char *type, cJSON *detail) {
                 log_error("Out of memory reporting command %s; it will be delivered again", j->cmd.command_id);
                 return job_done(j);
         }
-        /* The journal keeps what was reported, so a redelivery is answered the same way. */
+        /* The journal keeps what was reported, so a redelivery is answered the same way. A
+         * reboot or stop under way stays in progress: the verification after the boot finishes it. */
         _cleanup_free_ char *text = result_record(type, detail);
-        bool begun = j->cmd.action == COMMAND_PREPARE_STOP || j->cmd.action == COMMAND_REBOOT;
-        int r = -ENOMEM;
-        if (text)
-                r = begun ? 0 : command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action), NULL);
-        if (r >= 0 && !begun)
-                r = command_journal_finish(c->journal, j->cmd.command_id, text);
+        bool awaits_boot = strcmp(type, "Rebooting") == 0 || strcmp(type, "Ready For Stop") == 0;
+        int r = !text ? -ENOMEM : awaits_boot ? 0 : command_journal_finish(c->journal, j->cmd.command_id, text);
         if (r < 0)
                 log_error_errno(r, "Failed to record command %s in the journal (a redelivery would run it again): %m",
                                 j->cmd.command_id);
@@ -241,6 +265,10 @@ static void job_finish(Job *j, const char *type, cJSON *detail) {
  * timeout; after maxReceiveCount the queue's redrive policy moves it to its DLQ). */
 static void job_give_back(Job *j, const char *why) {
         log_warning("Command %s could not run now (%s); SQS will deliver it again", j->cmd.command_id, why);
+        int r = j->journaled ? command_journal_forget(j->commands->journal, j->cmd.command_id) : 0;
+        if (r < 0)
+                log_error_errno(r, "Cannot take command %s out of the journal; its redelivery will not run: %m",
+                                j->cmd.command_id);
         job_done(j);
 }
 
@@ -301,29 +329,55 @@ static bool job_next_unit(Job *j, const char **ret_unit, const char **ret_method
 
 static void job_step(Job *j);
 
+/* A unit operation ended otherwise than done: the command failed. message: NULL or why the job
+ * has no result of systemd's. */
+static void job_unit_failed(Job *j, const char *unit, const char *op, const char *result, const char *message) {
+        unit_result_add(j, unit, op, result, message);
+        char why[256];
+        snprintf(why, sizeof why, "%s %s: %s", op, unit, message ? message : result);
+        cJSON *d = detail_for(j);
+        if (d && !cJSON_AddStringToObject(d, "reason", why)) {
+                cJSON_Delete(d);
+                d = NULL;
+        }
+        job_finish(j, "Command Failed", d);
+}
+
 static void on_unit_job(const char *unit, const char *result, int error, const char *message, void *userdata) {
         Job *j = userdata;
         const char *op = j->starting || j->cmd.action == COMMAND_START_UNITS ? "start"
                          : j->cmd.action == COMMAND_RESTART_UNITS       ? "restart"
                                                                         : "stop";
+        j->unit_deadline = sd_event_source_disable_unref(j->unit_deadline);
         if (!result && (error == -ENOTCONN || error == -ETIMEDOUT || error == -EBUSY)) {
                 char why[128];
                 snprintf(why, sizeof why, "systemd unreachable for %s: %s", unit, strerror(-error));
                 return job_give_back(j, why);
         }
-        unit_result_add(j, unit, op, result ? result : "refused", result ? NULL : message ? message : strerror(-error));
-        if (!result || strcmp(result, "done") != 0) {
-                char why[256];
-                snprintf(why, sizeof why, "%s %s: %s", op, unit, result ? result : message ? message : strerror(-error));
-                cJSON *d = detail_for(j);
-                if (d && !cJSON_AddStringToObject(d, "reason", why)) {
-                        cJSON_Delete(d);
-                        d = NULL;
-                }
-                return job_finish(j, "Command Failed", d);
-        }
+        if (!result)
+                return job_unit_failed(j, unit, op, "refused", message ? message : strerror(-error));
+        if (strcmp(result, "done") != 0)
+                return job_unit_failed(j, unit, op, result, NULL);
+        unit_result_add(j, unit, op, result, NULL);
         j->step++;
         job_step(j);
+}
+
+/* A unit job systemd does not finish (a unit stuck in deactivating) must not hold up every
+ * later command, a reboot included: after [commands] job_timeout it has failed. */
+static int on_unit_job_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Job *j = userdata;
+        Commands *c = j->commands;
+        const char *unit, *method, *op;
+        j->unit_deadline = sd_event_source_disable_unref(j->unit_deadline);
+        units_cancel_jobs(c->ctx.units, j); /* its JobRemoved, should it come, finds no one */
+        if (!job_next_unit(j, &unit, &method, &op))
+                return 0;
+        char why[128];
+        snprintf(why, sizeof why, "no result within [commands] job_timeout (%llu s)",
+                 (unsigned long long) (c->config->commands_job_timeout / USEC_PER_SEC));
+        job_unit_failed(j, unit, op, "timeout", why);
+        return 0;
 }
 
 static void on_verified(bool healthy, cJSON *results, void *userdata) {
@@ -398,7 +452,10 @@ static void job_step(Job *j) {
                 if (!c->ctx.units)
                         return job_give_back(j, "no system bus");
                 j->step_started = now_usec(CLOCK_REALTIME);
-                int r = units_job(c->ctx.units, method, unit, on_unit_job, j);
+                int r = sd_event_add_time_relative(c->ctx.event, &j->unit_deadline, CLOCK_MONOTONIC,
+                                                   c->config->commands_job_timeout, USEC_PER_SEC, on_unit_job_timeout, j);
+                if (r >= 0)
+                        r = units_job(c->ctx.units, method, unit, on_unit_job, j);
                 if (r < 0) {
                         char why[128];
                         snprintf(why, sizeof why, "cannot ask systemd to %s %s: %s", op, unit, strerror(-r));
@@ -436,6 +493,51 @@ static int on_busy_retry(sd_event_source *s _unused_, uint64_t usec _unused_, vo
         return 0;
 }
 
+static CommandPolicy policy_for(const Commands *c, const char *sender_id) {
+        return (CommandPolicy) {
+                .instance_id = c->instance_id,
+                .allowed_actions = c->config->commands_allow,
+                .unit_globs = c->config->commands_units,
+                .allowed_senders = c->config->commands_allowed_senders,
+                .sender_id = sender_id,
+        };
+}
+
+static void report_rejection(Commands *c, const SqsMessage *m, CommandRejection *rej);
+
+/* A job waits its turn (behind other commands, a local remediation), and meanwhile it may
+ * expire or a reload may take its permission away: judged again right before it runs.
+ * Returns whether it may run; if not, it is dealt with. */
+static bool job_still_allowed(Job *j) {
+        Commands *c = j->commands;
+        CommandPolicy policy = policy_for(c, j->sender_id);
+        _cleanup_(command_rejection_done) CommandRejection rej = {};
+        int v = command_authorize(&j->cmd, &policy, now_usec(CLOCK_REALTIME), &rej);
+        if (v == COMMAND_ALLOWED)
+                return true;
+        if (v == COMMAND_REJECTED) {
+                SqsMessage m = { .message_id = j->message_id, .receipt_handle = j->receipt_handle, .sender_id = j->sender_id };
+                report_rejection(c, &m, &rej);
+                job_done(j);
+        } else
+                job_give_back(j, "cannot judge it again");
+        return false;
+}
+
+/* Durable before anything happens: a restarted heald never runs it again, and after a boot
+ * it finds a reboot or prepare-stop and verifies it. */
+static int job_journal_begin(Job *j) {
+        Commands *c = j->commands;
+        char context[384];
+        snprintf(context, sizeof context, "{\"digest\":\"%s\",\"boot_id\":\"%s\",\"boot\":\"%s\"}", j->digest,
+                 c->ctx.boot_id, c->ctx.boot_marker);
+        int r = command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action), context);
+        if (r < 0)
+                return log_error_errno(r, "Cannot record command %s in the journal: %m", j->cmd.command_id);
+        j->journaled = true;
+        return 0;
+}
+
 static void job_run(Job *j) {
         Commands *c = j->commands;
         if (j->running)
@@ -449,6 +551,12 @@ static void job_run(Job *j) {
                                 job_give_back(j, "cannot wait for the local remediation");
                         return;
                 }
+        if (!job_still_allowed(j))
+                return;
+        if (j->cmd.action == COMMAND_REBOOT && !c->ctx.units)
+                return job_give_back(j, "no system bus to ask for the reboot");
+        if (job_journal_begin(j) < 0)
+                return job_give_back(j, "journal unavailable");
         j->running = true;
         j->started_at = now_usec(CLOCK_REALTIME);
         j->started_mono = now_usec(CLOCK_MONOTONIC);
@@ -466,8 +574,6 @@ static void job_run(Job *j) {
         }
         log_event(LOG_INFO, "command-received", "Command %s: %s", j->cmd.command_id, command_action_to_string(j->cmd.action));
         emit(c, "Command Received", d);
-        (void) sd_event_add_time_relative(c->ctx.event, &j->heartbeat, CLOCK_MONOTONIC,
-                                          c->config->sqs_visibility_timeout / 2, USEC_PER_SEC, on_heartbeat, j);
 
         switch (j->cmd.action) {
         case COMMAND_PING: {
@@ -494,24 +600,8 @@ static void job_run(Job *j) {
                         job_give_back(j, "cannot run the checks");
                 return;
         }
-        case COMMAND_PREPARE_STOP:
-        case COMMAND_REBOOT: {
-                if (j->cmd.action == COMMAND_REBOOT && !c->ctx.units)
-                        return job_give_back(j, "no system bus to ask for the reboot");
-                /* Durable before anything happens: after the boot heald finds it and verifies. */
-                char context[256];
-                snprintf(context, sizeof context, "{\"boot_id\":\"%s\",\"boot\":\"%s\"}", c->ctx.boot_id,
-                         c->ctx.boot_marker);
-                int r = command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action),
-                                              context);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot record command %s in the journal: %m", j->cmd.command_id);
-                        return job_give_back(j, "journal unavailable");
-                }
-                if (j->cmd.action == COMMAND_REBOOT)
-                        return job_reboot(j);
-                return job_step(j);
-        }
+        case COMMAND_REBOOT:
+                return job_reboot(j);
         default:
                 job_step(j);
         }
@@ -544,9 +634,10 @@ static bool is_success(const char *type) {
                strcmp(type, "Rebooting") == 0 || strcmp(type, "Command Verified") == 0;
 }
 
-/* A redelivered command that already ran: say again what came of it. */
-static void report_again(Commands *c, const SqsMessage *m, const Command *cmd, const CommandRecord *rec) {
-        cJSON *record = rec->result_json ? cJSON_Parse(rec->result_json) : NULL;
+/* A redelivered command that already ran: say again what came of it (result_json: its
+ * journal record's result), to the task token that came with this delivery. */
+static void report_again(Commands *c, const char *receipt_handle, const Command *cmd, const char *result_json) {
+        cJSON *record = result_json ? cJSON_Parse(result_json) : NULL;
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(record, "detail_type"));
         cJSON *detail = cJSON_DetachItemFromObjectCaseSensitive(record, "detail");
         if (type && cJSON_IsObject(detail) && cJSON_AddBoolToObject(detail, "redelivered", true)) {
@@ -560,20 +651,104 @@ static void report_again(Commands *c, const SqsMessage *m, const Command *cmd, c
                             cmd->command_id);
         }
         cJSON_Delete(record);
+        message_delete(c, receipt_handle);
+}
+
+/* A new job for message m, taking over *cmd. From now on its message stays invisible
+ * (heartbeats), also while the job waits for its turn. */
+static Job *job_new(Commands *c, const SqsMessage *m, Command *cmd, const char *digest) {
+        Job *j = calloc(1, sizeof *j);
+        if (!j)
+                return NULL;
+        j->commands = c;
+        j->receive_count = m->approximate_receive_count;
+        j->message_id = strdup(m->message_id);
+        j->receipt_handle = strdup(m->receipt_handle);
+        j->sender_id = m->sender_id ? strdup(m->sender_id) : NULL;
+        if (!j->message_id || !j->receipt_handle || (m->sender_id && !j->sender_id)) {
+                job_free(j);
+                return NULL;
+        }
+        memcpy(j->digest, digest, sizeof j->digest);
+        j->cmd = *cmd;
+        *cmd = (Command) {};
+        (void) sd_event_add_time_relative(c->ctx.event, &j->heartbeat, CLOCK_MONOTONIC,
+                                          c->config->sqs_visibility_timeout / 2, USEC_PER_SEC, on_heartbeat, j);
+        return j;
+}
+
+static void job_append(Job **list, Job *j) {
+        while (*list)
+                list = &(*list)->next;
+        *list = j;
+}
+
+/* Whether a journal record is of this very command: the same action, and the same digest
+ * (records from before digests were kept have only the action to compare). */
+static bool record_is_command(const CommandRecord *rec, const Command *cmd, const char *digest) {
+        if (!streq_ptr(rec->action, command_action_to_string(cmd->action)))
+                return false;
+        _cleanup_cjson_ cJSON *context = rec->context_json ? cJSON_Parse(rec->context_json) : NULL;
+        const char *recorded = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(context, "digest"));
+        return !recorded || streq_ptr(recorded, digest);
+}
+
+static bool verification_pending(const Commands *c, const char *command_id) {
+        for (size_t i = c->next_pending; i < c->n_pending; i++)
+                if (streq_ptr(c->pending[i].command_id, command_id))
+                        return true;
+        return false;
+}
+
+/* A command id the journal knows: the same command again is answered from its record
+ * (at once, or once its verification is done), never run twice; another command under that
+ * id is rejected. *cmd may be taken over. */
+static void message_known(Commands *c, const SqsMessage *m, Command *cmd, const char *digest, const CommandRecord *rec) {
+        if (!record_is_command(rec, cmd, digest)) {
+                _cleanup_(command_rejection_done) CommandRejection rej = { .reason = COMMAND_REJECT_ID_REUSED };
+                snprintf(rej.command_id, sizeof rej.command_id, "%s", cmd->command_id);
+                snprintf(rej.message, sizeof rej.message,
+                         "command id %s was used before for another command (%s); a new command needs a new id",
+                         cmd->command_id, rec->action);
+                rej.task_token = TAKE_PTR(cmd->task_token);
+                return report_rejection(c, m, &rej);
+        }
+        if (rec->state == COMMAND_RECORD_FINISHED)
+                return report_again(c, m->receipt_handle, cmd, rec->result_json);
+        if (verification_pending(c, cmd->command_id)) {
+                Job *w = job_new(c, m, cmd, digest);
+                if (w) {
+                        log_info("Command %s was delivered again while its verification is pending; it does not run "
+                                 "twice and is answered when the verification ends",
+                                 w->cmd.command_id);
+                        job_append(&c->waiting, w);
+                }
+                return;
+        }
+        /* A reboot or stop asked for in this boot, not yet happened: after it, the journal
+         * answers the message's next delivery. */
+        log_info("Command %s was delivered again before the %s it asked for; it does not run twice", cmd->command_id,
+                 rec->action);
+}
+
+/* Whether the command ran cannot be told: it does not run (it might run twice), and it says so. */
+static void message_unreadable_record(Commands *c, const SqsMessage *m, const Command *cmd) {
+        const char *action = command_action_to_string(cmd->action);
+        log_error("Command %s: its record in %s/commands is unreadable; it is not run, as it may have run before",
+                  cmd->command_id, c->ctx.state_dir);
+        cJSON *d = not_run_detail(cmd->command_id, action, 0,
+                                  "its command journal record is unreadable: it may have run before, so it does not run");
+        task_report(c, cmd->task_token, false, "Command Failed", d);
+        emit(c, "Command Failed", d);
         message_delete(c, m->receipt_handle);
 }
 
 static void message_accept(Commands *c, const SqsMessage *m) {
-        CommandPolicy policy = {
-                .instance_id = c->instance_id,
-                .allowed_actions = c->config->commands_allow,
-                .unit_globs = c->config->commands_units,
-                .allowed_senders = c->config->commands_allowed_senders,
-                .sender_id = m->sender_id,
-        };
+        CommandPolicy policy = policy_for(c, m->sender_id);
         Command cmd = {};
         CommandRejection rej = {};
         CommandRecord rec = {};
+        char digest[COMMAND_DIGEST_SIZE];
         int v = command_evaluate(m->body, m->body_len, m->md5_ok, &policy, now_usec(CLOCK_REALTIME), &cmd, &rej);
         if (v == COMMAND_NOT_READY)
                 goto finish; /* the message comes back when this instance knows who it is */
@@ -585,18 +760,21 @@ static void message_accept(Commands *c, const SqsMessage *m) {
                 log_error_errno(v, "Cannot evaluate message %s: %m", m->message_id);
                 goto finish;
         }
-
-        int r = command_journal_lookup(c->journal, cmd.command_id, &rec);
-        if (r >= 0 && rec.state == COMMAND_RECORD_FINISHED)
-                report_again(c, m, &cmd, &rec);
-        else if (r >= 0) {
-                log_info("Command %s was delivered again while its verification after the boot is pending; it does "
-                         "not run twice",
-                         cmd.command_id);
-                message_delete(c, m->receipt_handle);
-        }
-        if (r != -ENOENT)
+        int r = command_digest(&cmd, digest);
+        if (r >= 0)
+                r = command_journal_lookup(c->journal, cmd.command_id, &rec);
+        if (r >= 0) {
+                message_known(c, m, &cmd, digest, &rec);
                 goto finish;
+        }
+        if (r == -EBADMSG) {
+                message_unreadable_record(c, m, &cmd);
+                goto finish;
+        }
+        if (r != -ENOENT) {
+                log_error_errno(r, "Cannot look up command %s in the journal; SQS will deliver it again: %m", cmd.command_id);
+                goto finish;
+        }
         for (Job *q = c->jobs; q; q = q->next)
                 if (strcmp(q->cmd.command_id, cmd.command_id) == 0)
                         /* The same command twice in this batch: leave the second to SQS. It comes
@@ -604,27 +782,9 @@ static void message_accept(Commands *c, const SqsMessage *m) {
                          * task token too. */
                         goto finish;
 
-        Job *j = calloc(1, sizeof *j);
-        if (!j)
-                goto finish;
-        j->commands = c;
-        j->receive_count = m->approximate_receive_count;
-        j->message_id = strdup(m->message_id);
-        j->receipt_handle = strdup(m->receipt_handle);
-        j->sender_id = m->sender_id ? strdup(m->sender_id) : NULL;
-        if (!j->message_id || !j->receipt_handle || (m->sender_id && !j->sender_id)) {
-                free(j->message_id);
-                free(j->receipt_handle);
-                free(j->sender_id);
-                free(j);
-                goto finish;
-        }
-        j->cmd = cmd;
-        cmd = (Command) {};
-        Job **tail = &c->jobs;
-        while (*tail)
-                tail = &(*tail)->next;
-        *tail = j;
+        Job *j = job_new(c, m, &cmd, digest);
+        if (j)
+                job_append(&c->jobs, j);
 finish:
         command_record_done(&rec);
         command_done(&cmd);
@@ -724,6 +884,7 @@ static void poll_schedule(Commands *c, usec_t delay) {
 /* ---- after a reboot or a stop/start: verify what the journal holds ---- */
 
 static void boot_verify_next(Commands *c);
+static void pending_finish(Commands *c, const CommandRecord *rec, const char *type, cJSON *d);
 
 static char *result_record(const char *type, const cJSON *detail) {
         cJSON *record = cJSON_CreateObject();
@@ -770,29 +931,63 @@ static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
                 d = NULL;
         }
         cJSON_Delete(context);
-        _cleanup_free_ char *text = result_record(type, d);
-        int r = text ? command_journal_finish(c->journal, rec->command_id, text) : -ENOMEM;
-        if (r < 0)
-                log_error_errno(r, "Cannot record the verification of command %s: %m", rec->command_id);
         log_event(healthy ? LOG_INFO : LOG_WARNING, "command-verified", "Command %s (%s) after the boot: %s",
                   rec->command_id, rec->action ? rec->action : "?", type);
-        emit(c, type, d);
+        pending_finish(c, rec, type, d);
         boot_verify_next(c);
 }
 
+/* Answer the redeliveries that waited for command_id's verification with its recorded
+ * result; without one (NULL), leave them to SQS. */
+static void waiters_answer(Commands *c, const char *command_id, const char *result_json) {
+        for (Job *w = c->waiting, *next; w; w = next) {
+                next = w->next;
+                if (!streq_ptr(w->cmd.command_id, command_id))
+                        continue;
+                if (result_json)
+                        report_again(c, w->receipt_handle, &w->cmd, result_json);
+                job_free(w);
+        }
+}
+
+/* Record how a command left from before this start ended (takes d), report it, and answer
+ * its redeliveries that waited. */
+static void pending_finish(Commands *c, const CommandRecord *rec, const char *type, cJSON *d) {
+        _cleanup_free_ char *text = result_record(type, d);
+        int r = text ? command_journal_finish(c->journal, rec->command_id, text) : -ENOMEM;
+        if (r < 0)
+                log_error_errno(r, "Cannot record the end of command %s: %m", rec->command_id);
+        emit(c, type, d);
+        waiters_answer(c, rec->command_id, r >= 0 ? text : NULL);
+}
+
+/* A command heald was running when it stopped (killed, crashed, restarted) may have acted:
+ * it is not run again, and it failed. Only reboot and prepare-stop expect heald to stop. */
+static void pending_interrupted(Commands *c, const CommandRecord *rec) {
+        usec_t now = now_usec(CLOCK_REALTIME);
+        log_event(LOG_WARNING, "command-interrupted", "Command %s (%s) was interrupted by a stop of heald; it does not run again",
+                  rec->command_id, rec->action);
+        pending_finish(c, rec, "Command Failed",
+                       not_run_detail(rec->command_id, rec->action, now > rec->begun_at ? now - rec->begun_at : 0,
+                                      "interrupted: heald stopped while it ran; it may have acted, so it does not run again"));
+}
+
 static void boot_verify_next(Commands *c) {
-        if (c->next_pending >= c->n_pending) {
-                c->pending = command_records_free(c->pending, c->n_pending);
-                c->n_pending = c->next_pending = 0;
-                return;
+        for (; c->next_pending < c->n_pending; c->next_pending++) {
+                const CommandRecord *rec = &c->pending[c->next_pending];
+                if (!streq_ptr(rec->action, "reboot") && !streq_ptr(rec->action, "prepare-stop")) {
+                        pending_interrupted(c, rec);
+                        continue;
+                }
+                int r = monitor_verify(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false,
+                                       on_boot_verified, c, &c->boot_verify);
+                if (r >= 0)
+                        return;
+                log_error_errno(r, "Cannot verify command %s after the boot: %m", rec->command_id);
+                waiters_answer(c, rec->command_id, NULL);
         }
-        int r = monitor_verify(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false, on_boot_verified, c,
-                               &c->boot_verify);
-        if (r < 0) {
-                log_error_errno(r, "Cannot verify command %s after the boot: %m", c->pending[c->next_pending].command_id);
-                c->next_pending++;
-                boot_verify_next(c);
-        }
+        c->pending = command_records_free(c->pending, c->n_pending);
+        c->n_pending = c->next_pending = 0;
 }
 
 /* ---- set-up ---- */
@@ -824,6 +1019,8 @@ Commands *commands_free(Commands *c) {
                 return NULL;
         while (c->jobs)
                 job_free(c->jobs);
+        while (c->waiting)
+                job_free(c->waiting);
         if (c->poll)
                 aws_call_cancel(c->poll);
         if (c->boot_verify)

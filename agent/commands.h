@@ -28,7 +28,9 @@ typedef struct CommandsContext {
 
 /* config is borrowed (see commands_set_config). Opens the command journal. */
 int commands_new(const CommandsContext *ctx, const Config *config, Commands **ret);
-Commands *commands_free(Commands *c); /* a running command is abandoned: its message is redelivered */
+/* A running command is abandoned: its record stays in progress, so the next start reports it
+ * interrupted and answers its redelivery from the journal. */
+Commands *commands_free(Commands *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Commands *, commands_free);
 
 /* The identity is known: resolve the queue URL, start polling, and verify what a reboot or

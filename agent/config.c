@@ -337,6 +337,8 @@ static const ConfigKey config_keys[] = {
         KEY("commands", "drain_units", CONFIG_LIST, commands_drain_units, "", .check = check_unit_name),
         KEY("commands", "verify_timeout", CONFIG_DURATION, commands_verify_timeout, "5m", .min = USEC_PER_SEC,
             .max = USEC_PER_HOUR),
+        KEY("commands", "job_timeout", CONFIG_DURATION, commands_job_timeout, "5m", .min = USEC_PER_SEC,
+            .max = USEC_PER_HOUR),
 };
 
 #define TYPE_BIT(t) (1u << (t))

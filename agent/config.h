@@ -122,6 +122,7 @@ typedef struct Config {
         char **commands_allowed_senders; /* SenderId globs; NULL: any sender the queue lets in */
         char **commands_drain_units;     /* prepare-stop stops these, in order */
         usec_t commands_verify_timeout;  /* default 5m */
+        usec_t commands_job_timeout;     /* each unit job of a command; default 5m */
 } Config;
 
 /* The check named name, or NULL. */

@@ -625,8 +625,9 @@ static int runtime_start(CheckRuntime *c) {
                         log_error_errno(r, "Check %s: cannot read the journal: %m", cc->name);
                 return 0;
         default:
-                /* Spread the first runs over the interval so checks do not run in lockstep. */
-                schedule(c, backoff_random() % (cc->interval / 10 + 1));
+                /* Spread the first runs over the interval so checks do not run in lockstep; one
+                 * that a verification carried over a reload waits for is due now. */
+                schedule(c, runtime_verified(c) ? 0 : backoff_random() % (cc->interval / 10 + 1));
                 return 0;
         }
 }
@@ -701,13 +702,28 @@ static bool same_check(const CheckConfig *a, const CheckConfig *b) {
                strcmp(check_target(a, x), check_target(b, y)) == 0 && streq_ptr(a->url, b->url);
 }
 
-static void verify_finish(MonitorVerify *v, bool healthy);
+/* A reload must not cut a command's verification short: each verification follows its
+ * checks to their new runtimes (keeping the passes seen so far); a check the new
+ * configuration dropped leaves the verification. */
+static void verifies_carry_over(Monitor *m, CheckRuntime *rt, size_t n) {
+        for (MonitorVerify *v = m->verifies; v; v = v->next) {
+                size_t kept = 0;
+                for (size_t i = 0; i < v->n; i++)
+                        for (size_t k = 0; k < n; k++) {
+                                if (!same_check(v->checks[i]->config, rt[k].config))
+                                        continue;
+                                v->checks[kept] = &rt[k];
+                                v->passes[kept] = v->passes[i];
+                                v->seen[kept] = v->seen[i];
+                                kept++;
+                                break;
+                        }
+                v->n = kept;
+        }
+}
 
 int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run) {
         CheckRuntime *rt;
-        /* Verifications point at the old checks: end them (as not verified) first. */
-        while (m->verifies)
-                verify_finish(m->verifies, false);
         int r = runtimes_build(m, checks, n, &rt);
         if (r < 0)
                 return r;
@@ -725,6 +741,7 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
                         memcpy(rt[i].last_action_result, old->last_action_result, sizeof rt[i].last_action_result);
                         rt[i].last_action_at = old->last_action_at;
                 }
+        verifies_carry_over(m, rt, n);
         runtimes_free(m->checks, m->n_checks);
         m->checks = rt;
         m->n_checks = n;

@@ -32,7 +32,8 @@ Monitor *monitor_free(Monitor *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Monitor *, monitor_free);
 
 /* Replace the checks: a check whose name, type and target are unchanged keeps its state
- * (health, budget, escalation); others start fresh; removed ones stop. */
+ * (health, budget, escalation); others start fresh; removed ones stop. Verifications in
+ * flight go on with the checks they had that remain. */
 int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run);
 
 /* heald reset CHECK: clear the escalation and the budget. -ENOENT: no such check. */

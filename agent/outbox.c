@@ -876,13 +876,6 @@ static void entries_normalize(Outbox *o, OutboxOpenReport *report) {
         }
 }
 
-static int directory_fsync(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        return fsync(fd) < 0 ? -errno : 0;
-}
-
 static Outbox *outbox_new(const char *state_dir, uint64_t max_bytes) {
         size_t path_size = strlen(state_dir) + sizeof "/outbox";
         _cleanup_free_ char *path = malloc(path_size);

@@ -61,12 +61,14 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
                 return r;
         }
 
-        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
+        return directory_fsync(dir);
+}
+
+int directory_fsync(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
-        if (fsync(dfd) < 0)
-                return -errno;
-        return 0;
+        return fsync(fd) < 0 ? -errno : 0;
 }
 
 int read_fd_full(int fd, size_t max, char **ret, size_t *ret_len) {

@@ -103,6 +103,8 @@ int free_and_strdup(char **dst, const char *src);
 
 /* Write data to dir/name atomically and durably: temp file 0600, fsync, rename, fsync dir. */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
+/* fsync a directory, making the entries created or renamed in it durable. */
+int directory_fsync(const char *path);
 
 /* Read a whole small file (at most max bytes, else -EFBIG) into a NUL-terminated buffer;
  * caller frees. read_fd_full() reads an open fd to its end the same way. */

@@ -52,7 +52,7 @@ KEY_SECTION = {
     "sqs_endpoint": "aws", "states_endpoint": "aws",
     "queue_url": "sqs", "wait_time": "sqs", "max_messages": "sqs", "visibility_timeout": "sqs",
     "allow": "commands", "units": "commands", "allowed_senders": "commands",
-    "drain_units": "commands", "verify_timeout": "commands",
+    "drain_units": "commands", "verify_timeout": "commands", "job_timeout": "commands",
 }
 
 

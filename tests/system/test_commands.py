@@ -1,7 +1,8 @@
 """test_commands.py: heald's command channel under a real systemd: a coordinated
 stop-start-units on real units (verified by their checks), a unit the config does not allow,
 prepare-stop verified after the container is powered off and booted again, a reboot asked
-for by the fleet, and a command that must wait for a local remediation to finish.
+for by the fleet, a command that must wait for a local remediation to finish, and a unit job
+that never ends (bounded by [commands] job_timeout, the next command not held up).
 
 Each test boots its own container (two of them restart it) and installs heald as a real,
 enabled unit (not a transient one): it must come back by itself after a boot, with its state
@@ -33,6 +34,7 @@ WantedBy=multi-user.target
 # In /run: a tmpfs of its boot, so it tells whether the container booted again.
 BOOT_MARKER = "/run/heald-test-boot-marker"
 CRASHY_SLOW_START = "/etc/systemd/system/crashy.service.d/slow-start.conf"
+DB_STUCK_STOP = "/etc/systemd/system/db.service.d/stuck-stop.conf"
 
 
 def ini_text(config: dict[str, dict[str, str]]) -> str:
@@ -271,9 +273,9 @@ class CommandsTest(CommandsTestCase):
                       self.c.journal(HEALD_UNIT))
         inv = self.invocation("crashy.service")
 
-        # The fleet's message comes again (a copy, the same command_id): answered, not run.
+        # The fleet's message comes again (a copy of the same command): answered, not run.
         self.let_dead_poll_expire(down_at)
-        self.send("prepare-stop", command_id=cmd["command_id"], reason="scale-in")
+        self.queue.send(cmd)
         again = self.one("Command Verified")
         self.assertIs(again["redelivered"], True)
         self.assertEqual({k: v for k, v in again.items() if k != "redelivered"},
@@ -317,7 +319,7 @@ class CommandsTest(CommandsTestCase):
         self.write_marker("after")
         pid1 = self.c.pid1
         self.let_dead_poll_expire(down_at)
-        self.send("reboot", command_id=cmd["command_id"], reason="kernel update")
+        self.queue.send(cmd)
         again = self.one("Command Verified")
         self.assertIs(again["redelivered"], True)
         self.assertEqual(again["command_id"], cmd["command_id"])
@@ -361,6 +363,32 @@ class CommandsTest(CommandsTestCase):
         self.assertEqual(self.c.show("crashy.service", "ActiveState"), "active")
         self.assertQueueEmpty()
         self.assertNoEvents("Remediation Started", "Command Failed")
+
+    def test_6_stuck_unit_job_times_out(self):
+        # db never finishes stopping (deactivating for ever): the stop job never ends.
+        self.c.write_file(DB_STUCK_STOP, "[Service]\nExecStop=/bin/sleep infinity\nTimeoutStopSec=infinity\n")
+        self.c.systemctl("daemon-reload")
+        self.start_unit("db.service")
+        self.start_heald({}, allow="ping, stop-units", units="db.service", job_timeout="3s")
+        cmd = self.send("stop-units", units=["db.service"])
+        self.one("Command Received")
+        t0 = time.monotonic()
+        failed = self.one("Command Failed", timeout=20)
+        took = time.monotonic() - t0
+        self.assertEqual(failed["command_id"], cmd["command_id"])
+        self.assertEqual(unit_ops(failed), [("stop", "db.service", "timeout")])
+        self.assertRegex(failed["reason"], r"job_timeout \(3 s\)")
+        self.assertGreaterEqual(took, 2.5)
+        self.assertEqual(self.c.show("db.service", "ActiveState"), "deactivating", "still stuck")
+        # The next command is not held up behind it.
+        ping = self.send("ping")
+        self.one("Command Received")
+        self.assertEqual(self.one("Command Succeeded")["command_id"], ping["command_id"])
+        self.assertQueueEmpty()
+        self.assertNoEvents("Command Failed", "Command Succeeded")
+        # Unstick db, or the container's poweroff would wait for it for ever.
+        self.c.systemctl("kill", "--signal=KILL", "db.service", check=False)
+
 
 if __name__ == "__main__":
     import unittest

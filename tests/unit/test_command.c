@@ -81,10 +81,66 @@ static void test_action_names(void **state) {
         static const char *const names[] = { "malformed-json",   "not-a-command", "unknown-action",
                                              "action-not-allowed", "unit-not-allowed", "wrong-instance",
                                              "expired",          "oversized",     "sender-not-allowed",
-                                             "corrupt" };
+                                             "corrupt",          "id-reused" };
         assert_int_equal(ELEMENTSOF(names), _COMMAND_REJECT_MAX);
         for (int i = 0; i < _COMMAND_REJECT_MAX; i++)
                 assert_string_equal(command_rejection_reason_to_string((CommandRejectionReason) i), names[i]);
+}
+
+static void digest_of(const char *body, char ret[static COMMAND_DIGEST_SIZE]) {
+        CommandPolicy p = policy();
+        Command c = {};
+        expect_allowed(body, &p, &c);
+        assert_int_equal(command_digest(&c, ret), 0);
+        command_done(&c);
+}
+
+/* A redelivery is the same command when the digest matches: the task token (renewed by a
+ * retrying sender), the reason and the wrapping do not count; action, units, checks and
+ * expiry do. */
+static void test_digest(void **state) {
+        (void) state;
+        char base[COMMAND_DIGEST_SIZE], other[COMMAND_DIGEST_SIZE];
+#define CMD(fields) "{\"command_id\":\"op-42\",\"instance_id\":\"" INSTANCE "\"," fields "}"
+        digest_of(CMD("\"action\":\"restart-units\",\"units\":[\"app-a.service\",\"app-b.service\"],"
+                      "\"expires_at\":\"2026-01-01T00:05:00Z\",\"task_token\":\"T1\""),
+                  base);
+        assert_int_equal(strlen(base), 64);
+
+        digest_of(CMD("\"action\":\"restart-units\",\"units\":[\"app-a.service\",\"app-b.service\"],"
+                      "\"expires_at\":\"2026-01-01T00:05:00Z\",\"task_token\":\"T2\",\"reason\":\"retry\""),
+                  other);
+        assert_string_equal(base, other);
+        digest_of("{\"detail-type\":\"Heald Command\",\"detail\":" CMD(
+                          "\"action\":\"restart-units\",\"units\":[\"app-a.service\",\"app-b.service\"],"
+                          "\"expires_at\":\"2026-01-01T00:05:00Z\"") "}",
+                  other);
+        assert_string_equal(base, other);
+
+        static const char *const different[] = {
+                CMD("\"action\":\"stop-units\",\"units\":[\"app-a.service\",\"app-b.service\"],"
+                    "\"expires_at\":\"2026-01-01T00:05:00Z\""),
+                CMD("\"action\":\"restart-units\",\"units\":[\"app-b.service\",\"app-a.service\"],"
+                    "\"expires_at\":\"2026-01-01T00:05:00Z\""),
+                CMD("\"action\":\"restart-units\",\"units\":[\"app-a.service\"],\"expires_at\":\"2026-01-01T00:05:00Z\""),
+                CMD("\"action\":\"restart-units\",\"units\":[\"app-a.service\",\"app-b.service\"],"
+                    "\"expires_at\":\"2026-01-01T00:06:00Z\""),
+                CMD("\"action\":\"restart-units\",\"units\":[\"app-a.service\",\"app-b.service\"]"),
+        };
+        for (size_t i = 0; i < ELEMENTSOF(different); i++) {
+                digest_of(different[i], other);
+                if (strcmp(base, other) == 0)
+                        fail_msg("same digest for %s", different[i]);
+        }
+        /* Checks are part of it, and a ping differs from a reboot under the same id. */
+        char ping[COMMAND_DIGEST_SIZE], reboot[COMMAND_DIGEST_SIZE];
+        digest_of(CMD("\"action\":\"ping\""), ping);
+        digest_of(CMD("\"action\":\"reboot\",\"task_token\":\"T3\""), reboot);
+        assert_string_not_equal(ping, reboot);
+        digest_of(CMD("\"action\":\"run-checks\",\"checks\":[\"web\"]"), base);
+        digest_of(CMD("\"action\":\"run-checks\",\"checks\":[\"db\"]"), other);
+        assert_string_not_equal(base, other);
+#undef CMD
 }
 
 static void test_full_command(void **state) {
@@ -624,6 +680,7 @@ int main(void) {
                 cmocka_unit_test(test_not_ready),     cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_malformed),     cmocka_unit_test(test_hostile_bodies),
                 cmocka_unit_test(test_token_never_quoted), cmocka_unit_test(test_protected_units),
+                cmocka_unit_test(test_digest),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* test_command_journal.c: the durable command journal: begin/finish/lookup, reopen, pending, pruning by age and count, corrupt files. */
+/* wrap: fsync */
+/* test_command_journal.c: the durable command journal: begin/finish/lookup, reopen, pending, pruning by age and count, corrupt files, durability of the directory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -6,13 +7,39 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "command_journal.h"
 #include "../tools/remove_tree.h"
 
 #define DAY (24 * USEC_PER_HOUR)
+
+/* The seam that sees what a power loss would keep: the paths fsync()ed, in order. */
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+static char synced[64][PATH_MAX];
+static size_t n_synced;
+
+int __wrap_fsync(int fd) {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        if (n_synced < ELEMENTSOF(synced)) {
+                ssize_t n = readlink(link, synced[n_synced], sizeof synced[n_synced] - 1);
+                synced[n_synced][n > 0 ? n : 0] = '\0';
+                n_synced++;
+        }
+        return __real_fsync(fd);
+}
+
+static bool was_synced(const char *path) {
+        for (size_t i = 0; i < n_synced && i < ELEMENTSOF(synced); i++)
+                if (streq_ptr(synced[i], path))
+                        return true;
+        return false;
+}
 
 typedef struct Fixture {
         char dir[64];
@@ -279,6 +306,53 @@ static void test_corrupt_files(void **state) {
         command_journal_free(j);
 }
 
+/* The journal's directory is new: its entry in state_dir must be synced before a begin can
+ * count as durable, or a power loss takes the directory and the record with it. */
+static void test_new_directory_is_durable(void **state) {
+        Fixture *f = *state;
+        char state_dir[PATH_MAX];
+        assert_non_null(realpath(f->dir, state_dir));
+
+        n_synced = 0;
+        CommandJournal *j = open_ok(f, NULL);
+        assert_int_equal(command_journal_begin(j, "reboot-1", "reboot", NULL), 0);
+        assert_true(was_synced(state_dir));
+        command_journal_free(j);
+
+        /* An existing directory needs no second sync of state_dir. */
+        n_synced = 0;
+        j = open_ok(f, NULL);
+        assert_false(was_synced(state_dir));
+        command_journal_free(j);
+}
+
+/* A record that was corrupt at open is not in the index; its command must still not look
+ * new, or a redelivery would run it a second time. */
+static void test_corrupt_record_is_not_new(void **state) {
+        Fixture *f = *state;
+        CommandJournalReport report;
+        CommandRecord rec = {};
+
+        CommandJournal *j = open_ok(f, NULL);
+        assert_int_equal(command_journal_begin(j, "ran-once", "restart-units", NULL), 0);
+        command_journal_free(j);
+        DIR *d = opendir(f->commands);
+        assert_non_null(d);
+        char name[256] = "";
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_name[0] != '.')
+                        snprintf(name, sizeof name, "%s", de->d_name);
+        closedir(d);
+        assert_true(name[0]);
+        write_raw(f, name, "{\"version\":1,\"command_id\":");
+
+        j = open_ok(f, &report);
+        assert_int_equal(report.corrupt, 1);
+        assert_int_equal(command_journal_lookup(j, "ran-once", &rec), -EBADMSG);
+        assert_int_equal(command_journal_lookup(j, "never-seen", &rec), -ENOENT);
+        command_journal_free(j);
+}
+
 static void test_odd_ids(void **state) {
         Fixture *f = *state;
         _cleanup_(command_journal_freep) CommandJournal *j = open_ok(f, NULL);
@@ -309,6 +383,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_prune_by_count, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_odd_ids, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_new_directory_is_durable, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corrupt_record_is_not_new, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

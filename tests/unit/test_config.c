@@ -82,6 +82,7 @@ static void test_empty_is_defaults(void **state) {
         assert_null(c->commands_allowed_senders);
         assert_null(c->commands_drain_units);
         assert_int_equal(c->commands_verify_timeout, 5 * USEC_PER_MINUTE);
+        assert_int_equal(c->commands_job_timeout, 5 * USEC_PER_MINUTE);
         assert_null(c->checks);
         assert_int_equal(c->n_checks, 0);
         assert_null(config_find_check(c, "web"));
@@ -442,6 +443,7 @@ static void assert_same_config(const Config *a, const Config *b) {
         assert_same_strv(a->commands_allowed_senders, b->commands_allowed_senders);
         assert_same_strv(a->commands_drain_units, b->commands_drain_units);
         assert_int_equal(a->commands_verify_timeout, b->commands_verify_timeout);
+        assert_int_equal(a->commands_job_timeout, b->commands_job_timeout);
         assert_int_equal(a->n_checks, b->n_checks);
         for (size_t i = 0; i < a->n_checks; i++)
                 assert_same_check(&a->checks[i], &b->checks[i]);
@@ -569,7 +571,8 @@ static void test_command_channel(void **state) {
                 "units = nginx.service, app-*.service,worker@?.service ; globs\n"
                 "allowed_senders = AROAEXAMPLE:*, 123456789012\n"
                 "drain_units = haproxy.service app.service\n"
-                "verify_timeout = 90s\n");
+                "verify_timeout = 90s\n"
+                "job_timeout = 2m\n");
 
         assert_true(c->dry_run);
         assert_string_equal(c->sqs_endpoint, "http://localhost:9324");
@@ -583,6 +586,7 @@ static void test_command_channel(void **state) {
         assert_strv(c->commands_allowed_senders, "AROAEXAMPLE:*|123456789012");
         assert_strv(c->commands_drain_units, "haproxy.service|app.service");
         assert_int_equal(c->commands_verify_timeout, 90 * USEC_PER_SEC);
+        assert_int_equal(c->commands_job_timeout, 2 * USEC_PER_MINUTE);
 
         /* an empty list allows nothing */
         _cleanup_(config_freep) Config *none = load_ok("[commands]\nallow =\n");
@@ -632,6 +636,7 @@ static void test_command_channel(void **state) {
                   "heald.ini:2: [commands] drain_units: \"app-*.service\" must be a unit name with its type suffix, like "
                   "nginx.service" },
                 { "[commands]\nverify_timeout = 2h\n", "heald.ini:2: [commands] verify_timeout: must be between 1s and 1h" },
+                { "[commands]\njob_timeout = 0\n", "heald.ini:2: [commands] job_timeout: must be between 1s and 1h" },
                 { "[commands]\nallow = ping\nallow = reboot\n",
                   "heald.ini:3: [commands] allow: duplicate key (first set on line 2)" },
         };
