@@ -13,15 +13,15 @@
 #include "aws/imds.h"
 #include "aws/imds_doc.h"
 #include "backoff.h"
-#include "commands.h"
+#include "commands/channel.h"
 #include "control.h"
-#include "event.h"
-#include "http.h"
+#include "events/event.h"
+#include "io/http.h"
 #include "log.h"
-#include "monitor.h"
-#include "outbox.h"
-#include "publisher.h"
-#include "units.h"
+#include "heal/monitor.h"
+#include "events/outbox.h"
+#include "events/publisher.h"
+#include "io/units.h"
 
 #define IDENTITY_PATH "/latest/dynamic/instance-identity/document"
 #define STOP_DEADLINE (2 * USEC_PER_SEC)
@@ -40,7 +40,7 @@ struct Manager {
         Units *units;         /* daemon only; NULL without a system bus */
         Monitor *monitor;     /* daemon only */
         Control *control;     /* daemon only */
-        Commands *commands;   /* daemon only */
+        Channel *channel;     /* daemon only: the command channel */
 
         sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer;
         unsigned identity_failures;
@@ -269,8 +269,8 @@ static void on_identity(int error, const char *body, size_t len, void *userdata)
                          id.account_id, region);
                 r = target_known(m, region, arn);
         }
-        if (r >= 0 && m->commands)
-                r = commands_start(m->commands, region, id.instance_id, id.account_id);
+        if (r >= 0 && m->channel)
+                r = channel_start(m->channel, region, id.instance_id, id.account_id);
         if (r < 0 && !m->publisher)
                 oneshot_done(m, r);
 }
@@ -333,7 +333,7 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         control_free(m->control);
-        commands_free(m->commands);
+        channel_free(m->channel);
         monitor_free(m->monitor);
         units_free(m->units);
         publisher_free(m->publisher);
@@ -528,7 +528,7 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
         if (r >= 0)
                 r = publisher_set_config(m->publisher, fresh);
         if (r >= 0)
-                commands_set_config(m->commands, fresh);
+                channel_set_config(m->channel, fresh);
         if (r < 0) {
                 /* Half-applied: go back to the old checks rather than run a mix. */
                 log_error_errno(r, "Reload failed, keeping the running configuration: %m");
@@ -677,7 +677,7 @@ int manager_run_daemon(Manager *m) {
         r = monitor_new(&mc, m->config->checks, m->config->n_checks, &m->monitor);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the checks: %m");
-        CommandsContext cc = {
+        ChannelContext cc = {
                 .event = m->event,
                 .aws = m->aws,
                 .units = m->units,
@@ -689,7 +689,7 @@ int manager_run_daemon(Manager *m) {
                 .emit = monitor_emit,
                 .userdata = m,
         };
-        r = commands_new(&cc, m->config, &m->commands);
+        r = channel_new(&cc, m->config, &m->channel);
         if (r < 0)
                 return r;
         const char *sock = m->config->control_socket ? m->config->control_socket : CONTROL_SOCKET_DEFAULT;

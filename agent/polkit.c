@@ -8,7 +8,7 @@
 #include <libgen.h>
 #include <sys/stat.h>
 
-#include "protected_units.h"
+#include "commands/protected_units.h"
 
 static bool user_is_valid(const char *user) {
         if (isempty(user) || strlen(user) > 32 || !strchr("abcdefghijklmnopqrstuvwxyz_", user[0]))

@@ -1,5 +1,5 @@
 /* awserror.c: turn a non-2xx AWS response into a code, a message, a class (what to do) and a hint. */
-#include "awserror.h"
+#include "aws/awserror.h"
 
 #include "codec.h"
 

@@ -4,7 +4,7 @@
 #include "aws/awserror.h"
 
 #include "aws/credentials.h"
-#include "http.h"
+#include "io/http.h"
 
 typedef struct AwsClient AwsClient;
 typedef struct AwsCall AwsCall;

@@ -1,5 +1,5 @@
 /* eventbridge.c: EventBridge PutEvents (AWS JSON 1.1, X-Amz-Target AWSEvents.PutEvents): batches, request body, response. */
-#include "eventbridge.h"
+#include "aws/eventbridge.h"
 
 #include "codec.h"
 

@@ -1,7 +1,7 @@
 /* eventbridge.h: EventBridge PutEvents (AWS JSON 1.1, X-Amz-Target AWSEvents.PutEvents): batches, request body, response. */
 #pragma once
 
-#include "awserror.h"
+#include "aws/awserror.h"
 #include "util.h"
 
 #define EVENTBRIDGE_MAX_ENTRIES       10

@@ -1,7 +1,7 @@
 /* imds.h: the EC2 instance metadata service, IMDSv2 only (session token flow). */
 #pragma once
 
-#include "http.h"
+#include "io/http.h"
 
 typedef struct Imds Imds;
 

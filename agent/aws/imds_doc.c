@@ -1,8 +1,8 @@
 /* imds_doc.c: parse the EC2 instance metadata (IMDS) documents heald reads: identity, role list, credentials. */
-#include "imds_doc.h"
+#include "aws/imds_doc.h"
 
 #include "codec.h"
-#include "timestamp.h"
+#include "aws/timestamp.h"
 
 static bool string_all(const char *s, size_t len, int (*pred)(int)) {
         for (size_t i = 0; i < len; i++)

@@ -1,5 +1,5 @@
 /* sqs.c: Amazon SQS over AWS JSON 1.0 (X-Amz-Target AmazonSQS.<Operation>): request bodies, ReceiveMessage answers, queue URL templates. */
-#include "sqs.h"
+#include "aws/sqs.h"
 
 #include <limits.h>
 #include <strings.h>

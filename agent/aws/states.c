@@ -1,5 +1,5 @@
 /* states.c: AWS Step Functions task callbacks over AWS JSON 1.0 (SendTaskSuccess, SendTaskFailure): request bodies. */
-#include "states.h"
+#include "aws/states.h"
 
 #include "codec.h"
 

@@ -1,5 +1,5 @@
 /* timestamp.c: parsers for the wall-clock times AWS sends: HTTP Date headers and ISO 8601 UTC. */
-#include "timestamp.h"
+#include "aws/timestamp.h"
 
 #include <time.h>
 

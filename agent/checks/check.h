@@ -7,7 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
-#include "http.h"
+#include "io/http.h"
 
 #define CHECK_TEXT_MAX 128
 #define CHECK_MESSAGE_MAX 256
@@ -47,7 +47,7 @@ int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, 
 void check_probe_cancel(CheckProbe *p);
 
 /* Units (event-driven): the state systemd reports, judged as it arrives. */
-#include "units.h"
+#include "io/units.h"
 
 #define UNIT_RESTART_LOOP_COUNT 3                  /* automatic restarts within... */
 #define UNIT_RESTART_LOOP_WINDOW (60 * USEC_PER_SEC) /* ...this long make a restart loop */

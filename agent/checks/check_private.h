@@ -3,7 +3,7 @@
 #pragma once
 
 #include "checks/check.h"
-#include "exec.h"
+#include "io/spawn.h"
 
 /* Every probe type embeds this first; check_probe_cancel() calls cancel, which stops the
  * type's work and frees the probe without calling done(). */
@@ -35,4 +35,4 @@ void check_format_duration(usec_t u, char buf[static 32]);
 int check_http_evaluate(const CheckConfig *c, int error, const char *error_text, long status,
                         const char *body, size_t body_len, bool truncated, CheckResult *ret);
 /* error/r as exec.h reports them. */
-int check_exec_evaluate(const CheckConfig *c, int error, const ExecResult *r, CheckResult *ret);
+int check_exec_evaluate(const CheckConfig *c, int error, const SpawnResult *r, CheckResult *ret);

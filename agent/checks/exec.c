@@ -1,13 +1,13 @@
-/* exec.c: the exec check: a command (no shell) that exits 0 when healthy, run by agent/exec.c. */
+/* exec.c: the exec check: a command (no shell) that exits 0 when healthy, run by agent/io/spawn.c. */
 #include "checks/check_private.h"
 
 typedef struct ExecProbe {
         CheckProbe probe;
         const CheckConfig *config; /* borrowed: the Config outlives its probes */
-        Exec *exec;
+        Spawn *exec;
 } ExecProbe;
 
-int check_exec_evaluate(const CheckConfig *c, int error, const ExecResult *r, CheckResult *ret) {
+int check_exec_evaluate(const CheckConfig *c, int error, const SpawnResult *r, CheckResult *ret) {
         char timeout[32];
 
         if (!c || c->type != CHECK_EXEC || !c->command || !c->command[0] || (error >= 0 && !r))
@@ -40,11 +40,11 @@ int check_exec_evaluate(const CheckConfig *c, int error, const ExecResult *r, Ch
 
 static void exec_probe_cancel(CheckProbe *probe) {
         ExecProbe *p = (ExecProbe *) probe;
-        exec_cancel(p->exec);
+        spawn_cancel(p->exec);
         free(p);
 }
 
-static void exec_probe_on_done(int error, const ExecResult *r, void *userdata) {
+static void exec_probe_on_done(int error, const SpawnResult *r, void *userdata) {
         ExecProbe *p = userdata;
         CheckResult result;
 
@@ -66,7 +66,7 @@ int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, 
                 .config = c,
         };
         /* Raw output beyond what an escaped CHECK_OUTPUT_MAX can show is counted, not kept. */
-        int r = exec_start(event, c->command, c->timeout, CHECK_OUTPUT_MAX, exec_probe_on_done, p, &p->exec);
+        int r = spawn_start(event, c->command, c->timeout, CHECK_OUTPUT_MAX, exec_probe_on_done, p, &p->exec);
         if (r < 0) {
                 free(p);
                 return r;

@@ -1,4 +1,4 @@
-/* http.c: the http check: a GET through the shared curl multi (agent/http.h), judged by
+/* http.c: the http check: a GET through the shared curl multi (agent/io/http.h), judged by
  * status and, optionally, a substring of the body. */
 #define _GNU_SOURCE /* memmem */
 #include "checks/check_private.h"

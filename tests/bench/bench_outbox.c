@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "outbox.h"
+#include "events/outbox.h"
 #include "../tools/remove_tree.h"
 
 #define RECORDS   10000

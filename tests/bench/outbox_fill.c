@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "event.h"
-#include "outbox.h"
+#include "events/event.h"
+#include "events/outbox.h"
 
 int main(int argc, char *argv[]) {
         if (argc != 3) {

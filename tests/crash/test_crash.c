@@ -16,9 +16,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "command_journal.h"
-#include "outbox.h"
-#include "policy.h"
+#include "commands/journal.h"
+#include "events/outbox.h"
+#include "heal/policy.h"
 #include "powercut.h"
 #include "util.h"
 #include "../tools/remove_tree.h"

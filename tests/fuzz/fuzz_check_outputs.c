@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         char *argv[] = { text, NULL };
         CheckConfig exec = { .type = CHECK_EXEC, .command = argv, .timeout = 1500 };
-        ExecResult er = { .exited = size % 2 == 0, .exit_status = size % 256, .signal = (int) (size % 65),
+        SpawnResult er = { .exited = size % 2 == 0, .exit_status = size % 256, .signal = (int) (size % 65),
                           .timed_out = size % 3 == 0, .output = (const char *) data, .output_len = size,
                           .output_total = size + size % 5 };
         if (check_exec_evaluate(&exec, 0, &er, &r) == 0)

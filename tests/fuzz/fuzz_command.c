@@ -1,6 +1,6 @@
 /* fuzz_command.c: parse and authorise arbitrary message bodies as commands (first byte: wrapping, MD5, instance, sender filter). */
-#include "command.h"
-#include "protected_units.h"
+#include "commands/command.h"
+#include "commands/protected_units.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "outbox.h"
+#include "events/outbox.h"
 #include "../tools/remove_tree.h"
 
 /* Input: [u32 little-endian n][n bytes of acks.log][the rest: one segment file]. Inputs too

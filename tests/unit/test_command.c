@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "aws/sqs.h"
-#include "command.h"
+#include "commands/command.h"
 #include "testdata.h"
 
 #define INSTANCE "i-0123456789abcdef0"

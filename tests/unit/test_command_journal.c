@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "command_journal.h"
+#include "commands/journal.h"
 #include "../tools/remove_tree.h"
 
 #define DAY (24 * USEC_PER_HOUR)

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "codec.h"
-#include "event.h"
+#include "events/event.h"
 
 static void test_encode_exact(void **state) {
         (void) state;

@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "codec.h"
-#include "outbox.h"
+#include "events/outbox.h"
 #include "../tools/remove_tree.h"
 
 #define HEADER OUTBOX_RECORD_OVERHEAD
@@ -144,7 +144,7 @@ static void put_le(uint8_t *p, uint64_t v, size_t n) {
                 p[i] = (uint8_t) (v >> (8 * i));
 }
 
-/* A record encoded by hand as agent/OUTBOX.md describes it. */
+/* A record encoded by hand as agent/events/OUTBOX.md describes it. */
 static size_t encode_record(uint8_t *buf, uint8_t type, uint64_t id, const void *payload, size_t len) {
         put_le(buf, 0x424f4c48, 4);
         buf[4] = 1;

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#include "outbox.h"
+#include "events/outbox.h"
 #include "../tools/remove_tree.h"
 
 static bool disk_full;

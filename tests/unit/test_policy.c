@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "policy.h"
+#include "heal/policy.h"
 
 #define S USEC_PER_SEC
 #define T0 ((usec_t) 1700000000 * S)

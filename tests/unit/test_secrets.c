@@ -20,7 +20,7 @@
 #include "aws/credentials.h"
 #include "aws/imds.h"
 #include "aws/imds_doc.h"
-#include "http.h"
+#include "io/http.h"
 
 #define SECRET "wipe-me-3b9f0c2e71"
 #define BIG_RESPONSE (96 * 1024) /* many curl writes: the response buffer grows several times */

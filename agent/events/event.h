@@ -1,4 +1,4 @@
-/* event.h: the event record heald keeps in its outbox, one JSON document per event. */
+/* events/event.h: the event record heald keeps in its outbox, one JSON document per event. */
 #pragma once
 
 #include <cjson/cJSON.h>

@@ -1,5 +1,5 @@
-/* command.c: the command an SQS message carries to heald: parsing, validation and authorisation against [commands]. */
-#include "command.h"
+/* commands/command.c: the command an SQS message carries to heald: parsing, validation and authorisation against [commands]. */
+#include "commands/command.h"
 
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -9,7 +9,7 @@
 
 #include "aws/timestamp.h"
 #include "codec.h"
-#include "protected_units.h"
+#include "commands/protected_units.h"
 
 static const char *const action_names[_COMMAND_ACTION_MAX] = {
         [COMMAND_PING] = "ping",

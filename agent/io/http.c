@@ -1,6 +1,6 @@
-/* http.c: libcurl's multi_socket interface wired into sd-event (one io source per
+/* io/http.c: libcurl's multi_socket interface wired into sd-event (one io source per
  * socket, one timer), in the shape of curl's multi-event example. */
-#include "http.h"
+#include "io/http.h"
 
 #include <strings.h>
 

@@ -1,11 +1,11 @@
-/* publisher.h: drains the outbox into EventBridge PutEvents, oldest first, with retries. */
+/* events/publisher.h: drains the outbox into EventBridge PutEvents, oldest first, with retries. */
 #pragma once
 
 #include <systemd/sd-event.h>
 
 #include "aws/client.h"
 #include "config.h"
-#include "outbox.h"
+#include "events/outbox.h"
 
 typedef struct Publisher Publisher;
 typedef void (*publisher_idle_fn)(void *userdata);

@@ -1,11 +1,11 @@
-/* commands.c: the command channel. One long poll at a time; the messages it brings become
+/* commands/channel.c: the command channel. One long poll at a time; the messages it brings become
  * jobs run one after the other (so one command at a time touches units). A job's message
  * stays invisible while it runs (ChangeMessageVisibility heartbeats) and is deleted only once
  * the result is recorded; a transient failure leaves it to SQS, which delivers it again and
  * in the end to the queue's dead-letter queue. The command journal makes redeliveries
  * harmless: every command is recorded before it acts, and a command the journal knows is
  * reported again, never run again. */
-#include "commands.h"
+#include "commands/channel.h"
 
 #include <time.h>
 
@@ -13,8 +13,8 @@
 #include "aws/states.h"
 #include "backoff.h"
 #include "codec.h"
-#include "command.h"
-#include "command_journal.h"
+#include "commands/command.h"
+#include "commands/journal.h"
 #include "log.h"
 
 #define POLL_RETRY_BASE (1 * USEC_PER_SEC)
@@ -25,7 +25,7 @@
 
 typedef struct Job Job;
 struct Job {
-        Commands *commands;
+        Channel *commands;
         Job *next;
         char *message_id, *receipt_handle, *sender_id;
         unsigned receive_count;
@@ -44,8 +44,8 @@ struct Job {
         bool running;
 };
 
-struct Commands {
-        CommandsContext ctx;
+struct Channel {
+        ChannelContext ctx;
         const Config *config;
         CommandJournal *journal;
         char *region, *instance_id, *account_id, *queue_url;
@@ -61,7 +61,7 @@ struct Commands {
         size_t n_pending, next_pending;
 };
 
-static void poll_schedule(Commands *c, usec_t delay);
+static void poll_schedule(Channel *c, usec_t delay);
 static void job_run(Job *j);
 static bool is_success(const char *type);
 static char *result_record(const char *type, const cJSON *detail);
@@ -110,7 +110,7 @@ static bool add_time(cJSON *d, const char *key, usec_t t) {
         return cJSON_AddStringToObject(d, key, buf) != NULL;
 }
 
-static int emit(Commands *c, const char *type, cJSON *d) {
+static int emit(Channel *c, const char *type, cJSON *d) {
         if (!d)
                 return log_error_errno(ENOMEM, "Out of memory recording a %s event", type);
         int r = c->ctx.emit(c->ctx.userdata, type, d);
@@ -119,7 +119,7 @@ static int emit(Commands *c, const char *type, cJSON *d) {
         return r;
 }
 
-static char *endpoint(Commands *c, const char *service) {
+static char *endpoint(Channel *c, const char *service) {
         char *url = NULL;
         if (config_service_endpoint(c->config, service, c->region, &url) < 0)
                 return NULL;
@@ -136,7 +136,7 @@ static void on_side_call(const AwsResult *res, void *userdata) {
                 log_warning("%s refused: %s: %s", what, res->aws->code, res->aws->message);
 }
 
-static void side_call(Commands *c, const char *service, const char *target, const char *content_type, char *body,
+static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
                       const char *what) {
         _cleanup_free_ char *url = endpoint(c, service);
         if (!url || !body) {
@@ -158,14 +158,14 @@ static void side_call(Commands *c, const char *service, const char *target, cons
                 log_warning_errno(r, "%s not sent: %m", what);
 }
 
-static void message_delete(Commands *c, const char *receipt_handle) {
+static void message_delete(Channel *c, const char *receipt_handle) {
         _cleanup_free_ char *body = NULL;
         if (c->queue_url && sqs_delete_body(c->queue_url, receipt_handle, &body) >= 0)
                 side_call(c, "sqs", SQS_TARGET_DELETE_MESSAGE, SQS_CONTENT_TYPE, body, "DeleteMessage");
 }
 
 /* The task token is a bearer secret: its request body is wiped after use. */
-static void task_report(Commands *c, const char *task_token, bool success, const char *type, const cJSON *detail) {
+static void task_report(Channel *c, const char *task_token, bool success, const char *type, const cJSON *detail) {
         if (!task_token)
                 return;
         _cleanup_free_ char *output = cJSON_PrintUnformatted(detail);
@@ -192,7 +192,7 @@ static void task_report(Commands *c, const char *task_token, bool success, const
 /* ---- jobs ---- */
 
 static void job_unlink(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         Job **lists[] = { &c->jobs, &c->waiting };
         for (size_t i = 0; i < ELEMENTSOF(lists); i++)
                 for (Job **p = lists[i]; *p; p = &(*p)->next)
@@ -203,7 +203,7 @@ static void job_unlink(Job *j) {
 }
 
 static void job_free(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         job_unlink(j);
         if (j->verify)
                 monitor_verify_cancel(j->verify);
@@ -222,7 +222,7 @@ static void job_free(Job *j) {
 
 /* The job is over: the next one runs, or the poll resumes. */
 static void job_done(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         job_free(j);
         if (c->jobs)
                 job_run(c->jobs);
@@ -232,7 +232,7 @@ static void job_done(Job *j) {
 
 /* Record the result (journal, event, task token), then delete the message. */
 static void job_finish(Job *j, const char *type, cJSON *detail) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         bool success = is_success(type);
         if (detail && (!cJSON_AddNumberToObject(detail, "duration_ms",
                                                 (double) ((now_usec(CLOCK_MONOTONIC) - j->started_mono) / USEC_PER_MSEC)) ||
@@ -274,7 +274,7 @@ static void job_give_back(Job *j, const char *why) {
 
 static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         unsigned vis = (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC);
         _cleanup_free_ char *body = NULL;
         if (c->queue_url && sqs_change_visibility_body(c->queue_url, j->receipt_handle, vis, &body) >= 0)
@@ -367,7 +367,7 @@ static void on_unit_job(const char *unit, const char *result, int error, const c
  * later command, a reboot included: after [commands] job_timeout it has failed. */
 static int on_unit_job_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Job *j = userdata;
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         const char *unit, *method, *op;
         j->unit_deadline = sd_event_source_disable_unref(j->unit_deadline);
         units_cancel_jobs(c->ctx.units, j); /* its JobRemoved, should it come, finds no one */
@@ -399,7 +399,7 @@ static void on_verified(bool healthy, cJSON *results, void *userdata) {
 static int on_flush_wait(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void job_prepare_stop_done(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         cJSON *d = detail_for(j);
         size_t depth = outbox_count(c->ctx.outbox);
         if (d && (!cJSON_AddBoolToObject(d, "outbox_flushed", depth <= 1) || /* this event is the one left */
@@ -430,7 +430,7 @@ static void on_reboot_job(const char *unit _unused_, const char *result, int err
 }
 
 static void job_reboot(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         cJSON *d = detail_for(j);
         if (d && !cJSON_AddStringToObject(d, "boot_id", c->ctx.boot_id)) {
                 cJSON_Delete(d);
@@ -446,7 +446,7 @@ static void job_reboot(Job *j) {
 }
 
 static void job_step(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         const char *unit, *method, *op;
         if (job_next_unit(j, &unit, &method, &op)) {
                 if (!c->ctx.units)
@@ -493,7 +493,7 @@ static int on_busy_retry(sd_event_source *s _unused_, uint64_t usec _unused_, vo
         return 0;
 }
 
-static CommandPolicy policy_for(const Commands *c, const char *sender_id) {
+static CommandPolicy policy_for(const Channel *c, const char *sender_id) {
         return (CommandPolicy) {
                 .instance_id = c->instance_id,
                 .allowed_actions = c->config->commands_allow,
@@ -503,13 +503,13 @@ static CommandPolicy policy_for(const Commands *c, const char *sender_id) {
         };
 }
 
-static void report_rejection(Commands *c, const SqsMessage *m, CommandRejection *rej);
+static void report_rejection(Channel *c, const SqsMessage *m, CommandRejection *rej);
 
 /* A job waits its turn (behind other commands, a local remediation), and meanwhile it may
  * expire or a reload may take its permission away: judged again right before it runs.
  * Returns whether it may run; if not, it is dealt with. */
 static bool job_still_allowed(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         CommandPolicy policy = policy_for(c, j->sender_id);
         _cleanup_(command_rejection_done) CommandRejection rej = {};
         int v = command_authorize(&j->cmd, &policy, now_usec(CLOCK_REALTIME), &rej);
@@ -527,7 +527,7 @@ static bool job_still_allowed(Job *j) {
 /* Durable before anything happens: a restarted heald never runs it again, and after a boot
  * it finds a reboot or prepare-stop and verifies it. */
 static int job_journal_begin(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         char context[384];
         snprintf(context, sizeof context, "{\"digest\":\"%s\",\"boot_id\":\"%s\",\"boot\":\"%s\"}", j->digest,
                  c->ctx.boot_id, c->ctx.boot_marker);
@@ -539,7 +539,7 @@ static int job_journal_begin(Job *j) {
 }
 
 static void job_run(Job *j) {
-        Commands *c = j->commands;
+        Channel *c = j->commands;
         if (j->running)
                 return;
         /* A unit under local remediation: wait for it to settle. */
@@ -609,7 +609,7 @@ static void job_run(Job *j) {
 
 /* ---- receiving ---- */
 
-static void report_rejection(Commands *c, const SqsMessage *m, CommandRejection *rej) {
+static void report_rejection(Channel *c, const SqsMessage *m, CommandRejection *rej) {
         cJSON *d = cJSON_CreateObject();
         if (!d ||
             !(rej->command_id[0] ? cJSON_AddStringToObject(d, "command_id", rej->command_id)
@@ -636,7 +636,7 @@ static bool is_success(const char *type) {
 
 /* A redelivered command that already ran: say again what came of it (result_json: its
  * journal record's result), to the task token that came with this delivery. */
-static void report_again(Commands *c, const char *receipt_handle, const Command *cmd, const char *result_json) {
+static void report_again(Channel *c, const char *receipt_handle, const Command *cmd, const char *result_json) {
         cJSON *record = result_json ? cJSON_Parse(result_json) : NULL;
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(record, "detail_type"));
         cJSON *detail = cJSON_DetachItemFromObjectCaseSensitive(record, "detail");
@@ -656,7 +656,7 @@ static void report_again(Commands *c, const char *receipt_handle, const Command 
 
 /* A new job for message m, taking over *cmd. From now on its message stays invisible
  * (heartbeats), also while the job waits for its turn. */
-static Job *job_new(Commands *c, const SqsMessage *m, Command *cmd, const char *digest) {
+static Job *job_new(Channel *c, const SqsMessage *m, Command *cmd, const char *digest) {
         Job *j = calloc(1, sizeof *j);
         if (!j)
                 return NULL;
@@ -693,7 +693,7 @@ static bool record_is_command(const CommandRecord *rec, const Command *cmd, cons
         return !recorded || streq_ptr(recorded, digest);
 }
 
-static bool verification_pending(const Commands *c, const char *command_id) {
+static bool verification_pending(const Channel *c, const char *command_id) {
         for (size_t i = c->next_pending; i < c->n_pending; i++)
                 if (streq_ptr(c->pending[i].command_id, command_id))
                         return true;
@@ -703,7 +703,7 @@ static bool verification_pending(const Commands *c, const char *command_id) {
 /* A command id the journal knows: the same command again is answered from its record
  * (at once, or once its verification is done), never run twice; another command under that
  * id is rejected. *cmd may be taken over. */
-static void message_known(Commands *c, const SqsMessage *m, Command *cmd, const char *digest, const CommandRecord *rec) {
+static void message_known(Channel *c, const SqsMessage *m, Command *cmd, const char *digest, const CommandRecord *rec) {
         if (!record_is_command(rec, cmd, digest)) {
                 _cleanup_(command_rejection_done) CommandRejection rej = { .reason = COMMAND_REJECT_ID_REUSED };
                 snprintf(rej.command_id, sizeof rej.command_id, "%s", cmd->command_id);
@@ -732,7 +732,7 @@ static void message_known(Commands *c, const SqsMessage *m, Command *cmd, const 
 }
 
 /* Whether the command ran cannot be told: it does not run (it might run twice), and it says so. */
-static void message_unreadable_record(Commands *c, const SqsMessage *m, const Command *cmd) {
+static void message_unreadable_record(Channel *c, const SqsMessage *m, const Command *cmd) {
         const char *action = command_action_to_string(cmd->action);
         log_error("Command %s: its record in %s/commands is unreadable; it is not run, as it may have run before",
                   cmd->command_id, c->ctx.state_dir);
@@ -743,7 +743,7 @@ static void message_unreadable_record(Commands *c, const SqsMessage *m, const Co
         message_delete(c, m->receipt_handle);
 }
 
-static void message_accept(Commands *c, const SqsMessage *m) {
+static void message_accept(Channel *c, const SqsMessage *m) {
         CommandPolicy policy = policy_for(c, m->sender_id);
         Command cmd = {};
         CommandRejection rej = {};
@@ -791,7 +791,7 @@ finish:
         command_rejection_done(&rej);
 }
 
-static void poll_failed(Commands *c, const char *what, const char *hint) {
+static void poll_failed(Channel *c, const char *what, const char *hint) {
         usec_t delay = backoff_delay(c->poll_failures, POLL_RETRY_BASE, POLL_RETRY_MAX, backoff_random());
         /* Once per kind of failure, not once per attempt. */
         bool news = c->poll_failures == 0 || strncmp(c->last_poll_error, what, sizeof c->last_poll_error - 1) != 0;
@@ -808,7 +808,7 @@ static void poll_failed(Commands *c, const char *what, const char *hint) {
 }
 
 static void on_receive(const AwsResult *res, void *userdata) {
-        Commands *c = userdata;
+        Channel *c = userdata;
         char what[512];
         c->poll = NULL;
         if (res->error < 0) {
@@ -840,7 +840,7 @@ static void on_receive(const AwsResult *res, void *userdata) {
         poll_schedule(c, n > 0 || spent >= period ? 0 : period - spent);
 }
 
-static void poll_start(Commands *c) {
+static void poll_start(Channel *c) {
         if (c->poll || c->jobs || !c->queue_url)
                 return;
         const Config *cfg = c->config;
@@ -876,15 +876,15 @@ static int on_poll_timer(sd_event_source *s _unused_, uint64_t usec _unused_, vo
         return 0;
 }
 
-static void poll_schedule(Commands *c, usec_t delay) {
+static void poll_schedule(Channel *c, usec_t delay) {
         (void) sd_event_source_set_time_relative(c->poll_timer, delay);
         (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ONESHOT);
 }
 
 /* ---- after a reboot or a stop/start: verify what the journal holds ---- */
 
-static void boot_verify_next(Commands *c);
-static void pending_finish(Commands *c, const CommandRecord *rec, const char *type, cJSON *d);
+static void boot_verify_next(Channel *c);
+static void pending_finish(Channel *c, const CommandRecord *rec, const char *type, cJSON *d);
 
 static char *result_record(const char *type, const cJSON *detail) {
         cJSON *record = cJSON_CreateObject();
@@ -900,7 +900,7 @@ static char *result_record(const char *type, const cJSON *detail) {
 }
 
 static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
-        Commands *c = userdata;
+        Channel *c = userdata;
         CommandRecord *rec = &c->pending[c->next_pending++];
         c->boot_verify = NULL;
         cJSON *context = rec->context_json ? cJSON_Parse(rec->context_json) : NULL;
@@ -939,7 +939,7 @@ static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
 
 /* Answer the redeliveries that waited for command_id's verification with its recorded
  * result; without one (NULL), leave them to SQS. */
-static void waiters_answer(Commands *c, const char *command_id, const char *result_json) {
+static void waiters_answer(Channel *c, const char *command_id, const char *result_json) {
         for (Job *w = c->waiting, *next; w; w = next) {
                 next = w->next;
                 if (!streq_ptr(w->cmd.command_id, command_id))
@@ -952,7 +952,7 @@ static void waiters_answer(Commands *c, const char *command_id, const char *resu
 
 /* Record how a command left from before this start ended (takes d), report it, and answer
  * its redeliveries that waited. */
-static void pending_finish(Commands *c, const CommandRecord *rec, const char *type, cJSON *d) {
+static void pending_finish(Channel *c, const CommandRecord *rec, const char *type, cJSON *d) {
         _cleanup_free_ char *text = result_record(type, d);
         int r = text ? command_journal_finish(c->journal, rec->command_id, text) : -ENOMEM;
         if (r < 0)
@@ -963,7 +963,7 @@ static void pending_finish(Commands *c, const CommandRecord *rec, const char *ty
 
 /* A command heald was running when it stopped (killed, crashed, restarted) may have acted:
  * it is not run again, and it failed. Only reboot and prepare-stop expect heald to stop. */
-static void pending_interrupted(Commands *c, const CommandRecord *rec) {
+static void pending_interrupted(Channel *c, const CommandRecord *rec) {
         usec_t now = now_usec(CLOCK_REALTIME);
         log_event(LOG_WARNING, "command-interrupted", "Command %s (%s) was interrupted by a stop of heald; it does not run again",
                   rec->command_id, rec->action);
@@ -972,7 +972,7 @@ static void pending_interrupted(Commands *c, const CommandRecord *rec) {
                                       "interrupted: heald stopped while it ran; it may have acted, so it does not run again"));
 }
 
-static void boot_verify_next(Commands *c) {
+static void boot_verify_next(Channel *c) {
         for (; c->next_pending < c->n_pending; c->next_pending++) {
                 const CommandRecord *rec = &c->pending[c->next_pending];
                 if (!streq_ptr(rec->action, "reboot") && !streq_ptr(rec->action, "prepare-stop")) {
@@ -992,8 +992,8 @@ static void boot_verify_next(Commands *c) {
 
 /* ---- set-up ---- */
 
-int commands_new(const CommandsContext *ctx, const Config *config, Commands **ret) {
-        _cleanup_(commands_freep) Commands *c = calloc(1, sizeof *c);
+int channel_new(const ChannelContext *ctx, const Config *config, Channel **ret) {
+        _cleanup_(channel_freep) Channel *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
         c->ctx = *ctx;
@@ -1014,7 +1014,7 @@ int commands_new(const CommandsContext *ctx, const Config *config, Commands **re
         return 0;
 }
 
-Commands *commands_free(Commands *c) {
+Channel *channel_free(Channel *c) {
         if (!c)
                 return NULL;
         while (c->jobs)
@@ -1036,7 +1036,7 @@ Commands *commands_free(Commands *c) {
         return NULL;
 }
 
-static int queue_url_resolve(Commands *c) {
+static int queue_url_resolve(Channel *c) {
         c->queue_url = mfree(c->queue_url);
         if (!c->config->queue_url)
                 return 0;
@@ -1046,7 +1046,7 @@ static int queue_url_resolve(Commands *c) {
         return 0;
 }
 
-int commands_start(Commands *c, const char *region, const char *instance_id, const char *account_id) {
+int channel_start(Channel *c, const char *region, const char *instance_id, const char *account_id) {
         if (free_and_strdup(&c->region, region) < 0 || free_and_strdup(&c->instance_id, instance_id) < 0 ||
             free_and_strdup(&c->account_id, account_id) < 0)
                 return -ENOMEM;
@@ -1069,7 +1069,7 @@ int commands_start(Commands *c, const char *region, const char *instance_id, con
         return 0;
 }
 
-void commands_set_config(Commands *c, const Config *config) {
+void channel_set_config(Channel *c, const Config *config) {
         c->config = config;
         /* A poll in flight used the old URL; the next one uses the new. */
         if (c->instance_id)

@@ -1,4 +1,4 @@
-/* outbox.h: durable on-disk queue of events waiting to be accepted by EventBridge. */
+/* events/outbox.h: durable on-disk queue of events waiting to be accepted by EventBridge. */
 #pragma once
 
 #include <stddef.h>
@@ -7,7 +7,7 @@
 
 #include "util.h"
 
-/* The on-disk format and the crash-consistency argument are in agent/OUTBOX.md.
+/* The on-disk format and the crash-consistency argument are in agent/events/OUTBOX.md.
  *
  * Not thread-safe: one Outbox is used from one thread (the daemon's event loop).
  * Functions return 0 (or a count) on success and a negative errno on failure; they never

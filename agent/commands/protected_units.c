@@ -1,5 +1,5 @@
-/* protected_units.c: the units heald never starts, stops or restarts, whatever its configuration says. */
-#include "protected_units.h"
+/* commands/protected_units.c: the units heald never starts, stops or restarts, whatever its configuration says. */
+#include "commands/protected_units.h"
 
 #include <fnmatch.h>
 

@@ -1,4 +1,4 @@
-/* command.h: the command an SQS message carries to heald: parsing, validation and authorisation against [commands]. */
+/* commands/command.h: the command an SQS message carries to heald: parsing, validation and authorisation against [commands]. */
 #pragma once
 
 #include "util.h"

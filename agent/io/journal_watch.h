@@ -1,4 +1,4 @@
-/* journal_watch.h: follow the journal from its current end and report entries whose MESSAGE
+/* io/journal_watch.h: follow the journal from its current end and report entries whose MESSAGE
  * matches a POSIX extended regex (journal checks: OOM kills, file system errors...). */
 #pragma once
 

@@ -1,4 +1,4 @@
-/* units.h: systemd units over D-Bus: their state as PropertiesChanged signals arrive (never
+/* io/units.h: systemd units over D-Bus: their state as PropertiesChanged signals arrive (never
  * polled), and start/stop/restart jobs followed until JobRemoved reports their result. */
 #pragma once
 

@@ -1,6 +1,6 @@
-/* command_journal.c: durable memory of the commands heald ran (state_dir/commands/): begun, finished, their results. */
+/* commands/journal.c: durable memory of the commands heald ran (state_dir/commands/): begun, finished, their results. */
 #define _GNU_SOURCE /* asprintf */
-#include "command_journal.h"
+#include "commands/journal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 
 #include "codec.h"
 
-/* On-disk format (see agent/COMMANDS-JOURNAL.md): one file per command,
+/* On-disk format (see agent/commands/JOURNAL.md): one file per command,
  *   state_dir/commands/<hex SHA-256 of the command id>.json
  * holding one JSON object
  *   {"version":1,"command_id":"...","action":"reboot","state":"in-progress"|"finished",

@@ -1,5 +1,5 @@
-/* outbox.c: durable outbox: append-only segment files, an ack log of removals, an id index in memory. */
-#include "outbox.h"
+/* events/outbox.c: durable outbox: append-only segment files, an ack log of removals, an id index in memory. */
+#include "events/outbox.h"
 
 #include <assert.h>
 

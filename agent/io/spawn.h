@@ -1,13 +1,13 @@
-/* exec.h: run a program from the event loop without a shell, bounded in time and output. */
+/* io/spawn.h: run a program from the event loop without a shell, bounded in time and output. */
 #pragma once
 
 #include <systemd/sd-event.h>
 
 #include "util.h"
 
-typedef struct Exec Exec;
+typedef struct Spawn Spawn;
 
-typedef struct ExecResult {
+typedef struct SpawnResult {
         bool exited;           /* true: exit_status is the exit code; false: killed by signal */
         int exit_status;       /* 0..255 when exited */
         int signal;            /* the signal that ended the process when !exited */
@@ -16,11 +16,11 @@ typedef struct ExecResult {
                                 * NUL-terminated after output_len; borrowed during done() */
         size_t output_len;     /* <= max_output */
         uint64_t output_total; /* bytes the process group wrote, including those discarded */
-} ExecResult;
+} SpawnResult;
 
 /* error < 0: the program could not be started (-ENOENT, -EACCES, ...) and r is NULL;
  * otherwise r describes how it ended. */
-typedef void (*exec_done_fn)(int error, const ExecResult *r, void *userdata);
+typedef void (*spawn_done_fn)(int error, const SpawnResult *r, void *userdata);
 
 /* Start argv[0] (an absolute path; no PATH search, never a shell) with argv, in a new
  * session and process group, with stdin /dev/null, stdout and stderr into one pipe, no
@@ -31,16 +31,16 @@ typedef void (*exec_done_fn)(int error, const ExecResult *r, void *userdata);
  * nothing it started outlives it (a descendant that calls setsid() itself escapes: that needs
  * a cgroup). Output beyond max_output bytes is read, counted and discarded.
  *
- * done() runs exactly once, from the event loop (never from inside exec_start()), unless
- * exec_cancel() comes first; a program that cannot be started is reported there too. The
- * Exec frees itself after done() returns; *ret (optional) is borrowed until then.
+ * done() runs exactly once, from the event loop (never from inside spawn_start()), unless
+ * spawn_cancel() comes first; a program that cannot be started is reported there too. The
+ * Spawn frees itself after done() returns; *ret (optional) is borrowed until then.
  *
- * SIGCHLD must be blocked for sd-event to watch children: exec_start() blocks it in the
+ * SIGCHLD must be blocked for sd-event to watch children: spawn_start() blocks it in the
  * calling thread (the loop's thread) if it is not yet. Returns 0, -EINVAL for an argv that
  * is NULL, empty or not absolute, -ENOMEM or another negative errno from setting up. */
-int exec_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output,
-               exec_done_fn done, void *userdata, Exec **ret);
+int spawn_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output,
+               spawn_done_fn done, void *userdata, Spawn **ret);
 
 /* Kill the process group (SIGKILL) and forget the run: done() will not be called. The
  * child is still reaped by the loop later. Accepts NULL; not valid from inside done(). */
-void exec_cancel(Exec *x);
+void spawn_cancel(Spawn *x);

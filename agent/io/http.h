@@ -1,4 +1,4 @@
-/* http.h: non-blocking HTTP on one curl multi handle driven by the sd-event loop. */
+/* io/http.h: non-blocking HTTP on one curl multi handle driven by the sd-event loop. */
 #pragma once
 
 #include <curl/curl.h>

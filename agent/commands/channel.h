@@ -1,4 +1,4 @@
-/* commands.h: the fleet's hand on the instance. Long-polls the instance's own SQS queue,
+/* commands/channel.h: the fleet's hand on the instance. Long-polls the instance's own SQS queue,
  * runs only what [commands] allows, reports every step as an event (and to Step Functions
  * when a task token came along), and verifies prepare-stop and reboot after the boot. */
 #pragma once
@@ -7,13 +7,13 @@
 
 #include "aws/client.h"
 #include "config.h"
-#include "monitor.h"
-#include "outbox.h"
-#include "units.h"
+#include "heal/monitor.h"
+#include "events/outbox.h"
+#include "io/units.h"
 
-typedef struct Commands Commands;
+typedef struct Channel Channel;
 
-typedef struct CommandsContext {
+typedef struct ChannelContext {
         sd_event *event;
         AwsClient *aws;
         Units *units;          /* NULL without a system bus: unit actions fail transiently */
@@ -24,17 +24,17 @@ typedef struct CommandsContext {
         const char *boot_marker; /* changes with every boot of this system, containers included */
         monitor_emit_fn emit;
         void *userdata;
-} CommandsContext;
+} ChannelContext;
 
-/* config is borrowed (see commands_set_config). Opens the command journal. */
-int commands_new(const CommandsContext *ctx, const Config *config, Commands **ret);
+/* config is borrowed (see channel_set_config). Opens the command journal. */
+int channel_new(const ChannelContext *ctx, const Config *config, Channel **ret);
 /* A running command is abandoned: its record stays in progress, so the next start reports it
  * interrupted and answers its redelivery from the journal. */
-Commands *commands_free(Commands *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(Commands *, commands_free);
+Channel *channel_free(Channel *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Channel *, channel_free);
 
 /* The identity is known: resolve the queue URL, start polling, and verify what a reboot or
  * stop left in the journal. A config without [sqs] queue_url only does the verification. */
-int commands_start(Commands *c, const char *region, const char *instance_id, const char *account_id);
+int channel_start(Channel *c, const char *region, const char *instance_id, const char *account_id);
 /* After a reload (the queue URL is re-resolved at the next poll). */
-void commands_set_config(Commands *c, const Config *config);
+void channel_set_config(Channel *c, const Config *config);

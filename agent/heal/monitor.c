@@ -1,8 +1,8 @@
-/* monitor.c: the check runtime. Each check has one CheckRuntime: its policy state, the
+/* heal/monitor.c: the check runtime. Each check has one CheckRuntime: its policy state, the
  * source of its results (a timer, a unit watch or a journal watch), the action in flight
  * and the verification deadline. Results of every kind go through runtime_result(), the one
  * place that asks the policy and turns its answer into actions and events. */
-#include "monitor.h"
+#include "heal/monitor.h"
 
 #include <cjson/cJSON.h>
 #include <time.h>
@@ -10,10 +10,10 @@
 #include "backoff.h"
 #include "checks/check.h"
 #include "codec.h"
-#include "exec.h"
-#include "journal_watch.h"
+#include "io/spawn.h"
+#include "io/journal_watch.h"
 #include "log.h"
-#include "policy.h"
+#include "heal/policy.h"
 
 #define POLICY_FILE "policy.json"
 #define VERIFY_CADENCE (1 * USEC_PER_SEC) /* probes re-run at most this far apart while verifying */
@@ -29,7 +29,7 @@ struct CheckRuntime {
         sd_event_source *timer;        /* next probe; units: re-judge while failed; journal: quiet period */
         sd_event_source *verify_timer;
         CheckProbe *probe;
-        Exec *action_exec;
+        Spawn *action_exec;
         bool action_job;               /* a unit job is in flight */
         JournalWatch *journal;
 
@@ -307,7 +307,7 @@ static void on_action_job(const char *unit, const char *result, int error, const
         action_done(c, result && strcmp(result, "done") == 0, what);
 }
 
-static void on_action_exec(int error, const ExecResult *r, void *userdata) {
+static void on_action_exec(int error, const SpawnResult *r, void *userdata) {
         CheckRuntime *c = userdata;
         char what[256];
         c->action_exec = NULL;
@@ -348,7 +348,7 @@ static void action_start(CheckRuntime *c) {
                         r = units_job(m->ctx.units, method, action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
         } else if (cc->action == CHECK_ACTION_EXEC)
-                r = exec_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
+                r = spawn_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
                                &c->action_exec);
         else /* request: the fleet acts; verification watches whether it worked */
                 return action_done(c, true, "requested from the fleet");
@@ -582,7 +582,7 @@ static void runtime_stop(CheckRuntime *c) {
                 check_probe_cancel(c->probe);
         c->probe = NULL;
         if (c->action_exec)
-                exec_cancel(c->action_exec);
+                spawn_cancel(c->action_exec);
         c->action_exec = NULL;
         if (m->ctx.units) {
                 units_cancel_jobs(m->ctx.units, c);

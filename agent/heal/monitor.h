@@ -1,4 +1,4 @@
-/* monitor.h: runs every configured check (timers for probes, D-Bus signals for units, the
+/* heal/monitor.h: runs every configured check (timers for probes, D-Bus signals for units, the
  * journal for patterns), feeds each result to the check's policy, takes the actions the
  * policy allows, verifies them, and reports every step as an event. */
 #pragma once
@@ -7,8 +7,8 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
-#include "http.h"
-#include "units.h"
+#include "io/http.h"
+#include "io/units.h"
 
 typedef struct Monitor Monitor;
 

@@ -1,8 +1,8 @@
-/* units.c: sd-bus client of systemd's manager, attached to the sd-event loop; every call is
+/* io/units.c: sd-bus client of systemd's manager, attached to the sd-event loop; every call is
  * asynchronous. A watch is: match PropertiesChanged on the unit's object path, LoadUnit (so a
  * missing or masked unit reports its LoadState), then GetAll once; from then on only signals.
  * systemd sends unit signals only to subscribed clients, hence Subscribe() at start. */
-#include "units.h"
+#include "io/units.h"
 
 #include "log.h"
 

@@ -1,4 +1,4 @@
-/* command_journal.h: durable memory of the commands heald ran (state_dir/commands/): begun, finished, their results. */
+/* commands/journal.h: durable memory of the commands heald ran (state_dir/commands/): begun, finished, their results. */
 #pragma once
 
 #include "util.h"

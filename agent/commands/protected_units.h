@@ -1,4 +1,4 @@
-/* protected_units.h: the units heald never starts, stops or restarts, whatever its
+/* commands/protected_units.h: the units heald never starts, stops or restarts, whatever its
  * configuration says. Both heald's authorisation of commands and the polkit rule it
  * generates refuse them, so that a broad glob in [commands] units can reach neither. */
 #pragma once

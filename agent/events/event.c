@@ -1,5 +1,5 @@
-/* event.c: the event record heald keeps in its outbox, one JSON document per event. */
-#include "event.h"
+/* events/event.c: the event record heald keeps in its outbox, one JSON document per event. */
+#include "events/event.h"
 
 #include <inttypes.h>
 

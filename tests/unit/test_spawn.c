@@ -1,4 +1,4 @@
-/* test_exec.c: unit tests for the process runner: exit codes, signals, timeouts that kill the
+/* test_spawn.c: unit tests for the process runner: exit codes, signals, timeouts that kill the
  * whole group, bounded output, a clean environment, closed fds and reset signals. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,17 +10,17 @@
 #include <signal.h>
 #include <time.h>
 
-#include "exec.h"
+#include "io/spawn.h"
 
 typedef struct Outcome {
         unsigned calls;
         int error;
         bool have_result;
-        ExecResult result; /* output points at output below */
+        SpawnResult result; /* output points at output below */
         char *output;
 } Outcome;
 
-static void on_done(int error, const ExecResult *r, void *userdata) {
+static void on_done(int error, const SpawnResult *r, void *userdata) {
         Outcome *o = userdata;
         o->calls++;
         o->error = error;
@@ -49,12 +49,12 @@ static void run_for(sd_event *e, usec_t duration) {
                 assert_true(sd_event_run(e, 20 * USEC_PER_MSEC) >= 0);
 }
 
-/* Start argv and run the loop until it is done; done() must not run inside exec_start(). */
+/* Start argv and run the loop until it is done; done() must not run inside spawn_start(). */
 static void run_command(char *const argv[], usec_t timeout, size_t max_output, Outcome *o) {
         sd_event *e = NULL;
         assert_int_equal(sd_event_new(&e), 0);
         *o = (Outcome) {};
-        assert_int_equal(exec_start(e, argv, timeout, max_output, on_done, o, NULL), 0);
+        assert_int_equal(spawn_start(e, argv, timeout, max_output, on_done, o, NULL), 0);
         assert_int_equal(o->calls, 0);
         (void) run_until_done(e, o, 10 * USEC_PER_SEC);
         sd_event_unref(e);
@@ -117,7 +117,7 @@ static void test_timeout_kills_the_group(void **state) {
         assert_int_equal(sd_event_new(&e), 0);
         /* The background sleep keeps the pipe open and is not the leader: only a group kill ends it. */
         char *const argv[] = { "/bin/sh", "-c", "sleep 10 & echo $!; sleep 10; wait", NULL };
-        assert_int_equal(exec_start(e, argv, 200 * USEC_PER_MSEC, 4096, on_done, &o, NULL), 0);
+        assert_int_equal(spawn_start(e, argv, 200 * USEC_PER_MSEC, 4096, on_done, &o, NULL), 0);
         usec_t took = run_until_done(e, &o, 5 * USEC_PER_SEC);
         assert_true(took >= 150 * USEC_PER_MSEC);
         assert_true(took < 2 * USEC_PER_SEC);
@@ -175,9 +175,9 @@ static void test_invalid_arguments(void **state) {
         Outcome o = {};
 
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(exec_start(e, (char *const[]) { "true", NULL }, 0, 16, on_done, &o, NULL), -EINVAL);
-        assert_int_equal(exec_start(e, (char *const[]) { NULL }, 0, 16, on_done, &o, NULL), -EINVAL);
-        assert_int_equal(exec_start(e, NULL, 0, 16, on_done, &o, NULL), -EINVAL);
+        assert_int_equal(spawn_start(e, (char *const[]) { "true", NULL }, 0, 16, on_done, &o, NULL), -EINVAL);
+        assert_int_equal(spawn_start(e, (char *const[]) { NULL }, 0, 16, on_done, &o, NULL), -EINVAL);
+        assert_int_equal(spawn_start(e, NULL, 0, 16, on_done, &o, NULL), -EINVAL);
         assert_int_equal(o.calls, 0);
         sd_event_unref(e);
 }
@@ -216,7 +216,7 @@ static void test_signals_reset(void **state) {
         (void) state;
         Outcome o;
 
-        /* SIGCHLD is blocked in this process by exec_start(); SIGUSR1 is ignored here. */
+        /* SIGCHLD is blocked in this process by spawn_start(); SIGUSR1 is ignored here. */
         struct sigaction ign = { .sa_handler = SIG_IGN }, old;
         assert_int_equal(sigaction(SIGUSR1, &ign, &old), 0);
         run_command((char *const[]) { "/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL },
@@ -236,24 +236,24 @@ static void test_cancel(void **state) {
         (void) state;
         sd_event *e = NULL;
         Outcome o = {};
-        Exec *x = NULL;
+        Spawn *x = NULL;
 
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(exec_start(e, (char *const[]) { "/bin/sleep", "10", NULL }, 5 * USEC_PER_SEC, 4096, on_done,
+        assert_int_equal(spawn_start(e, (char *const[]) { "/bin/sleep", "10", NULL }, 5 * USEC_PER_SEC, 4096, on_done,
                                     &o, &x),
                          0);
         assert_non_null(x);
         run_for(e, 50 * USEC_PER_MSEC);
-        exec_cancel(x);
+        spawn_cancel(x);
         run_for(e, 300 * USEC_PER_MSEC); /* the killed child is reaped by the loop */
         assert_int_equal(o.calls, 0);
-        exec_cancel(NULL);
+        spawn_cancel(NULL);
 
         /* Cancelled before the loop ever ran, and a failed spawn cancelled before its report. */
-        assert_int_equal(exec_start(e, (char *const[]) { "/bin/sleep", "10", NULL }, 0, 16, on_done, &o, &x), 0);
-        exec_cancel(x);
-        assert_int_equal(exec_start(e, (char *const[]) { "/nonexistent", NULL }, 0, 16, on_done, &o, &x), 0);
-        exec_cancel(x);
+        assert_int_equal(spawn_start(e, (char *const[]) { "/bin/sleep", "10", NULL }, 0, 16, on_done, &o, &x), 0);
+        spawn_cancel(x);
+        assert_int_equal(spawn_start(e, (char *const[]) { "/nonexistent", NULL }, 0, 16, on_done, &o, &x), 0);
+        spawn_cancel(x);
         run_for(e, 200 * USEC_PER_MSEC);
         assert_int_equal(o.calls, 0);
         sd_event_unref(e);

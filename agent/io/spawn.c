@@ -1,8 +1,8 @@
-/* exec.c: fork and execve a program in its own session, read its output through an io source,
+/* io/spawn.c: fork and execve a program in its own session, read its output through an io source,
  * reap it through a child source, kill its process group at the deadline. posix_spawn() is
  * not used: glibc leaves its internal signals 32 and 33 ignored in the child. */
 #define _GNU_SOURCE /* pipe2, close_range */
-#include "exec.h"
+#include "io/spawn.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -14,7 +14,7 @@
 #define EXEC_READS_PER_WAKEUP 16 /* 1 MiB, then other sources get their turn */
 #define EXEC_READS_AT_EXIT 64    /* a pipe holds 64 KiB by default; more only if a writer escaped */
 
-struct Exec {
+struct Spawn {
         sd_event *event;
         sd_event_source *child_source, *io_source, *timer_source;
         pid_t pid;
@@ -25,17 +25,17 @@ struct Exec {
         uint64_t output_total;
         bool exited, timed_out;
         int exit_status, signal;
-        exec_done_fn done;
+        spawn_done_fn done;
         void *userdata;
 };
 
-static char *const exec_environment[] = {
+static char *const spawn_environment[] = {
         (char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         (char *) "LANG=C.UTF-8",
         NULL,
 };
 
-static Exec *exec_free(Exec *x) {
+static Spawn *spawn_free(Spawn *x) {
         if (!x)
                 return NULL;
         sd_event_source_disable_unref(x->child_source);
@@ -49,10 +49,10 @@ static Exec *exec_free(Exec *x) {
         sd_event_unref(x->event);
         return mfree(x);
 }
-DEFINE_TRIVIAL_CLEANUP_FUNC(Exec *, exec_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Spawn *, spawn_free);
 
-static void exec_finish(Exec *x, int error) {
-        ExecResult r = {
+static void spawn_finish(Spawn *x, int error) {
+        SpawnResult r = {
                 .exited = x->exited,
                 .exit_status = x->exit_status,
                 .signal = x->signal,
@@ -62,13 +62,13 @@ static void exec_finish(Exec *x, int error) {
                 .output_total = x->output_total,
         };
         x->done(error, error < 0 ? NULL : &r, x->userdata);
-        exec_free(x);
+        spawn_free(x);
 }
 
 /* Read what the pipe holds now, at most max_reads chunks so that a program writing without
  * pause cannot hold the loop; at EOF or on a read error stop watching it (a hung-up pipe
  * would otherwise wake the loop forever). */
-static void exec_read_output(Exec *x, unsigned max_reads) {
+static void spawn_read_output(Spawn *x, unsigned max_reads) {
         char buf[EXEC_READ_CHUNK];
 
         for (unsigned i = 0; i < max_reads && x->output_fd >= 0; i++) {
@@ -91,27 +91,27 @@ static void exec_read_output(Exec *x, unsigned max_reads) {
         }
 }
 
-static int exec_on_output(sd_event_source *s _unused_, int fd _unused_, uint32_t revents _unused_, void *userdata) {
-        exec_read_output(userdata, EXEC_READS_PER_WAKEUP);
+static int spawn_on_output(sd_event_source *s _unused_, int fd _unused_, uint32_t revents _unused_, void *userdata) {
+        spawn_read_output(userdata, EXEC_READS_PER_WAKEUP);
         return 0;
 }
 
 /* Before the child has called setsid() its group does not exist yet; the pid alone is then
  * enough, as it has not started anything. Neither pid can be reused before it is reaped. */
-static void exec_kill(pid_t pid) {
+static void spawn_kill(pid_t pid) {
         (void) kill(-pid, SIGKILL);
         (void) kill(pid, SIGKILL);
 }
 
-static int exec_on_child(sd_event_source *s _unused_, const siginfo_t *si, void *userdata) {
-        Exec *x = userdata;
+static int spawn_on_child(sd_event_source *s _unused_, const siginfo_t *si, void *userdata) {
+        Spawn *x = userdata;
         int error;
 
         if (!x) /* cancelled: sd-event reaps the zombie after we return */
                 return 0;
 
         if (read(x->error_fd, &error, sizeof error) == (ssize_t) sizeof error) {
-                exec_finish(x, error > 0 ? -error : -EIO);
+                spawn_finish(x, error > 0 ? -error : -EIO);
                 return 0;
         }
 
@@ -124,23 +124,23 @@ static int exec_on_child(sd_event_source *s _unused_, const siginfo_t *si, void 
         /* What is left of the group goes first, so that the pipe stops filling; output written
          * before the exit stays in the pipe. The leader is still a zombie, so its pid cannot
          * have been reused for the group we kill. */
-        exec_kill(x->pid);
-        exec_read_output(x, EXEC_READS_AT_EXIT);
-        exec_finish(x, 0);
+        spawn_kill(x->pid);
+        spawn_read_output(x, EXEC_READS_AT_EXIT);
+        spawn_finish(x, 0);
         return 0;
 }
 
-static int exec_on_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
-        Exec *x = userdata;
+static int spawn_on_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        Spawn *x = userdata;
 
-        /* done() follows from exec_on_child once the killed leader has been reaped. */
+        /* done() follows from spawn_on_child once the killed leader has been reaped. */
         x->timed_out = true;
-        exec_kill(x->pid);
+        spawn_kill(x->pid);
         return 0;
 }
 
 /* sd-event refuses child sources unless SIGCHLD is blocked; heald has one loop thread. */
-static int exec_block_sigchld(void) {
+static int spawn_block_sigchld(void) {
         sigset_t set;
 
         if (sigemptyset(&set) < 0 || sigaddset(&set, SIGCHLD) < 0)
@@ -152,8 +152,8 @@ static int exec_block_sigchld(void) {
 
 /* Between fork() and execve(): async-signal-safe calls only (heald may have other threads).
  * Any failure is written to error_fd (close-on-exec, so a successful execve() leaves it
- * empty) for exec_on_child to report. */
-_Noreturn static void exec_child(char *const argv[], int output_fd, int error_fd, int max_fd) {
+ * empty) for spawn_on_child to report. */
+_Noreturn static void spawn_child(char *const argv[], int output_fd, int error_fd, int max_fd) {
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigset_t none;
         int null_fd, error;
@@ -178,7 +178,7 @@ _Noreturn static void exec_child(char *const argv[], int output_fd, int error_fd
                                 (void) close(fd);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
                 goto fail;
-        execve(argv[0], argv, exec_environment);
+        execve(argv[0], argv, spawn_environment);
 fail:
         error = errno;
         (void) !write(error_fd, &error, sizeof error);
@@ -186,7 +186,7 @@ fail:
 }
 
 /* Returns 0 with *ret_pid, or a negative errno when fork() fails. */
-static int exec_fork(char *const argv[], int output_fd, int error_fd, pid_t *ret_pid) {
+static int spawn_fork(char *const argv[], int output_fd, int error_fd, pid_t *ret_pid) {
         struct rlimit nofile;
         sigset_t all, saved;
         int max_fd = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < INT_MAX ? (int) nofile.rlim_cur
@@ -198,7 +198,7 @@ static int exec_fork(char *const argv[], int output_fd, int error_fd, pid_t *ret
                 return -errno;
         pid_t pid = fork();
         if (pid == 0)
-                exec_child(argv, output_fd, error_fd, max_fd);
+                spawn_child(argv, output_fd, error_fd, max_fd);
         int error = errno;
         (void) sigprocmask(SIG_SETMASK, &saved, NULL);
         if (pid < 0)
@@ -207,16 +207,16 @@ static int exec_fork(char *const argv[], int output_fd, int error_fd, pid_t *ret
         return 0;
 }
 
-int exec_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output,
-               exec_done_fn done, void *userdata, Exec **ret) {
-        _cleanup_(exec_freep) Exec *x = NULL;
+int spawn_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output,
+               spawn_done_fn done, void *userdata, Spawn **ret) {
+        _cleanup_(spawn_freep) Spawn *x = NULL;
         _cleanup_close_ int output_write_fd = -1, error_write_fd = -1;
         int fds[2], r;
 
         if (!e || !done || !argv || !argv[0] || argv[0][0] != '/')
                 return -EINVAL;
 
-        r = exec_block_sigchld();
+        r = spawn_block_sigchld();
         if (r < 0)
                 return r;
 
@@ -245,28 +245,28 @@ int exec_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_outpu
         x->error_fd = fds[0];
         error_write_fd = fds[1];
 
-        r = exec_fork(argv, output_write_fd, error_write_fd, &x->pid);
+        r = spawn_fork(argv, output_write_fd, error_write_fd, &x->pid);
         if (r < 0)
                 return r;
 
         /* From here on a child exists. The child source goes first: if it cannot be set up we
          * kill the child and reap it synchronously, which is instant for SIGKILL in practice. */
-        r = sd_event_add_child(e, &x->child_source, x->pid, WEXITED, exec_on_child, x);
+        r = sd_event_add_child(e, &x->child_source, x->pid, WEXITED, spawn_on_child, x);
         if (r < 0) {
-                exec_kill(x->pid);
+                spawn_kill(x->pid);
                 (void) waitpid(x->pid, NULL, 0);
                 return r;
         }
         (void) sd_event_source_set_description(x->child_source, "exec-child");
 
-        r = sd_event_add_io(e, &x->io_source, x->output_fd, EPOLLIN, exec_on_output, x);
+        r = sd_event_add_io(e, &x->io_source, x->output_fd, EPOLLIN, spawn_on_output, x);
         if (r < 0)
                 goto fail_kill;
         (void) sd_event_source_set_description(x->io_source, "exec-output");
 
         if (timeout > 0 && timeout != USEC_INFINITY) {
                 r = sd_event_add_time_relative(e, &x->timer_source, CLOCK_MONOTONIC, timeout, USEC_PER_MSEC,
-                                               exec_on_timeout, x);
+                                               spawn_on_timeout, x);
                 if (r < 0)
                         goto fail_kill;
                 (void) sd_event_source_set_description(x->timer_source, "exec-timeout");
@@ -278,20 +278,20 @@ int exec_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_outpu
         return 0;
 
 fail_kill:
-        exec_cancel(TAKE_PTR(x));
+        spawn_cancel(TAKE_PTR(x));
         return r;
 }
 
-void exec_cancel(Exec *x) {
+void spawn_cancel(Spawn *x) {
         if (!x)
                 return;
         if (x->child_source) {
-                exec_kill(x->pid);
+                spawn_kill(x->pid);
                 /* Hand the child source to the loop so the zombie is still reaped after x is
                  * gone; the loop frees it when the loop itself is freed. */
                 (void) sd_event_source_set_userdata(x->child_source, NULL);
                 if (sd_event_source_set_floating(x->child_source, true) >= 0)
                         x->child_source = sd_event_source_unref(x->child_source);
         }
-        exec_free(x);
+        spawn_free(x);
 }

@@ -1,15 +1,15 @@
-/* publisher.c: the outbox → PutEvents pipeline. A few requests of up to 10 entries are in
+/* events/publisher.c: the outbox → PutEvents pipeline. A few requests of up to 10 entries are in
  * flight at once; accepted entries leave the outbox in one durable write per response.
  * Transient failures pause sending with exponential backoff and full jitter; refusals an
  * operator must fix pause it for auth_retry_interval with one log line per window; an entry
  * that can never succeed goes to the dead-letter file, never silently away. */
-#include "publisher.h"
+#include "events/publisher.h"
 
 #include <time.h>
 
 #include "aws/eventbridge.h"
 #include "backoff.h"
-#include "event.h"
+#include "events/event.h"
 #include "log.h"
 
 #define MAX_IN_FLIGHT 4

@@ -1,7 +1,7 @@
-/* journal_watch.c: sd-journal driven by its fd in the event loop. Starts at the tail, so old
+/* io/journal_watch.c: sd-journal driven by its fd in the event loop. Starts at the tail, so old
  * entries are never re-read after a restart; a burst is handled in slices so a log storm
  * cannot starve the rest of the loop. */
-#include "journal_watch.h"
+#include "io/journal_watch.h"
 
 #include <regex.h>
 #include <systemd/sd-journal.h>

@@ -1,7 +1,7 @@
-/* policy.c: the per-check safety policy. Health moves by hysteresis; an action needs a failed
+/* heal/policy.c: the per-check safety policy. Health moves by hysteresis; an action needs a failed
  * verdict, a healthy dependency and budget; every action is followed by verification; a
  * spent budget escalates once and holds until the check recovers on its own or is reset. */
-#include "policy.h"
+#include "heal/policy.h"
 
 void policy_init(PolicyState *s) {
         *s = (PolicyState) {};

@@ -1,4 +1,4 @@
-/* policy.h: the safety policy of one check, as a pure state machine: hysteresis
+/* heal/policy.h: the safety policy of one check, as a pure state machine: hysteresis
  * (fail_after/recover_after), the action budget (max_actions per action_window, durable),
  * escalation, dependencies and verification. No I/O: the caller feeds results and times in
  * and acts on the returned POLICY_* bits. */
