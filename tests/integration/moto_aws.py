@@ -122,6 +122,8 @@ def _patch_fleet() -> None:
       reads DefinitionString only), drops the nulls of a definition, and creates the state
       machine in a backend the Step Functions API does not see when execute_state_machine
       is on: here it is created as CloudFormation would, in the backend that runs executions.
+    * a role's inline policies from CloudFormation cannot be read by moto's IAM
+      authorisation: they are kept as PutRolePolicy keeps them.
     * EventBridge rules with Step Functions or SNS targets fail (500 NotImplemented): here
       they start an execution (always named) or publish, as EventBridge would.
     * moto emits no EC2 state-change events and changes an instance's state at once: here
@@ -136,6 +138,7 @@ def _patch_fleet() -> None:
     from moto.cloudformation import parsing as cfn_parsing
     from moto.ec2.models.instances import Instance, InstanceBackend
     from moto.events.models import Rule, events_backends
+    from moto.iam.models import Role
     from moto.events.utils import EventTemplateParser
     from moto.sns.models import sns_backends
     from moto.stepfunctions.models import StateMachine
@@ -167,6 +170,18 @@ def _patch_fleet() -> None:
         return parsed
 
     cfn_parsing.parse_resource = parse_resource
+
+    # A role's inline policies from CloudFormation are kept as objects, which moto's IAM
+    # authorisation cannot read (KeyError 'policy_document' on every request the role
+    # signs): kept as JSON text, as PutRolePolicy keeps them.
+    orig_put_policy = Role.put_policy
+
+    def put_policy(self, policy_name, policy_json):
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        return orig_put_policy(self, policy_name, policy_json)
+
+    Role.put_policy = put_policy
 
     orig_send = Rule.send_to_targets
 
