@@ -40,7 +40,11 @@ PARAMETERS = {
 
 
 def load_schema(detail_type: str) -> dict:
-    with open(os.path.join(SCHEMA_DIR, harness.slug(detail_type) + ".json")) as f:
+    """The coordinator's events have their schemas beside the stack, heald's in agent/."""
+    path = os.path.join(SCHEMA_DIR, harness.slug(detail_type) + ".json")
+    if not os.path.exists(path):
+        return harness.load_schema(detail_type)
+    with open(path) as f:
         return json.load(f)
 
 
