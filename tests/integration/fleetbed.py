@@ -31,10 +31,12 @@ HEALD_SOURCE = "heald.it.fleet"
 COORDINATOR_SOURCE = "heald.it.fleet.coordinator"
 FLEET_TAG = ("heald:fleet", "true")
 GROUP_TAG = "heald:group"
-# Short timings so that every wait loop and timeout runs within seconds.
+# Short timings so that every wait loop and timeout runs within seconds. RunChecksSeconds
+# outlasts heald's visibility timeout (30 s): a run-checks handed to the long poll of the heald
+# that was stopping is delivered again to the one that booted, as SQS would.
 PARAMETERS = {
     "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
-    "PollSeconds": "1", "MaxPolls": "8", "PrepareStopSeconds": "6", "RunChecksSeconds": "25",
+    "PollSeconds": "1", "MaxPolls": "8", "PrepareStopSeconds": "6", "RunChecksSeconds": "45",
     "S3PublicAccessRemediation": "true",
 }
 
