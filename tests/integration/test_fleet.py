@@ -2,7 +2,10 @@
 moto (IAM auth on, state machines executed) and run end to end with real heald daemons as
 the instances. fleetbed.py says what the bed does in AWS's place.
 """
+import glob
 import json
+import os
+import re
 import time
 import unittest
 
@@ -140,6 +143,81 @@ class CoordinatorTest(FleetCase):
         log = a.heald.log_text()
         self.assertEqual([t for t in self.bed.task_tokens if t in log], [], "no task token logged")
         print(f"\n# example 1: alarm event -> verified stop/start {took:.1f} s", flush=True)
+
+
+class StaticTest(unittest.TestCase):
+    """The template read as data: no moto needed."""
+
+    @classmethod
+    def setUpClass(cls):
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        # CloudFormation's short forms (!Ref, !Sub, ...) as plain data.
+        Loader.add_multi_constructor("!", lambda loader, tag, node: (
+            loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+            else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+            else loader.construct_mapping(node)))
+        with open(fleetbed.TEMPLATE) as f:
+            cls.template = yaml.load(f, Loader)
+
+    def test_instance_role_grants_exactly_what_heald_calls(self):
+        """The AWS actions heald's code calls (its X-Amz-Target strings), against the fleet
+        instance role: nothing more, nothing less."""
+        services = {"AmazonSQS": "sqs", "AWSEvents": "events", "AWSStepFunctions": "states"}
+        called = set()
+        for path in glob.glob(os.path.join(awsbed.REPO, "agent", "**", "*.[ch]"), recursive=True):
+            with open(path) as f:
+                for svc, op in re.findall(r'"(AmazonSQS|AWSEvents|AWSStepFunctions)\.([A-Za-z]+)"', f.read()):
+                    called.add(f"{services[svc]}:{op}")
+        self.assertIn("events:PutEvents", called)
+        granted = set()
+        role = self.template["Resources"]["InstanceRole"]["Properties"]
+        for policy in role["Policies"]:
+            for st in policy["PolicyDocument"]["Statement"]:
+                self.assertEqual(st["Effect"], "Allow")
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                self.assertFalse([a for a in actions if "*" in a], "no wildcard action")
+                granted |= set(actions)
+        self.assertEqual(granted, called)
+
+    def test_every_state_is_reached_and_every_next_exists(self):
+        """cfn-lint checks each state's shape, not the graph."""
+        def walk(machine, where):
+            states = machine["States"]
+            targets = {machine["StartAt"]}
+            for name, st in states.items():
+                targets |= {st[k] for k in ("Next", "Default") if k in st}
+                targets |= {c["Next"] for c in st.get("Choices", []) + st.get("Catch", [])}
+                if "ItemProcessor" in st:
+                    walk(st["ItemProcessor"], f"{where}.{name}")
+            self.assertEqual(targets - set(states), set(), f"{where}: Next names no state")
+            self.assertEqual(set(states) - targets, set(), f"{where}: states never reached")
+
+        for name, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::StepFunctions::StateMachine":
+                walk(res["Properties"]["Definition"], name)
+
+    def test_coordinator_releases_its_leases_on_every_path(self):
+        """Every task between taking the group's slot and the release catches every error
+        into the release."""
+        states = self.template["Resources"]["CoordinatorStateMachine"]["Properties"]["Definition"]["States"]
+        seen, todo = set(), ["Remediate"]
+        while todo:
+            name = todo.pop()
+            if name in seen or name in ("ReleaseGroup",):
+                continue
+            seen.add(name)
+            st = states[name]
+            if st["Type"] == "Task":
+                catches = {c["Next"]: c["ErrorEquals"] for c in st.get("Catch", [])}
+                self.assertTrue(any("States.ALL" in e for e in catches.values()), f"{name} catches everything")
+            self.assertNotIn(st["Type"], ("Fail", "Succeed"), f"{name} ends without releasing")
+            todo += [st[k] for k in ("Next", "Default") if k in st]
+            todo += [c["Next"] for c in st.get("Choices", []) + st.get("Catch", [])]
+        self.assertIn("Stop", seen)
 
 
 if __name__ == "__main__":
