@@ -31,9 +31,11 @@ For the command channel (SQS and Step Functions):
   execution role, which moto does not model, so they skip authentication. Two moto bugs on
   that path are fixed (_patch_stepfunctions).
 """
+import copy
 import json
 import os
 import sys
+import time
 
 
 def _bus_arn(handler) -> str:
@@ -112,6 +114,160 @@ def _patch_stepfunctions() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
 
 
+def _patch_fleet() -> None:
+    """What the fleet stack (packaging/cloudformation/heald-fleet.yaml) needs of moto 5.2.1
+    beyond the above; each patch names the moto behaviour it replaces.
+
+    * CloudFormation ignores a state machine's Definition + DefinitionSubstitutions (it
+      reads DefinitionString only), drops the nulls of a definition, and creates the state
+      machine in a backend the Step Functions API does not see when execute_state_machine
+      is on: here it is created as CloudFormation would, in the backend that runs executions.
+    * a role's inline policies from CloudFormation cannot be read by moto's IAM
+      authorisation: they are kept as PutRolePolicy keeps them.
+    * EventBridge rules with Step Functions or SNS targets fail (500 NotImplemented): here
+      they start an execution (always named) or publish, as EventBridge would.
+    * moto emits no EC2 state-change events and changes an instance's state at once: here
+      stop and start pass through stopping/pending for HEALD_TB_EC2_TRANSITION seconds
+      (default 0.5; the tag heald-test:transition-seconds overrides it per instance, to
+      test a wait loop's timeout), and every state an instance enters is put on the
+      default bus as the "EC2 Instance State-change Notification" AWS sends.
+    """
+    import threading
+    import uuid
+
+    from moto.cloudformation import parsing as cfn_parsing
+    from moto.ec2.models.instances import Instance, InstanceBackend
+    from moto.events.models import Rule, events_backends
+    from moto.iam.models import Role
+    from moto.events.utils import EventTemplateParser
+    from moto.sns.models import sns_backends
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+    from moto.utilities.arns import parse_arn
+
+    def state_machine_from_cfn(cls, resource_name, cloudformation_json, account_id, region_name,
+                               **kwargs):
+        props = cloudformation_json["Properties"]
+        definition = props.get("DefinitionString") or json.dumps(props.get("Definition", {}))
+        for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", json.dumps(str(value))[1:-1])
+        return get_backend(account_id, region_name).create_state_machine(
+            name=props.get("StateMachineName", resource_name), definition=definition,
+            roleArn=props.get("RoleArn", ""))
+
+    StateMachine.create_from_cloudformation_json = classmethod(state_machine_from_cfn)
+
+    # moto's CloudFormation drops every null from a resource's properties while it resolves
+    # intrinsic functions, and "ResultPath": null means something in a definition: the
+    # definition is kept as written (it holds no intrinsic function, only ${substitutions}).
+    orig_parse_resource = cfn_parsing.parse_resource
+
+    def parse_resource(resource_json, resources_map):
+        definition = (resource_json.get("Properties") or {}).get("Definition")
+        parsed = orig_parse_resource(resource_json, resources_map)
+        if parsed and definition is not None and parsed[2] == "AWS::StepFunctions::StateMachine":
+            parsed[1]["Properties"]["Definition"] = copy.deepcopy(definition)
+        return parsed
+
+    cfn_parsing.parse_resource = parse_resource
+
+    # A role's inline policies from CloudFormation are kept as objects, which moto's IAM
+    # authorisation cannot read (KeyError 'policy_document' on every request the role
+    # signs): kept as JSON text, as PutRolePolicy keeps them.
+    orig_put_policy = Role.put_policy
+
+    def put_policy(self, policy_name, policy_json):
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        return orig_put_policy(self, policy_name, policy_json)
+
+    Role.put_policy = put_policy
+
+    orig_send = Rule.send_to_targets
+
+    def as_delivered(rule, target, event) -> dict:
+        transformer = target.get("InputTransformer")
+        if transformer:
+            return EventTemplateParser.parse(input_template=transformer.get("InputTemplate"),
+                                             input_paths_map=transformer.get("InputPathsMap", {}),
+                                             event=event)
+        out = {k: v for k, v in event.items() if k != "ingestion-time"}
+        if isinstance(out.get("time"), (int, float)):
+            out["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(out["time"]))
+        return out
+
+    def send_to_targets(self, original_event, transform_input=True):
+        if not self.event_pattern.matches_event(original_event):
+            return
+        rest = []
+        for target in self.targets:
+            arn = parse_arn(target["Arn"])
+            if arn.service == "states":
+                get_backend(arn.account, arn.region).start_execution(
+                    target["Arn"], name=str(uuid.uuid4()),
+                    execution_input=json.dumps(as_delivered(self, target, original_event)))
+            elif arn.service == "sns":
+                sns_backends[arn.account][arn.region].publish(
+                    message=json.dumps(as_delivered(self, target, original_event)), arn=target["Arn"])
+            else:
+                rest.append(target)
+        if rest:
+            others = copy.copy(self)
+            others.targets = rest
+            orig_send(others, original_event, transform_input)
+
+    Rule.send_to_targets = send_to_targets
+
+    def announce(instance) -> None:
+        account, region = instance.ec2_backend.account_id, instance.ec2_backend.region_name
+        arn = f"arn:aws:ec2:{region}:{account}:instance/{instance.id}"
+        events_backends[account][region].put_events([{
+            "Source": "aws.ec2", "DetailType": "EC2 Instance State-change Notification",
+            "Resources": [arn],
+            "Detail": json.dumps({"instance-id": instance.id, "state": instance._state.name})}])
+
+    def transition_seconds(instance) -> float:
+        for tag in instance.get_tags():
+            if tag["key"] == "heald-test:transition-seconds":
+                return float(tag["value"])
+        return float(os.environ.get("HEALD_TB_EC2_TRANSITION", "0.5"))
+
+    def passing_through(orig, name: str, code: int, final: str):
+        def change(self):
+            previous = orig(self)  # moto's own bookkeeping, then the state AWS shows meanwhile
+            self._state.name, self._state.code = name, code
+            announce(self)
+
+            def arrive():
+                if self._state.name == name:
+                    self._state.name = final
+                    self._state.code = 80 if final == "stopped" else 16
+                    announce(self)
+            threading.Timer(transition_seconds(self), arrive).start()
+            return previous
+        return change
+
+    Instance.stop = passing_through(Instance.stop, "stopping", 64, "stopped")
+    Instance.start = passing_through(Instance.start, "pending", 0, "running")
+    orig_terminate = Instance.terminate
+
+    def terminate(self):
+        previous = orig_terminate(self)
+        announce(self)
+        return previous
+
+    Instance.terminate = terminate
+    orig_run = InstanceBackend.run_instances
+
+    def run_instances(self, *args, **kwargs):
+        reservation = orig_run(self, *args, **kwargs)
+        for instance in reservation.instances:
+            announce(instance)
+        return reservation
+
+    InstanceBackend.run_instances = run_instances
+
+
 def _server_port(argv: list) -> str | None:
     """The -p/--port argument, for the state machine interpreter's calls back to this server."""
     for i, a in enumerate(argv):
@@ -185,6 +341,7 @@ def main() -> None:
         os.environ["MOTO_PORT"] = port
     _patch()
     _patch_commands()
+    _patch_fleet()
     from moto.server import main as moto_main
     moto_main(sys.argv[1:])
 

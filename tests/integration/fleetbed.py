@@ -1,0 +1,337 @@
+"""fleetbed.py: the fleet stack (packaging/cloudformation/heald-fleet.yaml) deployed into the
+run's moto, and EC2 instances of moto played by real heald daemons.
+
+    stack = fleetbed.stack()                       # deployed once per run, with short timings
+    a = stack.instance("a")                        # a moto instance, its IMDS, its heald
+    stack.alarm(a, "system")                       # its status-check alarm goes to ALARM
+    run = stack.wait_execution("Coordinator", after=t0)
+    stack.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+
+What moto does not do is done here as AWS would do it, and said so where it happens:
+alarm state changes are put on the bus as CloudWatch would send them, and EC2 hands the
+instance role's credentials to the instance (through its own IMDS server). A heald is
+stopped when its instance stops and started when it runs again (a watcher follows the
+EC2 state-change events the moto shim announces), as a machine's boot would.
+"""
+import json
+import os
+import threading
+import time
+
+import jsonschema
+
+import awsbed
+import harness
+from imds_server import ImdsServer
+
+TEMPLATE = os.path.join(awsbed.REPO, "packaging", "cloudformation", "heald-fleet.yaml")
+SCHEMA_DIR = os.path.join(awsbed.REPO, "packaging", "cloudformation", "schemas")
+STACK = "heald-fleet-it"
+HEALD_SOURCE = "heald.it.fleet"
+COORDINATOR_SOURCE = "heald.it.fleet.coordinator"
+FLEET_TAG = ("heald:fleet", "true")
+GROUP_TAG = "heald:group"
+# Short timings so that every wait loop and timeout runs within seconds. RunChecksSeconds
+# outlasts heald's visibility timeout (30 s): a run-checks handed to the long poll of the heald
+# that was stopping is delivered again to the one that booted, as SQS would.
+PARAMETERS = {
+    "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
+    "PollSeconds": "1", "MaxPolls": "8", "PrepareStopSeconds": "6", "RunChecksSeconds": "45",
+    "S3PublicAccessRemediation": "true",
+}
+
+
+def load_schema(detail_type: str) -> dict:
+    """The coordinator's events have their schemas beside the stack, heald's in agent/."""
+    path = os.path.join(SCHEMA_DIR, harness.slug(detail_type) + ".json")
+    if not os.path.exists(path):
+        return harness.load_schema(detail_type)
+    with open(path) as f:
+        return json.load(f)
+
+
+class Subscriber:
+    """Every event an SQS tap receives, kept in order; waits look at all of them."""
+
+    def __init__(self, tap: awsbed.Tap, validate: bool):
+        self.tap = tap
+        self.validate = validate
+        self.seen: list[dict] = []
+        self._lock = threading.Lock()
+
+    def poll(self, wait: int = 1) -> None:
+        for e in self.tap.receive(10, wait=wait):
+            if self.validate:
+                jsonschema.validate(e["detail"], load_schema(e["detail-type"]))
+            with self._lock:
+                self.seen.append(e)
+
+    def matching(self, detail_type: str, instance_id: str | None = None) -> list[dict]:
+        with self._lock:
+            return [e for e in self.seen if e["detail-type"] == detail_type
+                    and (instance_id is None or any(r.endswith("/" + instance_id) for r in e["resources"]))]
+
+    def wait(self, detail_type: str, instance_id: str | None = None, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.matching(detail_type, instance_id)
+            if got:
+                return got[-1]
+            if time.monotonic() > deadline:
+                raise harness.HarnessError(f"no {detail_type!r} for {instance_id} within {timeout}s; "
+                                           f"saw {[e['detail-type'] for e in self.seen]}")
+            self.poll()
+
+
+class Instance:
+    """A moto EC2 instance of the fleet, its IMDS server, and the heald that runs on it."""
+
+    def __init__(self, stack: "Stack", name: str, group: str | None, heald_overrides: dict):
+        self.stack = stack
+        self.name = name
+        tags = [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}]
+        if group:
+            tags.append({"Key": GROUP_TAG, "Value": group})
+        r = stack.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                    TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+        self.id = r["Instances"][0]["InstanceId"]
+        self.arn = f"arn:aws:ec2:{harness.REGION}:{awsbed.ACCOUNT_ID}:instance/{self.id}"
+        self.boots_heald = True  # False: the host is broken, heald does not come up
+        bed = stack.bed
+        self.imds = ImdsServer(self._credentials, region=harness.REGION, role=stack.instance_role,
+                               instance_id=self.id, on_credentials=bed.proxy.set_key_expiry).start()
+        self.marker = os.path.join(bed.run_dir, f"fleet-{name}-healthy")
+        open(self.marker, "w").close()
+        self.heald = harness.Agent(bed, f"fleet-{name}", **{
+            "imds_endpoint": self.imds.endpoint, "source": HEALD_SOURCE,
+            "queue_url": f"{bed.proxy.endpoint}/{{account_id}}/heald-{{instance_id}}",
+            "wait_time": "1s", "visibility_timeout": "30s", "verify_timeout": "5s",
+            "allow": "ping, run-checks, prepare-stop",
+            "check marker__type": "file_age", "check marker__path": self.marker,
+            "check marker__max_age": "1h", **heald_overrides})
+        bed.agents.append(self.heald)
+
+    def _credentials(self) -> dict:
+        """The instance role's credentials, as EC2 delivers them to the instance (the
+        session is named after the instance, as EC2 names it)."""
+        c = self.stack.bed.fleet.client("sts").assume_role(
+            RoleArn=self.stack.instance_role_arn, RoleSessionName=self.id, DurationSeconds=900)
+        return {k: c["Credentials"][k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken",
+                                                 "Expiration")}
+
+    @property
+    def state(self) -> str:
+        r = self.stack.ec2.describe_instances(InstanceIds=[self.id])
+        return r["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+    def heald_running(self) -> bool:
+        return self.heald.proc is not None and self.heald.proc.poll() is None
+
+    def on_state(self, state: str) -> None:
+        """The machine halts with the instance and boots with it."""
+        if state in ("stopping", "shutting-down") and self.heald_running():
+            self.heald.stop()
+        elif state == "running" and self.boots_heald and not self.heald_running():
+            self.heald.start()
+
+
+class Stack:
+    def __init__(self, bed: harness.Bed):
+        self.bed = bed
+        fleet = bed.fleet
+        self.cfn = fleet.client("cloudformation")
+        self.ec2 = fleet.client("ec2")
+        self.sfn = fleet.client("stepfunctions")
+        self.ddb = fleet.client("dynamodb")
+        self.events = fleet.client("events")
+        self.cloudwatch = fleet.client("cloudwatch")
+        self.sqs = fleet.client("sqs")
+        self.instances: dict[str, Instance] = {}
+        self._watcher = None
+        self._stop = threading.Event()
+
+    def deploy(self) -> "Stack":
+        with open(TEMPLATE) as f:
+            body = f.read()
+        self.cfn.create_stack(StackName=STACK, TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
+                              Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                                          for k, v in PARAMETERS.items()])
+        desc = self.cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        if desc["StackStatus"] != "CREATE_COMPLETE":
+            raise harness.HarnessError(f"stack {desc['StackStatus']}: {desc.get('StackStatusReason')}")
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in desc["Outputs"]}
+        self.resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+                          self.cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
+        self.instance_role = self.resources["InstanceRole"]
+        self.instance_role_arn = f"arn:aws:iam::{awsbed.ACCOUNT_ID}:role/{self.instance_role}"
+        # Test bed only: the admin user fetches the role's credentials in EC2's place.
+        self.bed.fleet.client("iam").update_assume_role_policy(
+            RoleName=self.instance_role, PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Action": "sts:AssumeRole",
+                    "Principal": {"AWS": f"arn:aws:iam::{awsbed.ACCOUNT_ID}:user/{awsbed.ADMIN_USER}",
+                                  "Service": "ec2.amazonaws.com"}}]}))
+        self.heald_events = Subscriber(self.bed.fleet.new_tap(HEALD_SOURCE), validate=True)
+        self.coordinator_events = Subscriber(self.bed.fleet.new_tap(COORDINATOR_SOURCE), validate=True)
+        self.ec2_events = Subscriber(self.bed.fleet.new_tap("aws.ec2"), validate=False)
+        self.alerts = self._subscribe_alerts()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+        return self
+
+    def _subscribe_alerts(self) -> str:
+        """An SQS queue subscribed to the alert topic: what a person would receive."""
+        url = self.sqs.create_queue(QueueName="fleet-alerts")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.bed.fleet.client("sns").subscribe(TopicArn=self.outputs["AlertTopicArn"], Protocol="sqs",
+                                               Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+        return url
+
+    def alert_messages(self, wait: int = 1) -> list[str]:
+        out = []
+        while True:
+            r = self.sqs.receive_message(QueueUrl=self.alerts, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
+            msgs = r.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(m["Body"])
+                self.sqs.delete_message(QueueUrl=self.alerts, ReceiptHandle=m["ReceiptHandle"])
+
+    def _watch(self) -> None:
+        """Follows EC2 state-change events: a heald halts and boots with its instance."""
+        done = 0
+        while not self._stop.is_set():
+            try:
+                self.ec2_events.poll(wait=1)
+            except Exception:  # the bed is going away
+                return
+            for e in self.ec2_events.seen[done:]:
+                inst = next((i for i in self.instances.values() if i.id == e["detail"]["instance-id"]), None)
+                if inst is not None:
+                    inst.on_state(e["detail"]["state"])
+            done = len(self.ec2_events.seen)
+
+    def close(self) -> None:
+        self._stop.set()
+        for inst in self.instances.values():
+            inst.heald.kill9()
+            inst.imds.stop()
+
+    # ---- instances --------------------------------------------------------------------
+    def instance(self, name: str, group: str | None = None, **heald_overrides) -> Instance:
+        """A running instance of the fleet with its heald polling its queue (created by the
+        lifecycle state machine from the instance's "running" event)."""
+        inst = Instance(self, name, group, heald_overrides)
+        self.instances[name] = inst
+        deadline = time.monotonic() + 30
+        while not self.queue_url(inst.id):
+            if time.monotonic() > deadline:
+                raise harness.HarnessError(f"no queue for {inst.id} after 30 s")
+            time.sleep(0.2)
+        inst.heald.start()
+        inst.heald.wait_for_log(r"Receiving commands from ", timeout=15)
+        return inst
+
+    def queue_url(self, instance_id: str) -> str | None:
+        try:
+            return self.sqs.get_queue_url(QueueName=f"heald-{instance_id}")["QueueUrl"]
+        except self.sqs.exceptions.QueueDoesNotExist:
+            return None
+
+    # ---- what AWS would send -----------------------------------------------------------
+    def alarm(self, inst: Instance, which: str) -> None:
+        """The instance's status-check alarm goes to ALARM: CloudWatch's state change, and the
+        event CloudWatch puts on the default bus for it (moto sends none)."""
+        metric = {"system": "StatusCheckFailed_System", "instance": "StatusCheckFailed_Instance"}[which]
+        name = f"heald-{which}-status-{inst.id}"
+        reason = "Threshold Crossed: 2 datapoints were greater than or equal to the threshold (1.0)."
+        self.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
+        self.put_aws_event("aws.cloudwatch", "CloudWatch Alarm State Change",
+                           [f"arn:aws:cloudwatch:{harness.REGION}:{awsbed.ACCOUNT_ID}:alarm:{name}"], {
+                               "alarmName": name,
+                               "state": {"value": "ALARM", "reason": reason,
+                                         "timestamp": awsbed.iso8601(time.time())},
+                               "previousState": {"value": "OK", "reason": "",
+                                                 "timestamp": awsbed.iso8601(time.time() - 300)},
+                               "configuration": {"metrics": [{
+                                   "id": "m1", "returnData": True,
+                                   "metricStat": {"metric": {"namespace": "AWS/EC2", "name": metric,
+                                                             "dimensions": {"InstanceId": inst.id}},
+                                                  "period": 60, "stat": "Maximum"}}]}})
+
+    def put_aws_event(self, source: str, detail_type: str, resources: list[str], detail: dict) -> None:
+        r = self.events.put_events(Entries=[{"Source": source, "DetailType": detail_type,
+                                             "Resources": resources, "Detail": json.dumps(detail)}])
+        assert r["FailedEntryCount"] == 0, r
+
+    # ---- the state machines -----------------------------------------------------------
+    def machine_arn(self, which: str) -> str:
+        return self.resources[f"{which}StateMachine"]
+
+    def executions(self, which: str) -> list[dict]:
+        return self.sfn.list_executions(stateMachineArn=self.machine_arn(which))["executions"]
+
+    def start_operator(self, request: dict, name: str) -> str:
+        """An operator's aws stepfunctions start-execution (always named: moto needs it)."""
+        return self.sfn.start_execution(stateMachineArn=self.machine_arn("Coordinator"), name=name,
+                                        input=json.dumps(request))["executionArn"]
+
+    def wait_new_executions(self, which: str, known: set, n: int = 1, timeout: float = 30) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [e["executionArn"] for e in self.executions(which) if e["executionArn"] not in known]
+            if len(new) >= n:
+                return new
+            if time.monotonic() > deadline:
+                raise harness.HarnessError(f"{len(new)} new {which} executions after {timeout}s, not {n}")
+            time.sleep(0.2)
+
+    def wait_done(self, execution_arn: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.sfn.describe_execution(executionArn=execution_arn)
+            if d["status"] != "RUNNING":
+                return d
+            if time.monotonic() > deadline:
+                raise harness.HarnessError(f"{execution_arn} still RUNNING after {timeout}s")
+            time.sleep(0.3)
+
+    def states_entered(self, execution_arn: str) -> list[str]:
+        """The states the execution went through, and the failures it met on the way."""
+        history = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        out = []
+        for e in history:
+            if "stateEnteredEventDetails" in e:
+                out.append(e["stateEnteredEventDetails"]["name"])
+            for key in ("taskFailedEventDetails", "executionFailedEventDetails"):
+                if key in e:
+                    out.append(f"{e[key].get('error')}: {e[key].get('cause', '')[:300]}")
+        return out
+
+    # ---- leases and audit --------------------------------------------------------------
+    def lease_holders(self) -> dict[str, list[str]]:
+        items = self.ddb.scan(TableName=self.resources["LeaseTable"])["Items"]
+        return {i["pk"]["S"]: i.get("holders", {}).get("SS", []) for i in items}
+
+    def audit(self, subject: str) -> list[dict]:
+        r = self.ddb.query(TableName=self.resources["AuditTable"],
+                           KeyConditionExpression="subject = :s",
+                           ExpressionAttributeValues={":s": {"S": subject}})
+        return [{k: list(v.values())[0] for k, v in item.items()} for item in r["Items"]]
+
+
+_stack = None
+_stack_lock = threading.Lock()
+
+
+def stack() -> Stack:
+    """The run's fleet stack, deployed on first use; closed with the bed."""
+    global _stack
+    with _stack_lock:
+        if _stack is None:
+            bed = harness.bed()
+            _stack = Stack(bed).deploy()
+            import atexit
+            atexit.register(_stack.close)
+        return _stack

@@ -1,0 +1,224 @@
+"""test_fleet.py: the fleet stack (packaging/cloudformation/heald-fleet.yaml) deployed into
+moto (IAM auth on, state machines executed) and run end to end with real heald daemons as
+the instances. fleetbed.py says what the bed does in AWS's place.
+"""
+import glob
+import json
+import os
+import re
+import time
+import unittest
+
+import awsbed
+import fleetbed
+import harness
+
+
+class FleetCase(harness.BedTestCase):
+    def setUp(self):
+        super().setUp()
+        self.stack = fleetbed.stack()
+
+    def assertLeasesFree(self):  # noqa: N802 - unittest style
+        held = {pk: holders for pk, holders in self.stack.lease_holders().items() if holders}
+        self.assertEqual(held, {}, "every lease released")
+
+
+class LifecycleTest(FleetCase):
+    def test_running_creates_queue_and_alarms_once_terminated_removes_them(self):
+        s = self.stack
+        known = {e["executionArn"] for e in s.executions("Lifecycle")}
+        r = s.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "heald:fleet", "Value": "true"}]}])
+        iid = r["Instances"][0]["InstanceId"]
+        (run,) = s.wait_new_executions("Lifecycle", known)
+        self.assertEqual(s.wait_done(run)["status"], "SUCCEEDED")
+        url = s.queue_url(iid)
+        self.assertTrue(url, "the instance's queue exists")
+        attrs = s.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        self.assertEqual(attrs["SqsManagedSseEnabled"], "true")
+        redrive = json.loads(attrs["RedrivePolicy"])
+        self.assertEqual(int(redrive["maxReceiveCount"]), 5)
+        self.assertTrue(redrive["deadLetterTargetArn"].endswith(":heald-fleet-it-command-dead-letters"))
+        policy = json.loads(attrs["Policy"])
+        by_sid = {st["Sid"]: st for st in policy["Statement"]}
+        self.assertEqual(by_sid["OnlyThisInstanceReceives"]["Condition"]["ArnNotEquals"],
+                         {"ec2:SourceInstanceARN": f"arn:aws:ec2:us-east-1:{awsbed.ACCOUNT_ID}:instance/{iid}"})
+        self.assertEqual(by_sid["OnlyTheCoordinatorAndOperatorsSend"]["Condition"]["ArnNotEquals"]
+                         ["aws:PrincipalArn"],
+                         [f"arn:aws:iam::{awsbed.ACCOUNT_ID}:role/{s.resources['CoordinatorRole']}"])
+        alarms = {a["AlarmName"]: a for a in s.cloudwatch.describe_alarms(
+            AlarmNamePrefix="heald-")["MetricAlarms"] if a["AlarmName"].endswith(iid)}
+        self.assertEqual(sorted(alarms), [f"heald-instance-status-{iid}", f"heald-system-status-{iid}"])
+        system = alarms[f"heald-system-status-{iid}"]
+        self.assertEqual((system["MetricName"], system["Period"], system["EvaluationPeriods"],
+                          system["Dimensions"]), ("StatusCheckFailed_System", 60, 2,
+                                                  [{"Name": "InstanceId", "Value": iid}]))
+
+        # A second "running" (the instance stopped and started) changes nothing.
+        before = (attrs, alarms, sorted(s.sqs.list_queues()["QueueUrls"]))
+        known = {e["executionArn"] for e in s.executions("Lifecycle")}
+        s.ec2.stop_instances(InstanceIds=[iid])
+        self.wait_until(lambda: s.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]
+                        ["Instances"][0]["State"]["Name"] == "stopped", 10, "stopped")
+        s.ec2.start_instances(InstanceIds=[iid])
+        (run,) = s.wait_new_executions("Lifecycle", known)  # "running" (the rule ignores the others)
+        self.assertEqual(s.wait_done(run)["status"], "SUCCEEDED")
+        after_attrs = s.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        after_alarms = {a["AlarmName"]: a for a in s.cloudwatch.describe_alarms(
+            AlarmNamePrefix="heald-")["MetricAlarms"] if a["AlarmName"].endswith(iid)}
+        strip = ("LastModifiedTimestamp", "AlarmConfigurationUpdatedTimestamp", "StateUpdatedTimestamp")
+        self.assertEqual(after_attrs, before[0])
+        self.assertEqual({k: {f: v for f, v in a.items() if f not in strip} for k, a in after_alarms.items()},
+                         {k: {f: v for f, v in a.items() if f not in strip} for k, a in before[1].items()})
+        self.assertEqual(sorted(s.sqs.list_queues()["QueueUrls"]), before[2])
+
+        # An instance outside the fleet gets nothing.
+        known = {e["executionArn"] for e in s.executions("Lifecycle")}
+        other = s.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        (run,) = s.wait_new_executions("Lifecycle", known)
+        self.assertEqual(s.wait_done(run)["status"], "SUCCEEDED")
+        self.assertIsNone(s.queue_url(other))
+
+        known = {e["executionArn"] for e in s.executions("Lifecycle")}
+        s.ec2.terminate_instances(InstanceIds=[iid])
+        (run,) = s.wait_new_executions("Lifecycle", known)
+        self.assertEqual(s.wait_done(run)["status"], "SUCCEEDED")
+        self.assertIsNone(s.queue_url(iid))
+        self.assertEqual([a["AlarmName"] for a in s.cloudwatch.describe_alarms(AlarmNamePrefix="heald-")
+                          ["MetricAlarms"] if a["AlarmName"].endswith(iid)], [])
+
+
+class CoordinatorTest(FleetCase):
+    def test_system_status_alarm_stop_start_with_heald(self):
+        """Example 1: the system status check alarm -> prepare-stop answered by heald ->
+        stop and start in EC2 -> heald answers run-checks after its boot -> verified;
+        leases released, audit record written, events and nothing for a person."""
+        s = self.stack
+        a = s.instance("example1")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        t0 = time.monotonic()
+        s.alarm(a, "system")
+        (run,) = s.wait_new_executions("Coordinator", known)
+        d = s.wait_done(run)
+        took = time.monotonic() - t0
+        self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
+        states = s.states_entered(run)
+        for step in ("PrepareStop", "Stop", "Start", "RunChecks", "StatusChecks", "Verified"):
+            self.assertIn(step, states)
+        self.assertLess(states.index("PrepareStop"), states.index("Stop"))
+        self.assertNotIn("Withdraw", states, "heald answered prepare-stop")
+
+        ready = s.heald_events.wait("Ready For Stop", a.id)
+        self.assertTrue(ready["detail"]["command_id"].endswith("-prepare-stop"))
+        self.assertIs(ready["detail"]["outbox_flushed"], True)
+        transitions = [e["detail"]["state"] for e in s.ec2_events.seen if e["detail"]["instance-id"] == a.id]
+        self.assertEqual(transitions[-4:], ["stopping", "stopped", "pending", "running"])
+        self.assertEqual(a.state, "running")
+        self.assertTrue(a.heald_running(), "heald came back with the instance")
+        verified = s.heald_events.wait("Command Verified", a.id)
+        self.assertEqual(verified["detail"]["command_id"], ready["detail"]["command_id"])
+        checks = [e for e in s.heald_events.matching("Command Succeeded", a.id)
+                  if e["detail"]["action"] == "run-checks"]
+        self.assertTrue(checks and checks[-1]["detail"]["verified"], checks)
+
+        started = s.coordinator_events.wait("Fleet Remediation Started", a.id)
+        done = s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        for e in (started, done):
+            self.assertEqual((e["detail"]["trigger"], e["detail"]["action"], e["detail"]["execution"]),
+                             ("system-status-check", "stop-start", run))
+        self.assertEqual(done["detail"]["group"], "default")
+        self.assertLessEqual(set(done["detail"]["steps"]),
+                             {"started", "prepare_stop", "stop", "start", "run_checks", "verified"})
+        self.assertLeasesFree()
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual((audit["outcome"], audit["trigger"], audit["action"]),
+                         ("succeeded", "system-status-check", "stop-start"))
+        self.assertIn(f"heald-system-status-{a.id}", audit["reason"])
+        steps = json.loads(audit["steps"])
+        self.assertLess(steps["prepare_stop"]["at"], steps["stop"]["at"])
+        self.assertLess(steps["stop"]["at"], steps["start"]["at"])
+        self.assertLess(steps["start"]["at"], steps["run_checks"]["at"])
+        self.assertEqual([m for m in s.alert_messages() if a.id in m], [], "nothing for a person")
+        log = a.heald.log_text()
+        self.assertEqual([t for t in self.bed.task_tokens if t in log], [], "no task token logged")
+        print(f"\n# example 1: alarm event -> verified stop/start {took:.1f} s", flush=True)
+
+
+class StaticTest(unittest.TestCase):
+    """The template read as data: no moto needed."""
+
+    @classmethod
+    def setUpClass(cls):
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        # CloudFormation's short forms (!Ref, !Sub, ...) as plain data.
+        Loader.add_multi_constructor("!", lambda loader, tag, node: (
+            loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+            else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+            else loader.construct_mapping(node)))
+        with open(fleetbed.TEMPLATE) as f:
+            cls.template = yaml.load(f, Loader)
+
+    def test_instance_role_grants_exactly_what_heald_calls(self):
+        """The AWS actions heald's code calls (its X-Amz-Target strings), against the fleet
+        instance role: nothing more, nothing less."""
+        services = {"AmazonSQS": "sqs", "AWSEvents": "events", "AWSStepFunctions": "states"}
+        called = set()
+        for path in glob.glob(os.path.join(awsbed.REPO, "agent", "**", "*.[ch]"), recursive=True):
+            with open(path) as f:
+                for svc, op in re.findall(r'"(AmazonSQS|AWSEvents|AWSStepFunctions)\.([A-Za-z]+)"', f.read()):
+                    called.add(f"{services[svc]}:{op}")
+        self.assertIn("events:PutEvents", called)
+        granted = set()
+        role = self.template["Resources"]["InstanceRole"]["Properties"]
+        for policy in role["Policies"]:
+            for st in policy["PolicyDocument"]["Statement"]:
+                self.assertEqual(st["Effect"], "Allow")
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                self.assertFalse([a for a in actions if "*" in a], "no wildcard action")
+                granted |= set(actions)
+        self.assertEqual(granted, called)
+
+    def test_every_state_is_reached_and_every_next_exists(self):
+        """cfn-lint checks each state's shape, not the graph."""
+        def walk(machine, where):
+            states = machine["States"]
+            targets = {machine["StartAt"]}
+            for name, st in states.items():
+                targets |= {st[k] for k in ("Next", "Default") if k in st}
+                targets |= {c["Next"] for c in st.get("Choices", []) + st.get("Catch", [])}
+                if "ItemProcessor" in st:
+                    walk(st["ItemProcessor"], f"{where}.{name}")
+            self.assertEqual(targets - set(states), set(), f"{where}: Next names no state")
+            self.assertEqual(set(states) - targets, set(), f"{where}: states never reached")
+
+        for name, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::StepFunctions::StateMachine":
+                walk(res["Properties"]["Definition"], name)
+
+    def test_coordinator_releases_its_leases_on_every_path(self):
+        """Every task between taking the group's slot and the release catches every error
+        into the release."""
+        states = self.template["Resources"]["CoordinatorStateMachine"]["Properties"]["Definition"]["States"]
+        seen, todo = set(), ["Remediate"]
+        while todo:
+            name = todo.pop()
+            if name in seen or name in ("ReleaseGroup",):
+                continue
+            seen.add(name)
+            st = states[name]
+            if st["Type"] == "Task":
+                catches = {c["Next"]: c["ErrorEquals"] for c in st.get("Catch", [])}
+                self.assertTrue(any("States.ALL" in e for e in catches.values()), f"{name} catches everything")
+            self.assertNotIn(st["Type"], ("Fail", "Succeed"), f"{name} ends without releasing")
+            todo += [st[k] for k in ("Next", "Default") if k in st]
+            todo += [c["Next"] for c in st.get("Choices", []) + st.get("Catch", [])]
+        self.assertIn("Stop", seen)
+
+
+if __name__ == "__main__":
+    unittest.main()
