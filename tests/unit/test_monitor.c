@@ -22,6 +22,8 @@
 
 typedef struct Run {
         TempDir *dir;
+        sd_event *event;
+        Http *http;
         char heartbeat[256];
         char *types[MAX_EVENTS];
         cJSON *details[MAX_EVENTS];
@@ -57,6 +59,8 @@ static int setup(void **state) {
         fclose(f);
         struct timeval old[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
         assert_int_equal(utimes(run->heartbeat, old), 0);
+        assert_int_equal(sd_event_new(&run->event), 0);
+        assert_int_equal(http_new(run->event, &run->http), 0);
         *state = run;
         return 0;
 }
@@ -67,6 +71,8 @@ static int teardown(void **state) {
                 free(run->types[i]);
                 cJSON_Delete(run->details[i]);
         }
+        http_free(run->http);
+        sd_event_unref(run->event);
         temp_dir_free(run->dir);
         free(run);
         return 0;
@@ -88,15 +94,15 @@ static Config *beat_config(const Run *run) {
 }
 
 /* Runs the loop until the event detail_type was emitted or timeout_s passed. */
-static void run_until(sd_event *event, const Run *run, const char *detail_type, unsigned timeout_s) {
+static void run_until(const Run *run, const char *detail_type, unsigned timeout_s) {
         for (unsigned i = 0; i < timeout_s * 10 && !find_event(run, detail_type); i++)
-                assert_true(sd_event_run(event, 100 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
 }
 
-static Monitor *start_monitor(sd_event *event, Http *http, const Config *c, Run *run, bool dry_run) {
+static Monitor *start_monitor(Run *run, const Config *c, bool dry_run) {
         MonitorContext ctx = {
-                .event = event,
-                .http = http,
+                .event = run->event,
+                .http = run->http,
                 .state_dir = c->state_dir,
                 .dry_run = dry_run,
                 .emit = record_event,
@@ -110,13 +116,9 @@ static Monitor *start_monitor(sd_event *event, Http *http, const Config *c, Run 
 static void test_stale_heartbeat_fixed_and_verified(void **state) {
         Run *run = *state;
         _cleanup_(config_freep) Config *c = beat_config(run);
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        assert_int_equal(sd_event_new(&event), 0);
-        _cleanup_(http_freep) Http *http = NULL;
-        assert_int_equal(http_new(event, &http), 0);
-        _cleanup_(monitor_freep) Monitor *m = start_monitor(event, http, c, run, false);
+        _cleanup_(monitor_freep) Monitor *m = start_monitor(run, c, false);
 
-        run_until(event, run, "Remediation Succeeded", 10);
+        run_until(run, "Remediation Succeeded", 10);
         const char *order[] = { "Check Failed", "Remediation Started", "Remediation Succeeded" };
         size_t seen = 0;
         for (size_t i = 0; i < run->n_events && seen < ELEMENTSOF(order); i++)
@@ -142,13 +144,9 @@ static void test_stale_heartbeat_fixed_and_verified(void **state) {
 static void test_dry_run_reports_and_does_nothing(void **state) {
         Run *run = *state;
         _cleanup_(config_freep) Config *c = beat_config(run);
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        assert_int_equal(sd_event_new(&event), 0);
-        _cleanup_(http_freep) Http *http = NULL;
-        assert_int_equal(http_new(event, &http), 0);
-        _cleanup_(monitor_freep) Monitor *m = start_monitor(event, http, c, run, true);
+        _cleanup_(monitor_freep) Monitor *m = start_monitor(run, c, true);
 
-        run_until(event, run, "Remediation Started", 10);
+        run_until(run, "Remediation Started", 10);
         const cJSON *started = find_event(run, "Remediation Started");
         assert_non_null(started);
         assert_true(cJSON_IsTrue(cJSON_GetObjectItem(started, "dry_run")));
