@@ -34,6 +34,9 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/replay/%)
+# tests/lib: what the test programs share (temporary directories, the SigV4 suite's parser).
+TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+TESTLIB_SAN  := $(BUILD)/libheald-test-san.a
 
 .PHONY: all clean check unit fuzz demo bench deps deb rpm FORCE
 all: $(BUILD)/heald $(BUILD)/sigv4-vector
@@ -60,17 +63,22 @@ $(BUILD)/libheald-san.a: $(SAN_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(TESTLIB_SAN): $(TESTLIB_SRCS:%.c=$(BUILD)/san/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/heald: $(BUILD)/obj/agent/main.o $(BUILD)/libheald.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/sigv4-vector: $(BUILD)/obj/tests/tools/sigv4_vector.o $(BUILD)/libheald.a
+$(BUILD)/sigv4-vector: $(BUILD)/obj/tests/tools/sigv4_vector.o $(BUILD)/obj/tests/lib/sigv4_req.o \
+                      $(BUILD)/libheald.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Unit tests: cmocka, ASan+UBSan. A test may name link seams in a first-line comment
 # "/* wrap: sym1 sym2 */", turned into -Wl,--wrap=sym.
-$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libheald-san.a
+$(BUILD)/unit/%: tests/unit/%.c $(TESTLIB_SAN) $(BUILD)/libheald-san.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $< $(BUILD)/libheald-san.a \
+	$(CC) $(SAN_CFLAGS) -o $@ $< $(TESTLIB_SAN) $(BUILD)/libheald-san.a \
 	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' $<)) \
 	  $(PKG_LIBS) -lcmocka
 comma := ,
@@ -80,9 +88,9 @@ unit: $(UNIT_BINS)
 # Power-loss crash test (tests/crash/): ASan+UBSan; powercut.c names its link seams like a unit test.
 CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
 CRASH_BIN  := $(BUILD)/crash/test_crash
-$(CRASH_BIN): $(CRASH_SRCS) $(wildcard tests/crash/*.h) $(BUILD)/libheald-san.a
+$(CRASH_BIN): $(CRASH_SRCS) $(wildcard tests/crash/*.h) $(TESTLIB_SAN) $(BUILD)/libheald-san.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $(CRASH_SRCS) $(BUILD)/libheald-san.a \
+	$(CC) $(SAN_CFLAGS) -o $@ $(CRASH_SRCS) $(TESTLIB_SAN) $(BUILD)/libheald-san.a \
 	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' tests/crash/powercut.c)) \
 	  $(PKG_LIBS)
 
@@ -90,13 +98,13 @@ $(CRASH_BIN): $(CRASH_SRCS) $(wildcard tests/crash/*.h) $(BUILD)/libheald-san.a
 # corpus under ASan+UBSan with gcc in make check (tests/fuzz/replay.c provides main).
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Iagent $(PKG_CFLAGS) \
                -include $(VERSION_H)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(AGENT_SRCS) $(VERSION_H)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(AGENT_SRCS) $(TESTLIB_SRCS) $(VERSION_H)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(AGENT_SRCS) $(PKG_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(TESTLIB_SRCS) $(AGENT_SRCS) $(PKG_LIBS)
 
-$(BUILD)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libheald-san.a
+$(BUILD)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(TESTLIB_SAN) $(BUILD)/libheald-san.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libheald-san.a $(PKG_LIBS)
+	$(CC) $(SAN_CFLAGS) -o $@ $< tests/fuzz/replay.c $(TESTLIB_SAN) $(BUILD)/libheald-san.a $(PKG_LIBS)
 
 fuzz: deps $(FUZZ_BINS)
 	tests/fuzz/run-all.sh $(FUZZ_BINS)

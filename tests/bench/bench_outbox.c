@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "events/outbox.h"
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 #define RECORDS   10000
 #define BATCH     10

@@ -18,7 +18,6 @@ Logs (container consoles, the bed's) are removed after a good run; HEALD_BENCH_K
 """
 import argparse
 import datetime as dt
-import http.server
 import json
 import math
 import os
@@ -33,9 +32,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TESTS, "system"))
-sys.path.insert(0, os.path.join(TESTS, "integration"))
 
-import container  # noqa: E402
+import container  # noqa: E402 - puts tests/lib on sys.path
+from testlib import import_bed  # noqa: E402
+from testlib.health_server import HealthServer  # noqa: E402
+from testlib.wait import wait_until  # noqa: E402
 
 CRASHY = "bench-crashy.service"
 # tests/system/units/crashy.service without systemd's start limit (5 starts in 10 s), which
@@ -129,14 +130,7 @@ def journal_count(c: container.Container, event: str, unit: str) -> int:
 
 
 def wait(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise container.ContainerError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout, what, interval, container.ContainerError)
 
 
 class ProcSample:
@@ -223,7 +217,7 @@ def kill_and_wait_restart(c: container.Container, spread: float) -> tuple[int, d
 
 
 def bench_heald_healing(bed, c: container.Container, runs: int) -> dict:
-    import harness
+    harness = import_bed()
     agent = harness.Agent(bed, "bench_heal")
     bed.agents.append(agent)
     config = {s: dict(kv) for s, kv in agent.config.items()}
@@ -334,20 +328,6 @@ def report_healing(h: dict, m: dict) -> None:
 
 
 # ---- 3 + 4: idle cost and the command channel -----------------------------------------------
-class _Health(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):  # noqa: N802 - http.server API
-        body = b"ok\n"
-        self.send_response(200 if self.path.startswith("/health") else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):  # noqa: A002
-        pass
-
-
 def idle_checks(http_port: int) -> dict[str, dict[str, str]]:
     """20 checks: 5 unit, 5 http, 10 host (3 disk, 2 memory, 2 load, 3 file_age) at 10 s."""
     checks = {}
@@ -392,16 +372,10 @@ def monit_idle_rc(http_port: int) -> str:
 
 
 def bench_idle_and_commands(bed, c: container.Container, idle_s: int, pings: int) -> None:
-    import awsbed
-    import harness
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    port = srv.server_address[1]
-    try:
-        _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness)
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    harness = import_bed()
+    import awsbed  # noqa: PLC0415 - beside harness
+    with HealthServer(path_prefix="/health", keep_alive=True) as srv:
+        _bench_idle_and_commands(bed, c, idle_s, pings, srv.port, awsbed, harness)
 
 
 def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> None:
@@ -535,8 +509,8 @@ def main() -> int:
         print("== Healing and command channel: skipped: build/heald is not built")
         return 0
     try:
-        import fault_proxy
-        import harness
+        harness = import_bed()
+        import fault_proxy  # noqa: PLC0415 - beside harness
         # The proxy writes a response's headers and body in two sends; with Nagle on, the
         # body waits for the client's delayed ACK (~40 ms on every call through the bed).
         # Not heald's time: switched off here until the bed does it itself.

@@ -15,7 +15,7 @@ LIBS=$(pkg-config --libs libcurl libcrypto libcjson inih libsystemd)
 CFL="-O2 -Iagent $(pkg-config --cflags libcjson)"
 cc $CFL tests/bench/bench_sigv4.c build/libheald.a $LIBS -o "$B/bench_sigv4"
 cc $CFL tests/bench/outbox_fill.c build/libheald.a $LIBS -o "$B/outbox_fill"
-cc $CFL tests/bench/bench_outbox.c build/libheald.a $LIBS -o "$B/bench_outbox"
+cc $CFL tests/bench/bench_outbox.c tests/lib/temp_dir.c build/libheald.a $LIBS -o "$B/bench_outbox"
 
 ratio() { python3 -c "print(f'{$1 / $2:.1f}')"; }
 

@@ -15,7 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 /* Tests only: running out of memory ends the test. */
 static void *xrealloc(void *p, size_t n) {

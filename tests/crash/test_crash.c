@@ -21,7 +21,7 @@
 #include "heal/policy.h"
 #include "powercut.h"
 #include "util.h"
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 /* Images per crash point at first boot, and per crash point of a recovery; every how many
  * first-boot images a recovery is crashed too. Chosen to run in seconds under ASan. */
@@ -873,22 +873,20 @@ int main(int argc, char **argv) {
                 { "policy_file", NULL, policy_run, policy_open_image, policy_verify, false, &policy },
         };
 
-        char tmp[] = "/dev/shm/heald-crash.XXXXXX", tmp2[] = "/tmp/heald-crash.XXXXXX";
-        const char *root = mkdtemp(tmp) ? tmp : mkdtemp(tmp2);
-        if (!root)
-                die("mkdtemp", errno);
+        TempDir *root = NULL;
+        must(temp_dir_new("heald-crash", NULL, &root), "making the test's directory");
 
         size_t passed = 0, failed = 0;
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 if (only && !strstr(cases[i].name, only))
                         continue;
-                if (run_case(&cases[i], root))
+                if (run_case(&cases[i], root->path))
                         passed++;
                 else
                         failed++;
                 fflush(stdout);
         }
-        remove_tree(root);
+        temp_dir_free(root);
         free(marks);
         free(outbox_main.records);
         free(outbox_capped.records);

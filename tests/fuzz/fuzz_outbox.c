@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 
 #include "events/outbox.h"
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 /* Input: [u32 little-endian n][n bytes of acks.log][the rest: one segment file]. Inputs too
  * short for that are a segment file alone. */
@@ -94,21 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const uint8_t *acks, *segment;
         size_t acks_len, segment_len;
-        char dir[256], outbox_dir[300];
-        const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"; /* fsync is cheap on tmpfs */
+        _cleanup_(temp_dir_freep) TempDir *dir = NULL;
 
-        snprintf(dir, sizeof dir, "%s/fuzz_outbox.XXXXXX", tmp);
-        if (!mkdtemp(dir))
-                abort();
-        snprintf(outbox_dir, sizeof outbox_dir, "%s/outbox", dir);
-        if (mkdir(outbox_dir, 0700) < 0)
+        if (temp_dir_new("fuzz_outbox", "outbox", &dir) < 0 || mkdir(dir->module_dir, 0700) < 0)
                 abort();
         split_input(data, size, &acks, &acks_len, &segment, &segment_len);
         if (acks)
-                write_file(outbox_dir, "acks.log", acks, acks_len);
-        write_file(outbox_dir, "0000000000000001.seg", segment, segment_len);
+                write_file(dir->module_dir, "acks.log", acks, acks_len);
+        write_file(dir->module_dir, "0000000000000001.seg", segment, segment_len);
 
-        exercise(dir, size % 3 == 0 ? 2048 : 0);
-        remove_tree(dir);
+        exercise(dir->path, size % 3 == 0 ? 2048 : 0);
         return 0;
 }

@@ -1,5 +1,5 @@
 /* fuzz_sigv4_request.c: fuzz the SigV4 test-suite request parser and the signer behind it. */
-#include "../tools/sigv4_req.c"
+#include "../lib/sigv4_req.h"
 #include "aws/sigv4.h"
 #include "util.h"
 

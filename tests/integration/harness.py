@@ -24,13 +24,18 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# This folder (the bed's modules) and tests/lib, appended: an importer's own folder keeps the
+# first say for a module name both have (tests/system/test_commands.py).
+for _folder in (HERE, os.path.join(os.path.dirname(HERE), "lib")):
+    if _folder not in sys.path:
+        sys.path.append(_folder)
 
 import jsonschema  # noqa: E402
 
 import awsbed  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
 from imds_server import ImdsServer  # noqa: E402
+from testlib.wait import wait_until  # noqa: E402
 
 REPO = awsbed.REPO
 HEALD = os.environ.get("HEALD_BIN") or os.path.join(REPO, "build", "heald")
@@ -426,11 +431,4 @@ class BedTestCase(unittest.TestCase):
         self.assertEqual(missing, [], f"heartbeat seqs missing {msg} (got {sorted(seqs)})")
 
     def wait_until(self, predicate, timeout: float, what: str, interval: float = 0.1):
-        deadline = time.monotonic() + timeout
-        while True:
-            v = predicate()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                self.fail(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(interval)
+        return wait_until(predicate, timeout, what, interval, self.failureException)

@@ -3,99 +3,31 @@
 
 Prints one line per test (PASS name / FAIL name / SKIP name: reason), the failures'
 details, then exactly one summary line "N passed, N failed, N skipped"; exit 1 on any
-failure. Modules run in name order (test_zz_* last: they check the whole run).
+failure. The bed's own checks (bed_check.py) run first, the test modules in name order, the
+checks over the whole run (whole_run_check.py) last; named modules run in the order given.
 The run directory (configs, state dirs, every log) is kept when a test failed or
 HEALD_IT_KEEP=1. HEALD_VALGRIND=1 runs every heald under valgrind.
 Usage: tests/integration/run.py [-k SUBSTRING] [test_module ...]
 """
 import argparse
-import glob
-import importlib
 import os
 import shutil
 import sys
-import time
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.append(os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness  # noqa: E402
+from testlib import runner  # noqa: E402
+# Their old import path, for scripts that load this file for its result printing.
+from testlib.runner import LineResult, filter_suite, run_modules  # noqa: E402, F401
 
 
-class LineResult(unittest.TestResult):
-    def __init__(self, out):
-        super().__init__()
-        self.out = out
-        self.passed = 0
-        self.details: list[tuple[str, str]] = []
-        self._t0 = 0.0
-
-    def _line(self, text: str) -> None:
-        self.out(text)
-
-    def startTest(self, test):  # noqa: N802 - unittest API
-        super().startTest(test)
-        self._t0 = time.monotonic()
-
-    def _name(self, test) -> str:
-        return f"{test.__class__.__module__}.{test._testMethodName}" \
-            if isinstance(test, unittest.TestCase) else str(test)
-
-    def addSuccess(self, test):  # noqa: N802
-        self.passed += 1
-        self._line(f"PASS {self._name(test)} ({time.monotonic() - self._t0:.1f}s)")
-
-    def addFailure(self, test, err):  # noqa: N802
-        super().addFailure(test, err)
-        self._fail(test, self.failures[-1][1])
-
-    def addError(self, test, err):  # noqa: N802
-        super().addError(test, err)
-        self._fail(test, self.errors[-1][1])
-
-    def addSubTest(self, test, subtest, err):  # noqa: N802
-        super().addSubTest(test, subtest, err)
-        if err is not None:  # a failed subtest fails its test: say so, count it
-            self._fail(subtest, self._exc_info_to_string(err, test))
-
-    def _fail(self, test, detail: str) -> None:
-        self._line(f"FAIL {self._name(test)} ({time.monotonic() - self._t0:.1f}s)")
-        self.details.append((self._name(test), detail))
-
-    def addSkip(self, test, reason):  # noqa: N802
-        super().addSkip(test, reason)
-        self._line(f"SKIP {self._name(test)}: {reason}")
-
-    def addExpectedFailure(self, test, err):  # noqa: N802
-        self.addSuccess(test)
-
-    def addUnexpectedSuccess(self, test):  # noqa: N802
-        self._fail(test, "unexpected success")
-
-
-def run_modules(names, pattern, result) -> None:
-    """Run the tests of each module (imported by name) that match pattern into result; a
-    module that does not import is a failure, not a crash of the run."""
-    loader = unittest.TestLoader()
-    for name in names:
-        try:
-            module = importlib.import_module(name)
-        except Exception:
-            import traceback
-            result._fail(name, traceback.format_exc())
-            continue
-        filter_suite(loader.loadTestsFromModule(module), pattern).run(result)
-
-
-def filter_suite(suite, pattern):
-    out = unittest.TestSuite()
-    for t in suite:
-        if isinstance(t, unittest.TestSuite):
-            out.addTest(filter_suite(t, pattern))
-        elif pattern is None or pattern in t.id():
-            out.addTest(t)
-    return out
+# The runner's own steps around the test modules. First, the bed checked with boto3 alone:
+# when a heald test fails, they say whether the stand-in for AWS is to blame. Last, checks over
+# everything the run did (IMDSv1 never used, no secret in any log or state directory).
+FIRST = ["bed_check"]
+LAST = ["whole_run_check"]
 
 
 def main() -> int:
@@ -104,9 +36,7 @@ def main() -> int:
     ap.add_argument("modules", nargs="*", help="test modules (default: all test_*.py)")
     args = ap.parse_args()
 
-    names = args.modules or sorted(os.path.basename(p)[:-3]
-                                   for p in glob.glob(os.path.join(HERE, "test_*.py")))
-    names = [os.path.basename(n).removesuffix(".py") for n in names]
+    names = runner.module_names(HERE, args.modules, FIRST, LAST)
 
     bed = harness.bed()
     runner_log = open(os.path.join(bed.log_dir, "runner.log"), "w")
@@ -117,9 +47,9 @@ def main() -> int:
         runner_log.flush()
 
     out(f"# run dir {bed.run_dir}")
-    result = LineResult(out)
+    result = runner.LineResult(out)
     try:
-        run_modules(names, args.pattern, result)
+        runner.run_modules(names, args.pattern, result)
     finally:
         for name, detail in result.details:
             out(f"\n==== {name}\n{detail.rstrip()}")

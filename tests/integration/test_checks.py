@@ -2,17 +2,16 @@
 host without systemd: file_age, exec, http and tcp checks; exec and request actions; the action
 budget, escalation across a restart and `heald reset`; `after`; dry_run; SIGHUP; check-config."""
 import datetime as dt
-import http.server
 import json
 import os
 import re
 import shutil
 import signal
 import socket
-import threading
 import time
 
 from harness import EX_CONFIG, BedTestCase, HarnessError
+from testlib.health_server import HealthServer
 
 EX_UNAVAILABLE = 69
 # Every polled check here runs each second; timeout must stay below interval.
@@ -21,46 +20,6 @@ FAST = {"interval": "1s", "timeout": "900ms"}
 
 def iso_to_epoch(s: str) -> float:
     return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc).timestamp()
-
-
-class HealthServer:
-    """A local HTTP server whose answer (status, body, delay) the test changes as it goes."""
-
-    def __init__(self):
-        self.status, self.body, self.delay = 200, b"ok\n", 0.0
-        self.served: list[int] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server API
-                status, body, delay = outer.status, outer.body, outer.delay
-                outer.served.append(status)
-                if delay:
-                    time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/octet-stream")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # heald stops reading after its 64 KiB: expected for huge bodies
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/healthz"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def set(self, status: int, body: bytes = b"", delay: float = 0.0) -> None:
-        self.status, self.body, self.delay = status, body, delay
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def settings(ini_text: str) -> list[str]:

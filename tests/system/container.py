@@ -28,12 +28,18 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+if os.path.join(REPO, "tests", "lib") not in sys.path:
+    sys.path.append(os.path.join(REPO, "tests", "lib"))
+
+import testlib  # noqa: E402
+from testlib.wait import wait_until  # noqa: E402
 UNITS_DIR = os.path.join(HERE, "units")
 BUILD_DIR = os.path.join(REPO, "build")
 HEALD_INSIDE = "/opt/heald/build/heald"  # build/heald, bound read-only
@@ -435,14 +441,7 @@ class Container:
 
     def wait_for(self, predicate, timeout: float, what: str, interval: float = 0.1):
         """Poll predicate() until truthy (its value) or fail naming what was awaited."""
-        deadline = time.monotonic() + timeout
-        while True:
-            v = predicate()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                raise ContainerError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(interval)
+        return wait_until(predicate, timeout, what, interval, ContainerError)
 
     def wait_unit(self, unit: str, state: str, timeout: float = 15) -> None:
         """Wait for ActiveState of unit to be state (active, failed, inactive...)."""
@@ -640,7 +639,7 @@ class HealdTestCase(SystemTestCase):
         if not os.access(os.path.join(BUILD_DIR, "heald"), os.X_OK):
             self.skipTest("build/heald is not built (make build/heald)")
         try:
-            import harness  # noqa: PLC0415 - only tests that run heald need the bed
+            harness = testlib.import_bed()
         except ImportError as e:
             self.skipTest(f"the integration bed cannot run: {e}")
         self.bed = harness.bed()

@@ -24,8 +24,6 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, HERE)
 
 HOST_DEMO = os.path.join(REPO, "tests", "integration", "demo.sh")
 
@@ -137,7 +135,7 @@ def main() -> int:
     except unittest.SkipTest as e:
         host_demo(str(e))
     try:
-        import harness
+        harness = container.testlib.import_bed()
     except ImportError as e:
         host_demo(f"the integration bed cannot run: {e}")
     say(f"container console logs in {container.LOG_DIR}")

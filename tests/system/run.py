@@ -6,47 +6,24 @@ Prints one line per test (PASS name / FAIL name / SKIP name: reason), the failur
 details, then exactly one summary line "N passed, N failed, N skipped"; exit 1 on any
 failure. Where containers cannot run (not root, systemd-nspawn or debootstrap missing,
 no Debian mirror to build the rootfs from) every test is skipped with that reason and
-the exit status is 0. The result printing is tests/integration/run.py's.
+the exit status is 0. The result printing is tests/lib/testlib/runner.py's, shared with
+the integration runner; the integration bed is imported only by the tests that run heald.
 Logs (container consoles, timings, the integration bed's) go to --logdir, kept; without
 it to a temporary directory, removed unless a test failed or HEALD_ST_KEEP=1.
 Usage: tests/system/run.py [-k SUBSTRING] [--logdir DIR] [test_module ...]
 """
 import argparse
-import glob
-import importlib.util
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import types
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATION = os.path.join(os.path.dirname(HERE), "integration")
-sys.path.insert(0, INTEGRATION)
-sys.path.insert(0, HERE)
+sys.path.append(os.path.join(os.path.dirname(HERE), "lib"))
 
-
-def _load_integration_runner():
-    """tests/integration/run.py (its LineResult and filter_suite), under another name:
-    "run" is this file too. It imports harness only for its own main(): where the bed's
-    Python packages are missing it is loaded with a placeholder, so that skips are still
-    reported; the tests that need the bed say what is missing."""
-    def load():
-        spec = importlib.util.spec_from_file_location("integration_run",
-                                                      os.path.join(INTEGRATION, "run.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    try:
-        return load()
-    except ImportError:
-        sys.modules["harness"] = types.ModuleType("harness")
-        try:
-            return load()
-        finally:
-            del sys.modules["harness"]
+from testlib import runner  # noqa: E402
 
 
 def _terminate(signum, frame):
@@ -65,17 +42,10 @@ def main() -> int:
         tempfile.mkdtemp(prefix="heald-st-")
     os.makedirs(log_dir, exist_ok=True)
     os.environ["HEALD_SYSTEM_LOGDIR"] = log_dir
-    import container  # noqa: E402 - reads HEALD_SYSTEM_LOGDIR
+    import container  # noqa: PLC0415 - reads HEALD_SYSTEM_LOGDIR
     container.LOG_DIR = log_dir
-    integration_run = _load_integration_runner()
-    # The integration runner puts its own folder first; ours must win for names both use
-    # (test_commands.py).
-    sys.path.remove(HERE)
-    sys.path.insert(0, HERE)
 
-    names = args.modules or sorted(os.path.basename(p)[:-3]
-                                   for p in glob.glob(os.path.join(HERE, "test_*.py")))
-    names = [os.path.basename(n).removesuffix(".py") for n in names]
+    names = runner.module_names(HERE, args.modules)
 
     runner_log = open(os.path.join(log_dir, "runner.log"), "w")
 
@@ -91,9 +61,9 @@ def main() -> int:
         out(f"# rootfs {container.ensure_rootfs()}")
     except unittest.SkipTest as e:
         out(f"# system tests skipped: {e}")
-    result = integration_run.LineResult(out)
+    result = runner.LineResult(out)
     try:
-        integration_run.run_modules(names, args.pattern, result)
+        runner.run_modules(names, args.pattern, result)
     except KeyboardInterrupt:
         result._fail("run", "interrupted")
     finally:

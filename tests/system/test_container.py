@@ -1,24 +1,11 @@
 """test_container.py: the container bed itself (boot, units, reboot, poweroff, host network)
 and build/heald running under the container's systemd against the host's moto and IMDS."""
-import http.server
 import os
-import threading
 import unittest
 
 import container
 from container import Container, HealdTestCase, SystemTestCase
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server API
-        body = b"hello from the host\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):  # noqa: A002
-        pass
+from testlib.health_server import HealthServer
 
 
 class ContainerTest(SystemTestCase):
@@ -28,12 +15,9 @@ class ContainerTest(SystemTestCase):
                           ("running", "degraded"))
 
             # The host's 127.0.0.1 is the container's: the AWS stand-ins will be reachable.
-            srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
-            self.addCleanup(srv.server_close)
-            self.addCleanup(srv.shutdown)
-            got = c.run(["curl", "-sS", "-m", "5",
-                         f"http://127.0.0.1:{srv.server_address[1]}/"]).stdout
+            srv = HealthServer(body=b"hello from the host\n")
+            self.addCleanup(srv.stop)
+            got = c.run(["curl", "-sS", "-m", "5", srv.url]).stdout
             self.assertEqual(got, "hello from the host\n")
 
             c.install_units("crashy.service")

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import container
+import testlib
 from container import Container, ContainerError, SystemTestCase
 
 OLD, NEW = "0.1.0", "0.1.1"
@@ -87,7 +88,7 @@ class PackageTest(SystemTestCase):
     # ---- the whole life of the package, with dpkg -------------------------------------
     def test_dpkg_install_reload_kill_upgrade_remove_purge(self):
         try:
-            import harness
+            harness = testlib.import_bed()
         except ImportError as e:
             self.skipTest(f"the integration bed cannot run: {e}")
         bed = harness.bed()

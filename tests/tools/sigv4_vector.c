@@ -1,7 +1,7 @@
 /* sigv4_vector.c: print the canonical request, string to sign or Authorization for a .req file. */
 #include <getopt.h>
 
-#include "sigv4_req.c" /* the Makefile links this tool from this one source file */
+#include "../lib/sigv4_req.h"
 #include "util.h"
 
 /* The AWS SigV4 test suite's fixed signing parameters. */

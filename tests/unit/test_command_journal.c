@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "commands/journal.h"
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 #define DAY (24 * USEC_PER_HOUR)
 
@@ -41,39 +41,26 @@ static bool was_synced(const char *path) {
         return false;
 }
 
-typedef struct Fixture {
-        char dir[64];
-        char commands[96];
-} Fixture;
-
 static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof *f);
-        assert_non_null(f);
-        strcpy(f->dir, "/tmp/test_command_journal.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->commands, sizeof f->commands, "%s/commands", f->dir);
-        *state = f;
-        return 0;
+        return temp_dir_new("test_command_journal", "commands", (TempDir **) state);
 }
 
 static int teardown(void **state) {
-        Fixture *f = *state;
-        remove_tree(f->dir);
-        free(f);
+        temp_dir_free(*state);
         return 0;
 }
 
-static CommandJournal *open_ok(const Fixture *f, CommandJournalReport *ret_report) {
+static CommandJournal *open_ok(const TempDir *f, CommandJournalReport *ret_report) {
         CommandJournal *j = NULL;
-        int r = command_journal_open(f->dir, &j, ret_report);
+        int r = command_journal_open(f->path, &j, ret_report);
         if (r < 0)
                 fail_msg("command_journal_open: %s", strerror(-r));
         return j;
 }
 
-static size_t count_files(const Fixture *f) {
+static size_t count_files(const TempDir *f) {
         size_t n = 0;
-        DIR *d = opendir(f->commands);
+        DIR *d = opendir(f->module_dir);
         assert_non_null(d);
         for (struct dirent *de; (de = readdir(d));)
                 n += de->d_name[0] != '.';
@@ -82,7 +69,7 @@ static size_t count_files(const Fixture *f) {
 }
 
 static void test_begin_finish_lookup(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         _cleanup_(command_journal_freep) CommandJournal *j = open_ok(f, NULL);
         CommandRecord rec = {};
 
@@ -128,7 +115,7 @@ static void test_begin_finish_lookup(void **state) {
 }
 
 static void test_reopen_pending(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         CommandJournalReport report;
         CommandRecord *pending = NULL;
         size_t n = 99;
@@ -146,7 +133,7 @@ static void test_reopen_pending(void **state) {
 
         /* Only one journal at a time. */
         CommandJournal *other = NULL;
-        assert_int_equal(command_journal_open(f->dir, &other, NULL), -EBUSY);
+        assert_int_equal(command_journal_open(f->path, &other, NULL), -EBUSY);
         assert_null(other);
         j = command_journal_free(j);
         assert_null(j);
@@ -184,7 +171,7 @@ static void test_reopen_pending(void **state) {
 }
 
 static void test_prune_by_age(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         _cleanup_(command_journal_freep) CommandJournal *j = open_ok(f, NULL);
         usec_t now = now_usec(CLOCK_REALTIME);
 
@@ -206,7 +193,7 @@ static void test_prune_by_age(void **state) {
 }
 
 static void test_prune_by_count(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         _cleanup_(command_journal_freep) CommandJournal *j = open_ok(f, NULL);
         char id[32];
         CommandRecord rec = {};
@@ -234,12 +221,12 @@ static void test_prune_by_count(void **state) {
         assert_int_equal(count_files(f), 1);
 }
 
-static void write_raw(const Fixture *f, const char *name, const char *text) {
-        assert_int_equal(write_file_atomic(f->commands, name, text, strlen(text)), 0);
+static void write_raw(const TempDir *f, const char *name, const char *text) {
+        assert_int_equal(write_file_atomic(f->module_dir, name, text, strlen(text)), 0);
 }
 
 static void test_corrupt_files(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         CommandJournalReport report;
 
         CommandJournal *j = open_ok(f, NULL);
@@ -268,7 +255,7 @@ static void test_corrupt_files(void **state) {
         assert_non_null(strstr(report.first_problem, ", skipped"));
         struct stat st;
         char tmp[256];
-        snprintf(tmp, sizeof tmp, "%s/.leftover.json.tmp", f->commands);
+        snprintf(tmp, sizeof tmp, "%s/.leftover.json.tmp", f->module_dir);
         assert_int_equal(stat(tmp, &st), -1); /* cleaned up */
 
         CommandRecord *pending = NULL;
@@ -279,11 +266,11 @@ static void test_corrupt_files(void **state) {
 
         /* A file that goes bad after open: lookups say so, pending leaves it out. */
         CommandRecord rec = {};
-        DIR *d = opendir(f->commands);
+        DIR *d = opendir(f->module_dir);
         char victim[512] = "";
         for (struct dirent *de; (de = readdir(d));) {
                 char path[512];
-                snprintf(path, sizeof path, "%s/%s", f->commands, de->d_name);
+                snprintf(path, sizeof path, "%s/%s", f->module_dir, de->d_name);
                 if (de->d_name[0] != '.' && strstr(de->d_name, ".json") && !streq_ptr(de->d_name, h0) &&
                     !streq_ptr(de->d_name, h1) && !streq_ptr(de->d_name, h2)) {
                         snprintf(victim, sizeof victim, "%s", de->d_name);
@@ -309,9 +296,9 @@ static void test_corrupt_files(void **state) {
 /* The journal's directory is new: its entry in state_dir must be synced before a begin can
  * count as durable, or a power loss takes the directory and the record with it. */
 static void test_new_directory_is_durable(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char state_dir[PATH_MAX];
-        assert_non_null(realpath(f->dir, state_dir));
+        assert_non_null(realpath(f->path, state_dir));
 
         n_synced = 0;
         CommandJournal *j = open_ok(f, NULL);
@@ -329,14 +316,14 @@ static void test_new_directory_is_durable(void **state) {
 /* A record that was corrupt at open is not in the index; its command must still not look
  * new, or a redelivery would run it a second time. */
 static void test_corrupt_record_is_not_new(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         CommandJournalReport report;
         CommandRecord rec = {};
 
         CommandJournal *j = open_ok(f, NULL);
         assert_int_equal(command_journal_begin(j, "ran-once", "restart-units", NULL), 0);
         command_journal_free(j);
-        DIR *d = opendir(f->commands);
+        DIR *d = opendir(f->module_dir);
         assert_non_null(d);
         char name[256] = "";
         for (struct dirent *de; (de = readdir(d));)
@@ -354,7 +341,7 @@ static void test_corrupt_record_is_not_new(void **state) {
 }
 
 static void test_odd_ids(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         _cleanup_(command_journal_freep) CommandJournal *j = open_ok(f, NULL);
         CommandRecord rec = {};
         char long_id[COMMAND_JOURNAL_ID_MAX + 2];

@@ -15,38 +15,25 @@
 
 #include "codec.h"
 #include "events/outbox.h"
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 #define HEADER OUTBOX_RECORD_OVERHEAD
 #define DEAD_LETTER_MAX ((uint64_t) 1024 * 1024)
 
 /* Each test gets its own state directory, removed afterwards. */
-typedef struct Fixture {
-        char dir[64];
-        char outbox[96];
-} Fixture;
-
 static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof *f);
-        assert_non_null(f);
-        strcpy(f->dir, "/tmp/test_outbox.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->outbox, sizeof f->outbox, "%s/outbox", f->dir);
-        *state = f;
-        return 0;
+        return temp_dir_new("test_outbox", "outbox", (TempDir **) state);
 }
 
 static int teardown(void **state) {
-        Fixture *f = *state;
-        remove_tree(f->dir);
-        free(f);
+        temp_dir_free(*state);
         return 0;
 }
 
-static Outbox *open_ok(const Fixture *f, uint64_t max_bytes, OutboxOpenReport *ret_report) {
+static Outbox *open_ok(const TempDir *f, uint64_t max_bytes, OutboxOpenReport *ret_report) {
         Outbox *o = NULL;
         OutboxOpenReport report;
-        int r = outbox_open(f->dir, max_bytes, &o, &report);
+        int r = outbox_open(f->path, max_bytes, &o, &report);
         if (r < 0)
                 fail_msg("outbox_open: %s", strerror(-r));
         if (ret_report)
@@ -85,8 +72,8 @@ static size_t list_all(const Outbox *o, uint64_t *ids, size_t max) {
         }
 }
 
-static size_t count_files(const Fixture *f, const char *suffix) {
-        DIR *d = opendir(f->outbox);
+static size_t count_files(const TempDir *f, const char *suffix) {
+        DIR *d = opendir(f->module_dir);
         assert_non_null(d);
         size_t n = 0;
         for (struct dirent *de; (de = readdir(d));) {
@@ -99,8 +86,8 @@ static size_t count_files(const Fixture *f, const char *suffix) {
 }
 
 /* The path of the only (or the newest) segment file. */
-static void last_segment(const Fixture *f, char path[static 256]) {
-        DIR *d = opendir(f->outbox);
+static void last_segment(const TempDir *f, char path[static 256]) {
+        DIR *d = opendir(f->module_dir);
         assert_non_null(d);
         char best[21] = "";
         for (struct dirent *de; (de = readdir(d));)
@@ -108,7 +95,7 @@ static void last_segment(const Fixture *f, char path[static 256]) {
                         memcpy(best, de->d_name, sizeof best);
         closedir(d);
         assert_true(best[0]);
-        snprintf(path, 256, "%s/%s", f->outbox, best);
+        snprintf(path, 256, "%s/%s", f->module_dir, best);
 }
 
 static off_t file_size(const char *path) {
@@ -171,20 +158,20 @@ static void test_crc32c_check_value(void **state) {
 }
 
 static void test_format_as_documented(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         uint8_t buf[256], ack[64];
         size_t n = 0;
 
-        assert_int_equal(mkdir(f->outbox, 0700), 0);
+        assert_int_equal(mkdir(f->module_dir, 0700), 0);
         n += encode_record(buf + n, 1, 5, "five", 4);
         n += encode_record(buf + n, 1, 6, "six", 3);
         n += encode_record(buf + n, 1, 9, "nine", 4);
-        snprintf(path, sizeof path, "%s/0000000000000005.seg", f->outbox);
+        snprintf(path, sizeof path, "%s/0000000000000005.seg", f->module_dir);
         write_file(path, buf, n);
         uint8_t six[8];
         put_le(six, 6, 8);
-        snprintf(path, sizeof path, "%s/acks.log", f->outbox);
+        snprintf(path, sizeof path, "%s/acks.log", f->module_dir);
         write_file(path, ack, encode_record(ack, 2, 0, six, 8));
 
         OutboxOpenReport report;
@@ -204,12 +191,12 @@ static void test_format_as_documented(void **state) {
 }
 
 static void test_append_read_remove_reopen(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         uint64_t a, b, c;
         {
                 _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
                 struct stat st;
-                assert_int_equal(stat(f->outbox, &st), 0);
+                assert_int_equal(stat(f->module_dir, &st), 0);
                 assert_int_equal(st.st_mode & 0777, 0700);
                 a = append_text(o, "{\"a\":1}");
                 b = append_text(o, "{\"b\":2}");
@@ -235,7 +222,7 @@ static void test_append_read_remove_reopen(void **state) {
 }
 
 static void test_ids_increase_across_reopen(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         uint64_t last = 0;
         for (int round = 0; round < 4; round++) {
                 _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
@@ -253,7 +240,7 @@ static void test_ids_increase_across_reopen(void **state) {
 }
 
 static void test_oldest_first_order(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         uint64_t appended[10], ids[16];
         char text[16];
         _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
@@ -270,7 +257,7 @@ static void test_oldest_first_order(void **state) {
 }
 
 static void test_partial_removal_out_of_order(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         uint64_t ids[10], got[10];
         {
                 _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
@@ -289,7 +276,7 @@ static void test_partial_removal_out_of_order(void **state) {
 }
 
 static void test_torn_tail_at_every_offset(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         const char *last_text = "{\"third\":\"record torn\"}";
         off_t start = 0, end = 0;
@@ -316,8 +303,8 @@ static void test_torn_tail_at_every_offset(void **state) {
                 (void) teardown(state);
                 (void) setup(state);
                 f = *state;
-                assert_int_equal(mkdir(f->outbox, 0700), 0);
-                snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", f->outbox, ids[0]);
+                assert_int_equal(mkdir(f->module_dir, 0700), 0);
+                snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", f->module_dir, ids[0]);
                 write_file(path, image, (size_t) cut);
 
                 OutboxOpenReport report;
@@ -347,7 +334,7 @@ static void test_torn_tail_at_every_offset(void **state) {
 }
 
 static void corrupt_middle(void **state, size_t offset_in_record, const char *expected_problem) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         uint64_t ids[3];
         off_t second;
@@ -393,7 +380,7 @@ static void test_corrupt_header_byte(void **state) {
 }
 
 static void test_corrupt_after_open_is_ebadmsg(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
         uint64_t id = append_text(o, "payload");
@@ -403,7 +390,7 @@ static void test_corrupt_after_open_is_ebadmsg(void **state) {
 }
 
 static void test_max_bytes_drops_oldest(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         const uint64_t record = HEADER + 10;
         uint64_t ids[5], got[8];
         {
@@ -446,7 +433,7 @@ static void test_max_bytes_drops_oldest(void **state) {
 }
 
 static void test_dead_letter(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         uint64_t bad, good;
         {
@@ -458,7 +445,7 @@ static void test_dead_letter(void **state) {
                 assert_int_equal(outbox_dead_letter(o, bad, "again", DEAD_LETTER_MAX), -ENOENT);
                 assert_int_equal(outbox_dead_letter(o, good, NULL, DEAD_LETTER_MAX), -EINVAL);
         }
-        snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->outbox);
+        snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->module_dir);
         struct stat st;
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
@@ -485,7 +472,7 @@ static void test_dead_letter(void **state) {
 /* dead-letter.jsonl stays within its cap: the oldest lines go (counted), and a record too big
  * for the file on its own leaves only its size. */
 static void test_dead_letter_bounded(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         const uint64_t cap = 1000;
         char path[256], payload[300];
         _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
@@ -502,7 +489,7 @@ static void test_dead_letter_bounded(void **state) {
         }
         assert_int_equal(outbox_count(o), 0);
 
-        snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->outbox);
+        snprintf(path, sizeof path, "%s/dead-letter.jsonl", f->module_dir);
         _cleanup_free_ char *text = NULL;
         size_t len, lines = 0;
         assert_int_equal(read_file_full(path, 65536, &text, &len), 0);
@@ -535,7 +522,7 @@ static void test_dead_letter_bounded(void **state) {
 }
 
 static void test_segment_roll_and_delete(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         const size_t size = 100 * 1024, n = 25; /* 2.5 MiB: three segments */
         _cleanup_free_ char *payload = malloc(size);
         assert_non_null(payload);
@@ -562,7 +549,7 @@ static void test_segment_roll_and_delete(void **state) {
 }
 
 static void test_ack_log_compaction(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         const size_t n = 3000, burst = 100;
         char payload[1000];
@@ -570,7 +557,7 @@ static void test_ack_log_compaction(void **state) {
         struct iovec records[100];
         for (size_t i = 0; i < burst; i++)
                 records[i] = (struct iovec) { payload, sizeof payload };
-        snprintf(path, sizeof path, "%s/acks.log", f->outbox);
+        snprintf(path, sizeof path, "%s/acks.log", f->module_dir);
 
         uint64_t last = 0;
         {
@@ -597,7 +584,7 @@ static void test_ack_log_compaction(void **state) {
 }
 
 static void test_corrupt_ack_log_means_resend(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         char path[256];
         uint64_t a, b;
         {
@@ -606,7 +593,7 @@ static void test_corrupt_ack_log_means_resend(void **state) {
                 b = append_text(o, "b");
                 assert_int_equal(outbox_remove(o, &a, 1), 1);
         }
-        snprintf(path, sizeof path, "%s/acks.log", f->outbox);
+        snprintf(path, sizeof path, "%s/acks.log", f->module_dir);
         off_t size = file_size(path);
         flip_byte(path, size - 3); /* the ack record's payload */
 
@@ -621,7 +608,7 @@ static void test_corrupt_ack_log_means_resend(void **state) {
 }
 
 static void test_big_and_empty_records(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         const size_t size = 300 * 1024;
         _cleanup_free_ char *big = malloc(OUTBOX_PAYLOAD_MAX + 1);
         assert_non_null(big);
@@ -645,7 +632,7 @@ static void test_big_and_empty_records(void **state) {
 }
 
 static void test_append_many(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         struct iovec records[] = { { "one", 3 }, { "two", 3 }, { "three", 5 } };
         uint64_t ids[3], got[4];
         {
@@ -664,7 +651,7 @@ static void test_append_many(void **state) {
 }
 
 static void test_remove_nosync(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         uint64_t ids[4], got[4];
         {
                 _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
@@ -696,9 +683,9 @@ static bool kill9_tell(int pipe_fd, const uint64_t *ids, size_t n, uint64_t flag
 
 /* The child appends and removes until killed, telling the parent through the pipe every id
  * whose append returned, and each id it is about to remove and has removed. */
-_Noreturn static void kill9_child(const Fixture *f, int pipe_fd) {
+_Noreturn static void kill9_child(const TempDir *f, int pipe_fd) {
         Outbox *o = NULL;
-        if (outbox_open(f->dir, 0, &o, NULL) < 0)
+        if (outbox_open(f->path, 0, &o, NULL) < 0)
                 _exit(2);
         char payload[200];
         memset(payload, 'k', sizeof payload);
@@ -716,7 +703,7 @@ _Noreturn static void kill9_child(const Fixture *f, int pipe_fd) {
 }
 
 static void test_kill9_at_random_moments(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         static uint64_t appended[100000];
         static uint64_t flags[100000];
         size_t n_appended = 0;
@@ -770,15 +757,15 @@ static void test_kill9_at_random_moments(void **state) {
 }
 
 static void test_open_errors(void **state) {
-        Fixture *f = *state;
-        char missing[128];
+        TempDir *f = *state;
+        char missing[192];
         Outbox *o = NULL;
-        snprintf(missing, sizeof missing, "%s/missing", f->dir);
+        snprintf(missing, sizeof missing, "%s/missing", f->path);
         assert_int_equal(outbox_open(missing, 0, &o, NULL), -ENOENT);
         assert_null(o);
         assert_int_equal(outbox_open(NULL, 0, &o, NULL), -EINVAL);
         _cleanup_(outbox_freep) Outbox *first = open_ok(f, 0, NULL);
-        assert_int_equal(outbox_open(f->dir, 0, &o, NULL), -EBUSY);
+        assert_int_equal(outbox_open(f->path, 0, &o, NULL), -EBUSY);
         assert_null(o);
         assert_null(outbox_free(NULL));
 }

@@ -13,7 +13,7 @@
 #include <sys/uio.h>
 
 #include "events/outbox.h"
-#include "../tools/remove_tree.h"
+#include "../lib/temp_dir.h"
 
 static bool disk_full;
 
@@ -38,32 +38,21 @@ ssize_t __wrap_write(int fd, const void *buf, size_t len) {
         return refused(fd) ? -1 : __real_write(fd, buf, len);
 }
 
-typedef struct Fixture {
-        char dir[64];
-} Fixture;
-
 static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof *f);
-        assert_non_null(f);
-        strcpy(f->dir, "/tmp/test_outbox_full.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
         disk_full = false;
-        *state = f;
-        return 0;
+        return temp_dir_new("test_outbox_full_disk", NULL, (TempDir **) state);
 }
 
 static int teardown(void **state) {
-        Fixture *f = *state;
         disk_full = false;
-        remove_tree(f->dir);
-        free(f);
+        temp_dir_free(*state);
         return 0;
 }
 
-static Outbox *open_ok(const Fixture *f, uint64_t max_bytes, OutboxOpenReport *ret_report) {
+static Outbox *open_ok(const TempDir *f, uint64_t max_bytes, OutboxOpenReport *ret_report) {
         Outbox *o = NULL;
         OutboxOpenReport report;
-        int r = outbox_open(f->dir, max_bytes, &o, &report);
+        int r = outbox_open(f->path, max_bytes, &o, &report);
         if (r < 0)
                 fail_msg("outbox_open: %s", strerror(-r));
         if (ret_report)
@@ -96,7 +85,7 @@ static size_t list_all(const Outbox *o, uint64_t *ids, size_t max) {
 /* heald restarts on a full disk: the outbox opens with what it had, new records go to memory,
  * removals apply at once, and all of it reaches the disk once it has room. */
 static void test_full_disk_open_append_remove_recover(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         uint64_t old1, old2, old3, mem1, mem2, fresh, ids[8];
         {
                 _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
@@ -154,7 +143,7 @@ static void test_full_disk_open_append_remove_recover(void **state) {
 /* Memory holds at most max_bytes of records: the oldest held there are dropped and counted, and
  * the count reaches the disk with the next ack write once it has room. */
 static void test_full_disk_memory_capped_and_counted(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         const char *record = "{\"detail\":\"0123456789012345678901234567890123456789\"}";
         const uint64_t per_record = strlen(record) + OUTBOX_RECORD_OVERHEAD;
         const uint64_t max_bytes = 4 * per_record;
@@ -184,7 +173,7 @@ static void test_full_disk_memory_capped_and_counted(void **state) {
 
 /* A failing dead-letter write leaves the record pending, to be tried again. */
 static void test_full_disk_dead_letter_fails_cleanly(void **state) {
-        Fixture *f = *state;
+        TempDir *f = *state;
         _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
         uint64_t id = append_text(o, "{\"bad\":true}");
         disk_full = true;

@@ -8,7 +8,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include "../tools/sigv4_req.c"
+#include "../lib/sigv4_req.h"
 #include "aws/sigv4.h"
 #include "util.h"
 

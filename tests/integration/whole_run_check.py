@@ -1,5 +1,6 @@
-"""test_zz_final.py: checks over the whole run (so it runs last): IMDSv1 never used, no secret
-in any log heald or this runner wrote, nor in heald's state directories."""
+"""whole_run_check.py: checks over the whole run; run.py runs it after every test module (LAST):
+IMDSv1 never used, no secret in any log heald or this runner wrote, nor in heald's state
+directories."""
 import os
 
 from harness import BedTestCase

@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "aws/sigv4.h"
+#include "util.h"
 
 /* A parsed .req file. Owns every string; `request` points into them and stays valid until
  * sigv4_req_free(). */
@@ -22,6 +23,7 @@ typedef struct SigV4Req {
  * -ENOMEM. Caller frees *ret with sigv4_req_free(). */
 int sigv4_req_parse(const char *data, size_t len, SigV4Req **ret, char **ret_error);
 SigV4Req *sigv4_req_free(SigV4Req *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SigV4Req *, sigv4_req_free);
 
 /* The value of the first header called name (case-insensitive), or NULL. Borrowed from r. */
 const char *sigv4_req_header(const SigV4Req *r, const char *name);

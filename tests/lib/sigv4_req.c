@@ -1,4 +1,4 @@
-/* sigv4_req.c: parser for the AWS SigV4 test suite's raw HTTP/1.1 request files. */
+/* sigv4_req.c: parser for the AWS SigV4 test suite's raw HTTP/1.1 request files (tests/lib). */
 #include "sigv4_req.h"
 
 #include <stdarg.h>
@@ -21,7 +21,6 @@ SigV4Req *sigv4_req_free(SigV4Req *r) {
         free(r);
         return NULL;
 }
-DEFINE_TRIVIAL_CLEANUP_FUNC(SigV4Req *, sigv4_req_free);
 
 const char *sigv4_req_header(const SigV4Req *r, const char *name) {
         for (size_t i = 0; i < r->request.n_headers; i++)

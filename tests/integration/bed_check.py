@@ -1,5 +1,5 @@
-"""test_aa_bed.py: the test bed itself, checked with boto3 alone (runs first): when a heald
-test fails, these say whether the stand-in for AWS is to blame."""
+"""bed_check.py: the test bed itself, checked with boto3 alone; run.py runs it first (FIRST): when
+a heald test fails, these say whether the stand-in for AWS is to blame."""
 import datetime as dt
 import json
 
