@@ -6,9 +6,36 @@ VERSION    := 0.1.0
 CC         ?= gcc
 PKGS       := libcurl libcrypto libcjson inih libsystemd
 BUILD      := build
+comma      := ,
+PKG_CONFIG := pkg-config
+STRIP      := strip
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Graviton: ARCH=arm64 (or aarch64, rpm's name) cross-builds everything into build/arm64 with
+# Debian's aarch64-linux-gnu toolchain against the arm64 -dev packages (dpkg multiarch), with
+# the same flags; tests/run-all.sh runs the results under qemu-user.
+ARCH       ?=
+ifneq ($(filter arm64 aarch64,$(ARCH)),)
+TRIPLET    := aarch64-linux-gnu
+CC         := $(TRIPLET)-gcc
+STRIP      := $(TRIPLET)-strip
+BUILD      := build/arm64
+DEB_ARCH   := arm64
+RPM_ARCH   := aarch64
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
+else ifneq ($(ARCH),)
+$(error ARCH=$(ARCH): only arm64 (aarch64) is cross-built; leave ARCH empty for this machine)
+endif
+
+# STATIC_PKGS are linked into heald from static archives (make rpm: the libraries Amazon
+# Linux 2023 does not ship, packaging/README.md); STATIC_LIBDIR holds the ones the system
+# has no .a for.
+STATIC_PKGS   ?=
+STATIC_LIBDIR ?=
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+HEALD_LIBS := $(if $(STATIC_PKGS),$(addprefix -L,$(STATIC_LIBDIR)) -Wl$(comma)-Bstatic \
+              $(shell $(PKG_CONFIG) --libs-only-l $(STATIC_PKGS)) -Wl$(comma)-Bdynamic \
+              $(shell $(PKG_CONFIG) --libs $(filter-out $(STATIC_PKGS),$(PKGS))),$(PKG_LIBS))
 
 WARN       := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
               -Wmissing-prototypes -Wstrict-prototypes -Wvla
@@ -35,7 +62,7 @@ FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/replay/%)
 
-.PHONY: all clean check unit fuzz demo bench deps deb rpm FORCE
+.PHONY: all clean check unit replay fuzz demo bench deps deb rpm FORCE
 all: $(BUILD)/heald $(BUILD)/sigv4-vector
 
 $(VERSION_H): FORCE
@@ -61,7 +88,7 @@ $(BUILD)/libheald-san.a: $(SAN_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/heald: $(BUILD)/obj/agent/main.o $(BUILD)/libheald.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(HEALD_LIBS)
 
 $(BUILD)/sigv4-vector: $(BUILD)/obj/tests/tools/sigv4_vector.o $(BUILD)/libheald.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -73,9 +100,9 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libheald-san.a
 	$(CC) $(SAN_CFLAGS) -o $@ $< $(BUILD)/libheald-san.a \
 	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' $<)) \
 	  $(PKG_LIBS) -lcmocka
-comma := ,
 
 unit: $(UNIT_BINS)
+replay: $(REPLAY_BINS)
 
 # Fuzz targets: libFuzzer with clang (make fuzz); the same sources replay their
 # corpus under ASan+UBSan with gcc in make check (tests/fuzz/replay.c provides main).
@@ -96,12 +123,12 @@ deps:
 	@packaging/install-deps.sh --if-missing
 
 # Packages (packaging/README.md): build/heald_VERSION_ARCH.deb and build/heald-VERSION.ARCH.rpm;
-# VERSION=x.y.z on the command line names another version.
+# VERSION=x.y.z on the command line names another version, ARCH=arm64 (aarch64) Graviton's.
 deb: $(BUILD)/heald
-	packaging/build-deb.sh $(VERSION) $(BUILD)
+	STRIP=$(STRIP) packaging/build-deb.sh $(VERSION) $(BUILD) build $(DEB_ARCH)
 
 rpm:
-	packaging/build-rpm.sh $(VERSION) $(BUILD)
+	STRIP=$(STRIP) packaging/build-rpm.sh $(VERSION) build $(RPM_ARCH)
 
 check: deps
 	$(MAKE) all unit $(REPLAY_BINS)
