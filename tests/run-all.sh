@@ -133,7 +133,7 @@ suite "integration tests (build/heald against moto with IAM auth, IMDSv2 server,
 suite "system tests (heald in a real systemd, in a throwaway container)" system \
         python3 tests/system/run.py --logdir "$LOGDIR/system"
 
-section "packages: make deb/rpm, lintian, rpmlint, rpm -qp, cfn-lint, systemd-analyze security"
+section "packages: make deb/rpm, lintian, rpmlint, rpm -qp, rpm scriptlets, cfn-lint, systemd-analyze security"
 # One check: a command whose output goes to its log; PASS, or FAIL with the log's tail.
 check_step() {
         local name=$1
@@ -169,6 +169,7 @@ check_step lintian lintian_clean "$deb"
 check_step rpmlint rpmlint_clean "$rpm"
 grep -hE '^heald.*: [WE]: ' "$LOGDIR/lintian.log" "$LOGDIR/rpmlint.log" | sed 's/^/  /'
 check_step package-contents packaging/check-packages.sh "$deb" "$rpm"
+check_step rpm-scriptlets packaging/check-rpm-scriptlets.sh "$rpm"
 check_step cfn-lint cfn-lint packaging/cloudformation/heald-fleet.yaml
 # The score of the unit as installed in a container by the system tests; offline (the unit
 # file alone, no running systemd) where they did not run.
