@@ -26,7 +26,7 @@ cmocka_passed() { awk '/^\[  PASSED  \]/ {s += $4} END {print s + 0}' "$1"; }
 run_units() {
         local dir=$1 prefix=$2 t name log n corpus
         shift 2
-        section "${prefix}unit tests (cmocka, ASan+UBSan)"
+        section "${prefix:+${prefix%-}: }unit tests (cmocka, ASan+UBSan)"
         for t in "$dir"/unit/test_*; do
                 [ -x "$t" ] || continue
                 name=$prefix$(basename "$t") log=$LOGDIR/$name.log
@@ -41,7 +41,7 @@ run_units() {
                 fi
         done
 
-        section "${prefix}fuzz corpus replay (ASan+UBSan)"
+        section "${prefix:+${prefix%-}: }fuzz corpus replay (ASan+UBSan)"
         for t in "$dir"/replay/fuzz_*; do
                 [ -x "$t" ] || continue
                 name=$prefix$(basename "$t") log=$LOGDIR/$name.log
