@@ -31,6 +31,16 @@ has_match "$postinst" 'heald check-config' "deb postinst validates the configura
 has_match "$postinst" 'systemd-sysusers' "deb postinst creates the user"
 has_match "$(dpkg-deb -I "$deb" postrm)" 'rm -rf /var/lib/heald /etc/heald' "deb postrm purges"
 
+# The binary is built for the architecture each package names (make deb/rpm ARCH=arm64).
+elf_machine() { file -b - | grep -oE 'x86-64|ARM aarch64' | head -1; }
+declare -A machine=([amd64]=x86-64 [x86_64]=x86-64 [arm64]="ARM aarch64" [aarch64]="ARM aarch64")
+deb_arch=$(dpkg-deb -f "$deb" Architecture)
+[ "$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/heald | elf_machine)" = "${machine[$deb_arch]:-}" ] ||
+        problem "deb: /usr/sbin/heald is not a ${machine[$deb_arch]:-?} binary (Architecture: $deb_arch)"
+rpm_arch=$(rpm -qp --qf '%{ARCH}' "$rpm")
+[ "$(rpm2cpio "$rpm" | cpio -i --quiet --to-stdout ./usr/sbin/heald | elf_machine)" = "${machine[$rpm_arch]:-}" ] ||
+        problem "rpm: /usr/sbin/heald is not a ${machine[$rpm_arch]:-?} binary (ARCH: $rpm_arch)"
+
 # ---- .rpm ----
 rfiles=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm")
 for f in "-rwxr-xr-x root:root  /usr/sbin/heald" "-rw-r----- root:heald cn /etc/heald/heald.ini" \

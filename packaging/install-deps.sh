@@ -7,7 +7,7 @@ DEBS=(gcc make pkg-config git ca-certificates
       libcurl4-openssl-dev libssl-dev libcjson-dev libinih-dev libsystemd-dev
       libcmocka-dev clang libclang-rt-14-dev valgrind cppcheck clang-tidy
       systemd-container debootstrap iproute2 python3
-      dpkg-dev lintian rpm rpmlint)  # make deb / make rpm and their checks
+      dpkg-dev lintian rpm rpmlint rpm2cpio cpio file)  # make deb / make rpm and their checks
 
 missing=()
 for p in "${DEBS[@]}"; do
