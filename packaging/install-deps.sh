@@ -26,9 +26,10 @@ fi
 
 # Graviton (make check's arm64 section, make deb ARCH=arm64, make rpm ARCH=aarch64): Debian's
 # cross toolchain, the arm64 -dev packages and sanitizer runtimes (dpkg multiarch) and
-# qemu-user, which runs the arm64 binaries (called by name: no binfmt registration needed).
+# qemu-user, which runs the arm64 binaries (make check calls it by name; make system-arm64
+# registers it in binfmt_misc with binfmt-support, for an arm64 container's programs).
 # Where they cannot be installed, make check names the arm64 tests as skipped.
-ARM64_DEBS=(gcc-aarch64-linux-gnu qemu-user-static
+ARM64_DEBS=(gcc-aarch64-linux-gnu qemu-user-static binfmt-support
             libcurl4-openssl-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libinih-dev:arm64
             libsystemd-dev:arm64 libcmocka-dev:arm64 libasan8:arm64 libubsan1:arm64)
 missing=()

@@ -39,6 +39,9 @@ BUILD_DIR = os.path.join(REPO, "build")
 HEALD_INSIDE = "/opt/heald/build/heald"  # build/heald, bound read-only
 
 SUITE = "bookworm"
+# HEALD_CONTAINER_ARCH=arm64: containers of that Debian architecture, their programs run by
+# qemu-user through binfmt_misc (make system-arm64); empty: this machine's.
+ARCH = os.environ.get("HEALD_CONTAINER_ARCH", "")
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "libcurl4", "libcjson1",
             "libinih1", "libsystemd0", "python3-minimal", "monit", "curl", "procps", "iproute2"]
 # Installed with apt into the finished rootfs (systemd-nspawn, no boot): polkitd's postinst
@@ -102,7 +105,7 @@ def debian_mirror() -> str:
 
 
 def rootfs_key() -> str:
-    text = f"{SUITE} {SETUP_VERSION} {' '.join(sorted(PACKAGES))}"
+    text = f"{SUITE}{ARCH} {SETUP_VERSION} {' '.join(sorted(PACKAGES))}"
     if LATE_PACKAGES:
         text += f" late: {' '.join(sorted(LATE_PACKAGES))}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -148,7 +151,7 @@ def ensure_rootfs(timeout: float = 900) -> str:
 
     Built in a temporary directory and renamed into place, so an interrupted build never
     leaves a directory that looks complete; a lock file serializes concurrent runs."""
-    final = os.path.join(CACHE_DIR, f"{SUITE}-{rootfs_key()}")
+    final = os.path.join(CACHE_DIR, f"{SUITE}-{ARCH + '-' if ARCH else ''}{rootfs_key()}")
     if os.path.isdir(final):
         return final
     os.makedirs(CACHE_DIR, exist_ok=True)
@@ -162,7 +165,7 @@ def ensure_rootfs(timeout: float = 900) -> str:
         tmp = tempfile.mkdtemp(prefix=".build-", dir=CACHE_DIR)
         build_log = os.path.join(CACHE_DIR, f"build-{rootfs_key()}.log")
         cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
-               SUITE, tmp, mirror]
+               *([f"--arch={ARCH}"] if ARCH else []), SUITE, tmp, mirror]
         t0 = time.monotonic()
         try:
             with open(build_log, "w") as out:

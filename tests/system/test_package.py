@@ -12,8 +12,9 @@ import container
 from container import Container, ContainerError, SystemTestCase
 
 OLD, NEW = "0.1.0", "0.1.1"
-ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                      text=True).stdout.strip() or "amd64"
+# The containers' architecture (make system-arm64: arm64, the cross-built package).
+ARCH = container.ARCH or subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                                        text=True).stdout.strip() or "amd64"
 CONFIG = "/etc/heald/heald.ini"
 
 
@@ -30,7 +31,9 @@ def build_debs() -> None:
     if _built is None:
         _built = ""
         for v in (OLD, NEW):
-            cp = subprocess.run(["make", "-s", "deb", f"VERSION={v}"], cwd=container.REPO,
+            cp = subprocess.run(["make", "-s", "deb", f"VERSION={v}",
+                                 *([f"ARCH={container.ARCH}"] if container.ARCH else [])],
+                                cwd=container.REPO,
                                 capture_output=True, text=True, timeout=300)
             if cp.returncode != 0:
                 _built = f"make deb VERSION={v} failed:\n{cp.stdout}{cp.stderr}"
