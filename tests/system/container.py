@@ -42,6 +42,25 @@ SUITE = "bookworm"
 # HEALD_CONTAINER_ARCH=arm64: containers of that Debian architecture, their programs run by
 # qemu-user through binfmt_misc (make system-arm64); empty: this machine's.
 ARCH = os.environ.get("HEALD_CONTAINER_ARCH", "")
+# In such a container systemd itself runs under qemu-user, which cannot build the namespaces
+# of heald's sandbox (systemd fails the start with status 226/NAMESPACE, EIO): this drop-in
+# turns them off there, and only there. The sandbox is tested in this machine's architecture.
+QEMU_USER_DROPIN = """[Service]
+PrivateTmp=no
+PrivateDevices=no
+PrivateIPC=no
+PrivateMounts=no
+ProtectSystem=no
+ProtectHome=no
+ProtectKernelTunables=no
+ProtectKernelModules=no
+ProtectKernelLogs=no
+ProtectControlGroups=no
+ProtectClock=no
+ProtectHostname=no
+ProtectProc=default
+RestrictNamespaces=no
+"""
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "libcurl4", "libcjson1",
             "libinih1", "libsystemd0", "python3-minimal", "monit", "curl", "procps", "iproute2"]
 # Installed with apt into the finished rootfs (systemd-nspawn, no boot): polkitd's postinst
@@ -258,6 +277,11 @@ class Container:
             how = "copied"
         self.timings["rootfs"] = time.monotonic() - t0
         log(f"{self.name}: rootfs {how} in {self.timings['rootfs']:.2f}s")
+        if ARCH:
+            dropin = os.path.join(self.root, "etc/systemd/system/heald.service.d")
+            os.makedirs(dropin, exist_ok=True)
+            with open(os.path.join(dropin, "qemu-user.conf"), "w") as f:
+                f.write(QEMU_USER_DROPIN)
 
     def boot(self) -> "Container":
         """Start the container (making its rootfs the first time); wait until it is up."""

@@ -237,6 +237,8 @@ class PackageTest(SystemTestCase):
                                  "[aws]\nimds_endpoint = http://127.0.0.1:9\nimds_timeout = 100ms\n")
             c.systemctl("enable", "--now", "heald.service")
             self.wait_ready(c)
+            if container.ARCH:
+                return  # the sandbox's namespaces are off under qemu-user (container.py)
             score = c.run(["systemd-analyze", "security", "--no-pager", "heald.service"]).stdout
             # make check prints the score from here (tests/run-all.sh, packages section).
             with open(os.path.join(container.log_dir(), "systemd-analyze-security.txt"), "w") as f:
