@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# build-deb.sh VERSION BUILD_DIR: BUILD_DIR/heald_VERSION_ARCH.deb from BUILD_DIR/heald with
-# dpkg-deb, in Debian policy layout; Depends computed by dpkg-shlibdeps (make deb calls it).
+# build-deb.sh VERSION BUILD_DIR OUT_DIR [ARCH]: OUT_DIR/heald_VERSION_ARCH.deb from BUILD_DIR/heald
+# with dpkg-deb, in Debian policy layout; Depends computed by dpkg-shlibdeps for ARCH (default
+# this machine's; arm64 for the cross build, stripped with $STRIP). make deb calls it.
 set -euo pipefail
-version=$1 build=$2
+version=$1 build=$2 out_dir=$3
+arch=${4:-$(dpkg --print-architecture)}
 cd "$(dirname "$0")/.."
 umask 022
 
-arch=$(dpkg --print-architecture)
 maintainer="heald maintainers <maintainers@users.noreply.r-seed-e853ddd3.example>"
 # Reproducible: the date of the last commit, not of the build.
 date=$(date -R -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")
@@ -19,7 +20,7 @@ doc=$root/usr/share/doc/heald
 mkdir -p "$root/DEBIAN" "$doc/schemas" "$doc/examples" "$root/usr/share/man/man8" "$root/usr/share/man/man5"
 
 install -D -m 0755 "$build/heald" "$root/usr/sbin/heald"
-strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root/usr/sbin/heald"
+"${STRIP:-strip}" --remove-section=.comment --remove-section=.note --strip-unneeded "$root/usr/sbin/heald"
 install -D -m 0644 config/heald.ini "$root/etc/heald/heald.ini"
 install -D -m 0644 systemd/heald.service "$root/lib/systemd/system/heald.service"
 install -D -m 0644 packaging/sysusers.d/heald.conf "$root/usr/lib/sysusers.d/heald.conf"
@@ -39,7 +40,8 @@ install -m 0644 packaging/deb/conffiles "$root/DEBIAN/"
 # dpkg-shlibdeps wants a debian/control naming the package; the tree exists only for it.
 mkdir -p "$work/debian"
 printf 'Source: heald\n\nPackage: heald\nArchitecture: any\n' >"$work/debian/control"
-shlibs=$(cd "$work" && dpkg-shlibdeps -O -eroot/usr/sbin/heald 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+# DEB_HOST_ARCH: the arm64 libraries' symbols files, and aarch64-linux-gnu-objdump, for a cross build.
+shlibs=$(cd "$work" && DEB_HOST_ARCH=$arch dpkg-shlibdeps -O -eroot/usr/sbin/heald 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
 (cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -print | sed 's|^\./||' |
@@ -49,6 +51,6 @@ size=$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@MAINTAINER@/$maintainer/" \
         -e "s/@INSTALLED_SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" packaging/deb/control.in >"$root/DEBIAN/control"
 
-out=$build/heald_${version}_${arch}.deb
+out=$out_dir/heald_${version}_${arch}.deb
 dpkg-deb --root-owner-group -Zxz --build "$root" "$out" >/dev/null
 echo "$out"

@@ -31,6 +31,16 @@ has_match "$postinst" 'heald check-config' "deb postinst validates the configura
 has_match "$postinst" 'systemd-sysusers' "deb postinst creates the user"
 has_match "$(dpkg-deb -I "$deb" postrm)" 'rm -rf /var/lib/heald /etc/heald' "deb postrm purges"
 
+# The binary is built for the architecture each package names (make deb/rpm ARCH=arm64).
+elf_machine() { file -b - | grep -oE 'x86-64|ARM aarch64' | head -1; }
+declare -A machine=([amd64]=x86-64 [x86_64]=x86-64 [arm64]="ARM aarch64" [aarch64]="ARM aarch64")
+deb_arch=$(dpkg-deb -f "$deb" Architecture)
+[ "$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/heald | elf_machine)" = "${machine[$deb_arch]:-}" ] ||
+        problem "deb: /usr/sbin/heald is not a ${machine[$deb_arch]:-?} binary (Architecture: $deb_arch)"
+rpm_arch=$(rpm -qp --qf '%{ARCH}' "$rpm")
+[ "$(rpm2cpio "$rpm" | cpio -i --quiet --to-stdout ./usr/sbin/heald | elf_machine)" = "${machine[$rpm_arch]:-}" ] ||
+        problem "rpm: /usr/sbin/heald is not a ${machine[$rpm_arch]:-?} binary (ARCH: $rpm_arch)"
+
 # ---- .rpm ----
 rfiles=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm")
 for f in "-rwxr-xr-x root:root  /usr/sbin/heald" "-rw-r----- root:heald cn /etc/heald/heald.ini" \
@@ -44,9 +54,38 @@ done
 has_match "$rfiles" " /usr/share/doc/heald[^/]*/examples/checks.ini$" "rpm examples"
 has_match "$rfiles" " /usr/share/doc/heald[^/]*/schemas/check-failed.json$" "rpm schemas"
 requires=$(rpm -qp --requires "$rpm")
-for r in libcurl cjson inih systemd-libs polkit systemd 'libcurl.so.4()(64bit)' 'libcjson.so.1()(64bit)'; do
+for r in '(libcurl-minimal or libcurl-full or libcurl)' openssl-libs systemd-libs polkit systemd \
+        'libcurl.so.4()(64bit)' 'libcrypto.so.3()(64bit)'; do
         has_line "$requires" "$r" "rpm Requires"
 done
+# cJSON and inih are linked in (Amazon Linux 2023 has neither), their licenses shipped.
+for r in libcjson libinih; do
+        ! grep -q "^$r" <<<"$requires" || problem "rpm Requires $r: it is to be linked in statically"
+done
+has_match "$rfiles" " /usr/share/licenses/heald[^/]*/cJSON-LICENSE$" "rpm cJSON license"
+has_match "$rfiles" " /usr/share/licenses/heald[^/]*/inih-copyright$" "rpm inih license"
+
+# Every requirement must be satisfiable on a plain Amazon Linux 2023: packaging/rpm/al2023-requires.txt.
+al2023=packaging/rpm/al2023-requires.txt
+on_al2023() {
+        local req=$1 alternative lib version max
+        case $req in rpmlib\(* | config\(heald\)*) return 0 ;; esac
+        grep -qxF -- "$req" "$al2023" && return 0
+        if [[ $req == \(*\) ]]; then
+                for alternative in $(sed -e 's/^(//' -e 's/)$//' -e 's/ or / /g' <<<"$req"); do
+                        grep -qxF -- "$alternative" "$al2023" && return 0
+                done
+                return 1
+        fi
+        [[ $req =~ ^([^\(]+)\(([A-Z_]+)([0-9.]+)\)\(64bit\)$ ]] || return 1
+        lib=${BASH_REMATCH[1]} version=${BASH_REMATCH[3]}
+        max=$(awk -v lib="$lib" -v prefix="${BASH_REMATCH[2]}" \
+                '$1 == "max" && $2 == lib && index($3, prefix) == 1 {print substr($3, length(prefix) + 1)}' "$al2023")
+        [ -n "$max" ] && [ "$(printf '%s\n%s\n' "$version" "$max" | sort -V | tail -1)" = "$max" ]
+}
+while read -r r; do
+        on_al2023 "$r" || problem "rpm Requires '$r': not in Amazon Linux 2023 ($al2023)"
+done <<<"$requires"
 scripts=$(rpm -qp --scripts "$rpm")
 has_match "$scripts" 'useradd -r -g heald' "rpm %pre creates the user"
 has_match "$scripts" 'check-config' "rpm %post validates the configuration"

@@ -7,7 +7,7 @@ DEBS=(gcc make pkg-config git ca-certificates
       libcurl4-openssl-dev libssl-dev libcjson-dev libinih-dev libsystemd-dev
       libcmocka-dev clang libclang-rt-14-dev valgrind cppcheck clang-tidy
       systemd-container debootstrap iproute2 python3
-      dpkg-dev lintian rpm rpmlint)  # make deb / make rpm and their checks
+      dpkg-dev lintian rpm rpmlint rpm2cpio cpio file)  # make deb / make rpm and their checks
 
 missing=()
 for p in "${DEBS[@]}"; do
@@ -22,6 +22,29 @@ if ((${#missing[@]})); then
         $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 elif [ "${1:-}" != "--if-missing" ]; then
         echo "install-deps: Debian packages present"
+fi
+
+# Graviton (make check's arm64 section, make deb ARCH=arm64, make rpm ARCH=aarch64): Debian's
+# cross toolchain, the arm64 -dev packages and sanitizer runtimes (dpkg multiarch) and
+# qemu-user, which runs the arm64 binaries (make check calls it by name; make system-arm64
+# registers it in binfmt_misc with binfmt-support, for an arm64 container's programs).
+# Where they cannot be installed, make check names the arm64 tests as skipped.
+ARM64_DEBS=(gcc-aarch64-linux-gnu qemu-user-static binfmt-support
+            libcurl4-openssl-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libinih-dev:arm64
+            libsystemd-dev:arm64 libcmocka-dev:arm64 libasan8:arm64 libubsan1:arm64)
+missing=()
+for p in "${ARM64_DEBS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+        echo "install-deps: installing ${missing[*]}"
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+                $SUDO dpkg --add-architecture arm64
+        fi
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
+                echo "install-deps: the arm64 toolchain could not be installed; make check skips the arm64 tests" >&2
 fi
 
 # AWS is played by moto (server mode) and the tests use boto3 and jsonschema from the

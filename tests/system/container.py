@@ -45,6 +45,28 @@ BUILD_DIR = os.path.join(REPO, "build")
 HEALD_INSIDE = "/opt/heald/build/heald"  # build/heald, bound read-only
 
 SUITE = "bookworm"
+# HEALD_CONTAINER_ARCH=arm64: containers of that Debian architecture, their programs run by
+# qemu-user through binfmt_misc (make system-arm64); empty: this machine's.
+ARCH = os.environ.get("HEALD_CONTAINER_ARCH", "")
+# In such a container systemd itself runs under qemu-user, which cannot build the namespaces
+# of heald's sandbox (systemd fails the start with status 226/NAMESPACE, EIO): this drop-in
+# turns them off there, and only there. The sandbox is tested in this machine's architecture.
+QEMU_USER_DROPIN = """[Service]
+PrivateTmp=no
+PrivateDevices=no
+PrivateIPC=no
+PrivateMounts=no
+ProtectSystem=no
+ProtectHome=no
+ProtectKernelTunables=no
+ProtectKernelModules=no
+ProtectKernelLogs=no
+ProtectControlGroups=no
+ProtectClock=no
+ProtectHostname=no
+ProtectProc=default
+RestrictNamespaces=no
+"""
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "libcurl4", "libcjson1",
             "libinih1", "libsystemd0", "python3-minimal", "monit", "curl", "procps", "iproute2"]
 # Installed with apt into the finished rootfs (systemd-nspawn, no boot): polkitd's postinst
@@ -108,7 +130,7 @@ def debian_mirror() -> str:
 
 
 def rootfs_key() -> str:
-    text = f"{SUITE} {SETUP_VERSION} {' '.join(sorted(PACKAGES))}"
+    text = f"{SUITE}{ARCH} {SETUP_VERSION} {' '.join(sorted(PACKAGES))}"
     if LATE_PACKAGES:
         text += f" late: {' '.join(sorted(LATE_PACKAGES))}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -154,7 +176,7 @@ def ensure_rootfs(timeout: float = 900) -> str:
 
     Built in a temporary directory and renamed into place, so an interrupted build never
     leaves a directory that looks complete; a lock file serializes concurrent runs."""
-    final = os.path.join(CACHE_DIR, f"{SUITE}-{rootfs_key()}")
+    final = os.path.join(CACHE_DIR, f"{SUITE}-{ARCH + '-' if ARCH else ''}{rootfs_key()}")
     if os.path.isdir(final):
         return final
     os.makedirs(CACHE_DIR, exist_ok=True)
@@ -168,7 +190,7 @@ def ensure_rootfs(timeout: float = 900) -> str:
         tmp = tempfile.mkdtemp(prefix=".build-", dir=CACHE_DIR)
         build_log = os.path.join(CACHE_DIR, f"build-{rootfs_key()}.log")
         cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
-               SUITE, tmp, mirror]
+               *([f"--arch={ARCH}"] if ARCH else []), SUITE, tmp, mirror]
         t0 = time.monotonic()
         try:
             with open(build_log, "w") as out:
@@ -261,6 +283,11 @@ class Container:
             how = "copied"
         self.timings["rootfs"] = time.monotonic() - t0
         log(f"{self.name}: rootfs {how} in {self.timings['rootfs']:.2f}s")
+        if ARCH:
+            dropin = os.path.join(self.root, "etc/systemd/system/heald.service.d")
+            os.makedirs(dropin, exist_ok=True)
+            with open(os.path.join(dropin, "qemu-user.conf"), "w") as f:
+                f.write(QEMU_USER_DROPIN)
 
     def boot(self) -> "Container":
         """Start the container (making its rootfs the first time); wait until it is up."""

@@ -13,8 +13,9 @@ import testlib
 from container import Container, ContainerError, SystemTestCase
 
 OLD, NEW = "0.1.0", "0.1.1"
-ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                      text=True).stdout.strip() or "amd64"
+# The containers' architecture (make system-arm64: arm64, the cross-built package).
+ARCH = container.ARCH or subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                                        text=True).stdout.strip() or "amd64"
 CONFIG = "/etc/heald/heald.ini"
 
 
@@ -31,7 +32,9 @@ def build_debs() -> None:
     if _built is None:
         _built = ""
         for v in (OLD, NEW):
-            cp = subprocess.run(["make", "-s", "deb", f"VERSION={v}"], cwd=container.REPO,
+            cp = subprocess.run(["make", "-s", "deb", f"VERSION={v}",
+                                 *([f"ARCH={container.ARCH}"] if container.ARCH else [])],
+                                cwd=container.REPO,
                                 capture_output=True, text=True, timeout=300)
             if cp.returncode != 0:
                 _built = f"make deb VERSION={v} failed:\n{cp.stdout}{cp.stderr}"
@@ -235,6 +238,8 @@ class PackageTest(SystemTestCase):
                                  "[aws]\nimds_endpoint = http://127.0.0.1:9\nimds_timeout = 100ms\n")
             c.systemctl("enable", "--now", "heald.service")
             self.wait_ready(c)
+            if container.ARCH:
+                return  # the sandbox's namespaces are off under qemu-user (container.py)
             score = c.run(["systemd-analyze", "security", "--no-pager", "heald.service"]).stdout
             # make check prints the score from here (tests/run-all.sh, packages section).
             with open(os.path.join(container.log_dir(), "systemd-analyze-security.txt"), "w") as f:

@@ -5,7 +5,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 suite=${HEALD_TESTDATA:-../shared/testdata}/sigv4
-tool=build/sigv4-vector
+# HEALD_SIGV4_VECTOR: another command, e.g. the arm64 build under qemu-user (tests/run-all.sh).
+read -ra tool <<<"${HEALD_SIGV4_VECTOR:-build/sigv4-vector}"
 token=6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267
 ok=0 bad=0
 while IFS= read -r req; do
@@ -19,7 +20,7 @@ while IFS= read -r req; do
                 post-x-www-form-urlencoded-parameters:sts | post-x-www-form-urlencoded-parameters:authz) continue ;;
                 esac
                 [ -f "$base.$kind" ] || continue
-                if "$tool" "${extra[@]}" "--$kind" "$req" | cmp -s - "$base.$kind"; then
+                if "${tool[@]}" "${extra[@]}" "--$kind" "$req" | cmp -s - "$base.$kind"; then
                         ok=$((ok + 1))
                 else
                         bad=$((bad + 1))
