@@ -10,10 +10,12 @@
 #include "backoff.h"
 #include "checks/check.h"
 #include "codec.h"
+#include "events/emit.h"
 #include "io/spawn.h"
 #include "io/journal_watch.h"
 #include "log.h"
 #include "heal/policy.h"
+#include "heal/remedy.h"
 
 #define POLICY_FILE "policy.json"
 #define VERIFY_CADENCE (1 * USEC_PER_SEC) /* probes re-run at most this far apart while verifying */
@@ -66,19 +68,6 @@ struct Monitor {
         size_t n_checks;
         MonitorVerify *verifies;
 };
-
-static const char *action_method(CheckAction a) {
-        switch (a) {
-        case CHECK_ACTION_RESTART_UNIT:
-                return "RestartUnit";
-        case CHECK_ACTION_START_UNIT:
-                return "StartUnit";
-        case CHECK_ACTION_STOP_UNIT:
-                return "StopUnit";
-        default:
-                return NULL;
-        }
-}
 
 static const char *check_target(const CheckConfig *c, char buf[static 256]) {
         switch (c->type) {
@@ -193,12 +182,6 @@ static cJSON *detail_new(CheckRuntime *c) {
         return d;
 }
 
-static bool add_time(cJSON *d, const char *key, usec_t t) {
-        char buf[25];
-        format_iso8601_ms(t, buf);
-        return cJSON_AddStringToObject(d, key, buf) != NULL;
-}
-
 static bool add_action(cJSON *d, const CheckConfig *cc) {
         const char *t = action_target(cc);
         return cJSON_AddStringToObject(d, "action", check_action_to_string(cc->action)) &&
@@ -206,13 +189,7 @@ static bool add_action(cJSON *d, const CheckConfig *cc) {
 }
 
 static void emit(CheckRuntime *c, const char *type, cJSON *d) {
-        if (!d) {
-                log_error("Out of memory recording a %s event for check %s", type, c->config->name);
-                return;
-        }
-        int r = c->monitor->ctx.emit(c->monitor->ctx.userdata, type, d);
-        if (r < 0)
-                log_error_errno(r, "Failed to record a %s event for check %s: %m", type, c->config->name);
+        (void) emit_event(c->monitor->ctx.emit, c->monitor->ctx.userdata, type, d, c->config->name);
 }
 
 static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
@@ -220,7 +197,7 @@ static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
         if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
                   !cJSON_AddNumberToObject(d, "fail_after", c->config->fail_after) ||
                   (res->output && !cJSON_AddStringToObject(d, "output", res->output)) ||
-                  !add_time(d, "detected_at", c->policy.detected_at) ||
+                  !emit_add_time(d, "detected_at", c->policy.detected_at) ||
                   (c->after && !cJSON_AddStringToObject(d, "after", c->after->config->name)))) {
                 cJSON_Delete(d);
                 d = NULL;
@@ -251,19 +228,19 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
         cJSON *d = detail_new(c);
         /* Every remediation event says whether it is a dry run: rules that page people or make
          * the fleet act must be able to skip a preview. */
-        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at) &&
+        bool ok = d && add_action(d, cc) && emit_add_time(d, "detected_at", p->detected_at) &&
                   cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run);
         if (ok && strcmp(type, "Remediation Started") == 0)
                 ok = cJSON_AddNumberToObject(d, "attempt", (double) p->n_actions) &&
                      cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
                      cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
-                     add_time(d, "action_started_at", p->action_started_at);
+                     emit_add_time(d, "action_started_at", p->action_started_at);
         else if (ok && strcmp(type, "Remediation Succeeded") == 0)
-                ok = add_time(d, "action_started_at", p->action_started_at) &&
-                     add_time(d, "action_finished_at", p->action_finished_at) && add_time(d, "verified_at", now) &&
+                ok = emit_add_time(d, "action_started_at", p->action_started_at) &&
+                     emit_add_time(d, "action_finished_at", p->action_finished_at) && emit_add_time(d, "verified_at", now) &&
                      cJSON_AddNumberToObject(d, "time_to_recovery_ms", (double) ((now - p->detected_at) / USEC_PER_MSEC));
         else if (ok && strcmp(type, "Remediation Failed") == 0)
-                ok = add_time(d, "action_started_at", p->action_started_at) &&
+                ok = emit_add_time(d, "action_started_at", p->action_started_at) &&
                      cJSON_AddStringToObject(d, "reason", reason);
         else if (ok && strcmp(type, "Remediation Escalated") == 0)
                 ok = cJSON_AddNumberToObject(d, "actions_in_window", (double) (cc->max_actions - policy_budget_left(p, &pc, now))) &&
@@ -325,7 +302,7 @@ static void on_action_exec(int error, const SpawnResult *r, void *userdata) {
 static void action_start(CheckRuntime *c) {
         Monitor *m = c->monitor;
         const CheckConfig *cc = c->config;
-        const char *method = action_method(cc->action);
+        RemedyOperation op = remedy_operation_of_action(cc->action);
         int r = 0;
 
         snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
@@ -341,11 +318,8 @@ static void action_start(CheckRuntime *c) {
                 return;
         }
         snprintf(c->last_action_result, sizeof c->last_action_result, "running");
-        if (method) {
-                if (!m->ctx.units)
-                        r = -ENOTCONN;
-                else
-                        r = units_job(m->ctx.units, method, action_target(cc), on_action_job, c);
+        if (op >= 0) {
+                r = remedy_unit_job(m->ctx.units, op, action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
         } else if (cc->action == CHECK_ACTION_EXEC)
                 r = spawn_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
@@ -814,10 +788,10 @@ int monitor_status(Monitor *m, cJSON **ret) {
                 bool ok = cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
                           cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
                           cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
-                          (!c->have_last || add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
+                          (!c->have_last || emit_add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
                           cJSON_AddStringToObject(d, "last_action", c->last_action) &&
                           cJSON_AddStringToObject(d, "last_action_result", c->last_action_result) &&
-                          (!c->last_action_at || add_time(d, "last_action_at", c->last_action_at)) &&
+                          (!c->last_action_at || emit_add_time(d, "last_action_at", c->last_action_at)) &&
                           cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now));
                 if (!ok) {
                         cJSON_Delete(arr);

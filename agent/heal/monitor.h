@@ -7,13 +7,11 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "events/emit.h"
 #include "io/http.h"
 #include "io/units.h"
 
 typedef struct Monitor Monitor;
-
-/* Record an event (takes ownership of detail). */
-typedef int (*monitor_emit_fn)(void *userdata, const char *detail_type, cJSON *detail);
 
 typedef struct MonitorContext {
         sd_event *event;
@@ -22,7 +20,7 @@ typedef struct MonitorContext {
                                 * actions then report that instead of running */
         const char *state_dir; /* policy.json lives here (copied: a reload frees its Config) */
         bool dry_run;
-        monitor_emit_fn emit;
+        emit_fn emit;
         void *userdata;
 } MonitorContext;
 
