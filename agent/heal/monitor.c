@@ -46,6 +46,17 @@ struct CheckRuntime {
         usec_t last_action_at;
 };
 
+/* How results reach a check of each CheckSource (the type's CheckTypeOps say which). */
+typedef struct RuntimeSource {
+        int (*start)(CheckRuntime *c);        /* start receiving results */
+        void (*stop)(CheckRuntime *c);        /* stop, calling nothing back */
+        void (*on_timer)(CheckRuntime *c);    /* CheckRuntime.timer fired */
+        void (*refresh)(CheckRuntime *c);     /* a fresh result soon: after an action, a reset */
+        void (*verify_begin)(CheckRuntime *c); /* a verification of this check starts */
+} RuntimeSource;
+
+static const RuntimeSource *runtime_source(const CheckRuntime *c);
+
 struct MonitorVerify {
         Monitor *monitor;
         MonitorVerify *next;
@@ -68,31 +79,6 @@ struct Monitor {
         size_t n_checks;
         MonitorVerify *verifies;
 };
-
-static const char *check_target(const CheckConfig *c, char buf[static 256]) {
-        switch (c->type) {
-        case CHECK_UNIT:
-                return c->unit;
-        case CHECK_HTTP:
-                return c->url_public;
-        case CHECK_TCP:
-                snprintf(buf, 256, "%s:%u", c->host, c->port);
-                return buf;
-        case CHECK_DISK:
-        case CHECK_FILE_AGE:
-                return c->path;
-        case CHECK_MEMORY:
-                return "memory";
-        case CHECK_LOAD:
-                return "load";
-        case CHECK_JOURNAL:
-                return c->pattern;
-        case CHECK_EXEC:
-                return c->command[0];
-        default:
-                return "?";
-        }
-}
 
 static const char *action_target(const CheckConfig *c) {
         switch (c->action) {
@@ -168,7 +154,7 @@ static void policy_load(Monitor *m) {
 /* ---- events ---- */
 
 static cJSON *detail_new(CheckRuntime *c) {
-        char buf[256];
+        char buf[CHECK_TARGET_MAX];
         const CheckConfig *cc = c->config;
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddStringToObject(d, "check", cc->name) ||
@@ -393,10 +379,7 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                 (void) sd_event_source_set_time(c->verify_timer, now_usec(CLOCK_BOOTTIME) + c->config->verify_timeout);
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_ONESHOT);
                 /* The fix may already be in place (a unit is often active before its job ends). */
-                if (c->config->type == CHECK_UNIT)
-                        runtime_rejudge(c);
-                else if (c->config->type != CHECK_JOURNAL)
-                        schedule(c, 0);
+                runtime_source(c)->refresh(c);
         }
         if (out & (POLICY_STATE_CHANGED | POLICY_ESCALATE))
                 policy_save(m);
@@ -418,7 +401,7 @@ static void runtime_result(CheckRuntime *c, const CheckResult *res) {
 
 /* Units: judge the state we hold (no D-Bus call). */
 static void runtime_rejudge(CheckRuntime *c) {
-        if (c->config->type != CHECK_UNIT || !c->unit_known)
+        if (!c->unit_known) /* only a unit's signals bring a state to judge */
                 return;
         CheckResult res;
         if (check_unit_evaluate(c->config, &c->unit_state, &c->unit_history, now_usec(CLOCK_MONOTONIC), &res) == 0)
@@ -485,36 +468,19 @@ static void on_probe_done(const CheckResult *res, void *userdata) {
 }
 
 static void run_probe(CheckRuntime *c) {
-        Monitor *m = c->monitor;
-        const CheckConfig *cc = c->config;
+        const CheckTypeOps *ops = check_type_ops(c->config->type);
         CheckResult res = {};
         int r;
 
-        switch (cc->type) {
-        case CHECK_DISK:
-        case CHECK_MEMORY:
-        case CHECK_LOAD:
-        case CHECK_FILE_AGE:
-                r = cc->type == CHECK_DISK     ? check_disk_run(cc, &res)
-                    : cc->type == CHECK_MEMORY ? check_memory_run(cc, &res)
-                    : cc->type == CHECK_LOAD   ? check_load_run(cc, &res)
-                                               : check_file_age_run(cc, &res);
+        if (ops->run) {
+                r = ops->run(c->config, &res);
                 if (r >= 0)
                         on_probe_done(&res, c);
                 check_result_done(&res);
                 return;
-        case CHECK_HTTP:
-                r = check_http_start(cc, m->ctx.http, on_probe_done, c, &c->probe);
-                break;
-        case CHECK_TCP:
-                r = check_tcp_start(cc, m->ctx.event, on_probe_done, c, &c->probe);
-                break;
-        case CHECK_EXEC:
-                r = check_exec_start(cc, m->ctx.event, on_probe_done, c, &c->probe);
-                break;
-        default:
-                return;
         }
+        CheckProbeContext ctx = { .event = c->monitor->ctx.event, .http = c->monitor->ctx.http };
+        r = ops->start(c->config, &ctx, on_probe_done, c, &c->probe);
         if (r < 0) {
                 res = (CheckResult) { .healthy = false };
                 snprintf(res.observed, sizeof res.observed, "not run");
@@ -525,45 +491,119 @@ static void run_probe(CheckRuntime *c) {
 
 static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         CheckRuntime *c = userdata;
-        switch (c->config->type) {
-        case CHECK_UNIT:
-                runtime_rejudge(c);
-                runtime_rejudge_later(c);
-                break;
-        case CHECK_JOURNAL: {
-                CheckResult res = { .healthy = true };
-                snprintf(res.observed, sizeof res.observed, "no matching entry for %llu s",
-                         (unsigned long long) (c->config->interval / USEC_PER_SEC));
-                snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
-                snprintf(res.message, sizeof res.message, "quiet");
-                runtime_result(c, &res);
-                if (c->policy.health == POLICY_HEALTH_FAILED)
-                        schedule(c, c->config->interval);
-                break;
-        }
-        default:
-                if (!c->probe)
-                        run_probe(c);
-        }
+        runtime_source(c)->on_timer(c);
         return 0;
+}
+
+/* ---- the three sources of results ---- */
+
+/* Polled checks: the timer runs the next probe. */
+static int poll_start(CheckRuntime *c) {
+        /* Spread the first runs over the interval so checks do not run in lockstep; one that a
+         * verification carried over a reload waits for is due now. */
+        schedule(c, runtime_verified(c) ? 0 : backoff_random() % (c->config->interval / 10 + 1));
+        return 0;
+}
+
+static void poll_stop(CheckRuntime *c) {
+        if (c->probe)
+                check_probe_cancel(c->probe);
+        c->probe = NULL;
+}
+
+static void poll_on_timer(CheckRuntime *c) {
+        if (!c->probe)
+                run_probe(c);
+}
+
+static void poll_refresh(CheckRuntime *c) {
+        schedule(c, 0);
+}
+
+/* Units: systemd's signals bring the state; the timer judges it again while it is unhealthy. */
+static int unit_start(CheckRuntime *c) {
+        Monitor *m = c->monitor;
+        if (!m->ctx.units) {
+                CheckResult res = { .healthy = false };
+                snprintf(res.observed, sizeof res.observed, "no system bus");
+                snprintf(res.message, sizeof res.message, "cannot watch %s: the system bus is unavailable",
+                         c->config->unit);
+                runtime_result(c, &res);
+                return 0;
+        }
+        return units_watch(m->ctx.units, c->config->unit, on_unit_changed, c);
+}
+
+static void unit_stop(CheckRuntime *c) {
+        if (c->monitor->ctx.units)
+                units_unwatch(c->monitor->ctx.units, c->config->unit, c);
+}
+
+static void unit_on_timer(CheckRuntime *c) {
+        runtime_rejudge(c);
+        runtime_rejudge_later(c);
+}
+
+/* Journal patterns: entries bring failures; the timer, a quiet interval later, health. */
+static int journal_start(CheckRuntime *c) {
+        int r = journal_watch_new(c->monitor->ctx.event, c->config->match, c->config->pattern, on_journal_match, c,
+                                  &c->journal);
+        if (r < 0)
+                log_error_errno(r, "Check %s: cannot read the journal: %m", c->config->name);
+        return 0;
+}
+
+static void journal_stop(CheckRuntime *c) {
+        c->journal = journal_watch_free(c->journal);
+}
+
+static void journal_on_timer(CheckRuntime *c) {
+        CheckResult res = { .healthy = true };
+        snprintf(res.observed, sizeof res.observed, "no matching entry for %llu s",
+                 (unsigned long long) (c->config->interval / USEC_PER_SEC));
+        snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
+        snprintf(res.message, sizeof res.message, "quiet");
+        runtime_result(c, &res);
+        if (c->policy.health == POLICY_HEALTH_FAILED)
+                schedule(c, c->config->interval);
+}
+
+/* Nothing to ask: a journal check knows only what entries arrive. */
+static void journal_refresh(CheckRuntime *c _unused_) {
+}
+
+/* A verification starts from what the check holds: its last result, or quiet. */
+static void journal_verify_begin(CheckRuntime *c) {
+        if (c->have_last)
+                verify_observe(c->monitor, c, c->last.healthy);
+        else {
+                CheckResult quiet = { .healthy = true };
+                snprintf(quiet.observed, sizeof quiet.observed, "no matching entry");
+                snprintf(quiet.message, sizeof quiet.message, "quiet");
+                runtime_result(c, &quiet);
+        }
+}
+
+static const RuntimeSource runtime_sources[] = {
+        [CHECK_SOURCE_POLL] = { poll_start, poll_stop, poll_on_timer, poll_refresh, poll_refresh },
+        [CHECK_SOURCE_UNIT] = { unit_start, unit_stop, unit_on_timer, runtime_rejudge, runtime_rejudge },
+        [CHECK_SOURCE_JOURNAL] = { journal_start, journal_stop, journal_on_timer, journal_refresh, journal_verify_begin },
+};
+
+static const RuntimeSource *runtime_source(const CheckRuntime *c) {
+        return &runtime_sources[check_type_ops(c->config->type)->source];
 }
 
 /* ---- set-up ---- */
 
 static void runtime_stop(CheckRuntime *c) {
         Monitor *m = c->monitor;
-        if (c->probe)
-                check_probe_cancel(c->probe);
-        c->probe = NULL;
+        runtime_source(c)->stop(c);
         if (c->action_exec)
                 spawn_cancel(c->action_exec);
         c->action_exec = NULL;
-        if (m->ctx.units) {
+        if (m->ctx.units)
                 units_cancel_jobs(m->ctx.units, c);
-                if (c->config->type == CHECK_UNIT)
-                        units_unwatch(m->ctx.units, c->config->unit, c);
-        }
-        c->journal = journal_watch_free(c->journal);
         c->timer = sd_event_source_disable_unref(c->timer);
         c->verify_timer = sd_event_source_disable_unref(c->verify_timer);
         if (c->policy.phase == POLICY_ACTING)
@@ -572,7 +612,6 @@ static void runtime_stop(CheckRuntime *c) {
 
 static int runtime_start(CheckRuntime *c) {
         Monitor *m = c->monitor;
-        const CheckConfig *cc = c->config;
         int r = sd_event_add_time(m->ctx.event, &c->timer, CLOCK_BOOTTIME, USEC_INFINITY, 10 * USEC_PER_MSEC, on_timer, c);
         if (r < 0)
                 return r;
@@ -582,28 +621,7 @@ static int runtime_start(CheckRuntime *c) {
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
-
-        switch (cc->type) {
-        case CHECK_UNIT:
-                if (!m->ctx.units) {
-                        CheckResult res = { .healthy = false };
-                        snprintf(res.observed, sizeof res.observed, "no system bus");
-                        snprintf(res.message, sizeof res.message, "cannot watch %s: the system bus is unavailable", cc->unit);
-                        runtime_result(c, &res);
-                        return 0;
-                }
-                return units_watch(m->ctx.units, cc->unit, on_unit_changed, c);
-        case CHECK_JOURNAL:
-                r = journal_watch_new(m->ctx.event, cc->match, cc->pattern, on_journal_match, c, &c->journal);
-                if (r < 0)
-                        log_error_errno(r, "Check %s: cannot read the journal: %m", cc->name);
-                return 0;
-        default:
-                /* Spread the first runs over the interval so checks do not run in lockstep; one
-                 * that a verification carried over a reload waits for is due now. */
-                schedule(c, runtime_verified(c) ? 0 : backoff_random() % (cc->interval / 10 + 1));
-                return 0;
-        }
+        return runtime_source(c)->start(c);
 }
 
 static void runtimes_link(Monitor *m) {
@@ -671,7 +689,7 @@ Monitor *monitor_free(Monitor *m) {
 }
 
 static bool same_check(const CheckConfig *a, const CheckConfig *b) {
-        char x[256], y[256];
+        char x[CHECK_TARGET_MAX], y[CHECK_TARGET_MAX];
         return strcmp(a->name, b->name) == 0 && a->type == b->type &&
                strcmp(check_target(a, x), check_target(b, y)) == 0 && streq_ptr(a->url, b->url);
 }
@@ -740,9 +758,7 @@ int monitor_reset(Monitor *m, const char *check) {
                 policy_reset(&c->policy);
                 policy_save(m);
                 log_event(LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
-                runtime_rejudge(c);
-                if (c->config->type != CHECK_UNIT && c->config->type != CHECK_JOURNAL)
-                        schedule(c, 0);
+                runtime_source(c)->refresh(c);
                 return 0;
         }
         return -ENOENT;
@@ -880,7 +896,8 @@ static bool verify_complete(const MonitorVerify *v, bool *ret_healthy) {
 static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy) {
         /* A command that just started a unit is verified only by the unit running: "stopped
          * as asked" is healthy for a check, not for a start. */
-        bool running = c->config->type != CHECK_UNIT || strcmp(c->unit_state.active_state, "active") == 0;
+        bool running = runtime_source(c) != &runtime_sources[CHECK_SOURCE_UNIT] ||
+                       strcmp(c->unit_state.active_state, "active") == 0;
         MonitorVerify *v = m->verifies;
         while (v) {
                 MonitorVerify *next = v->next;
@@ -952,22 +969,8 @@ int monitor_verify(Monitor *m, char *const *names, char *const *units, usec_t ti
                 return r;
         }
         /* Fresh results now: probes at once, units and journals from what they hold. */
-        for (size_t i = 0; i < v->n; i++) {
-                CheckRuntime *c = v->checks[i];
-                if (c->config->type == CHECK_UNIT)
-                        runtime_rejudge(c);
-                else if (c->config->type == CHECK_JOURNAL) {
-                        if (c->have_last)
-                                verify_observe(m, c, c->last.healthy);
-                        else {
-                                CheckResult quiet = { .healthy = true };
-                                snprintf(quiet.observed, sizeof quiet.observed, "no matching entry");
-                                snprintf(quiet.message, sizeof quiet.message, "quiet");
-                                runtime_result(c, &quiet);
-                        }
-                } else if (!c->probe)
-                        schedule(c, 0);
-        }
+        for (size_t i = 0; i < v->n; i++)
+                runtime_source(v->checks[i])->verify_begin(v->checks[i]);
         if (ret)
                 *ret = v;
         return 0;
