@@ -40,7 +40,7 @@ struct Job {
         bool starting;           /* stop-start: the start phase */
         cJSON *unit_results;     /* array */
         usec_t step_started;
-        MonitorVerify *verify;
+        Verify *verify;
         sd_event_source *heartbeat, *wait;
         sd_event_source *flush_wait;    /* prepare-stop: until the outbox drains or FLUSH_TIMEOUT */
         sd_event_source *unit_deadline; /* [commands] job_timeout of the unit job in flight */
@@ -59,7 +59,7 @@ struct Channel {
         char last_poll_error[128];
         Job *jobs;               /* FIFO; the head runs */
         Job *waiting;            /* redeliveries of pending commands: answered when those are verified */
-        MonitorVerify *boot_verify;
+        Verify *boot_verify;
         CommandRecord *pending;  /* in the journal from before this boot */
         size_t n_pending, next_pending;
 };
@@ -198,7 +198,7 @@ static void job_free(Job *j) {
         Channel *c = j->commands;
         job_unlink(j);
         if (j->verify)
-                monitor_verify_cancel(j->verify);
+                verify_cancel(j->verify);
         if (c->ctx.units)
                 units_cancel_jobs(c->ctx.units, j);
         sd_event_source_disable_unref(j->heartbeat);
@@ -456,7 +456,7 @@ static void job_step(Job *j) {
         }
         switch (j->cmd.action) {
         case COMMAND_STOP_START_UNITS: {
-                int r = monitor_verify(c->ctx.monitor, NULL, j->cmd.units, c->config->commands_verify_timeout, false,
+                int r = verify_start(c->ctx.monitor, NULL, j->cmd.units, c->config->commands_verify_timeout, false,
                                        on_verified, j, &j->verify);
                 if (r < 0)
                         job_give_back(j, "cannot verify");
@@ -536,7 +536,7 @@ static void job_run(Job *j) {
                 return;
         /* A unit under local remediation: wait for it to settle. */
         for (char **u = j->cmd.units; u && *u; u++)
-                if (monitor_unit_busy(c->ctx.monitor, *u)) {
+                if (remedy_unit_busy(c->ctx.monitor, *u)) {
                         j->wait = sd_event_source_disable_unref(j->wait);
                         if (sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, BUSY_RETRY, 0,
                                                        on_busy_retry, j) < 0)
@@ -578,7 +578,7 @@ static void job_run(Job *j) {
                 return job_finish(j, "Command Succeeded", p);
         }
         case COMMAND_RUN_CHECKS: {
-                int r = monitor_verify(c->ctx.monitor, j->cmd.checks, NULL, c->config->commands_verify_timeout, true,
+                int r = verify_start(c->ctx.monitor, j->cmd.checks, NULL, c->config->commands_verify_timeout, true,
                                        on_verified, j, &j->verify);
                 if (r == -ENOENT) {
                         cJSON *f = detail_for(j);
@@ -971,7 +971,7 @@ static void boot_verify_next(Channel *c) {
                         pending_interrupted(c, rec);
                         continue;
                 }
-                int r = monitor_verify(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false,
+                int r = verify_start(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false,
                                        on_boot_verified, c, &c->boot_verify);
                 if (r >= 0)
                         return;
@@ -1016,7 +1016,7 @@ Channel *channel_free(Channel *c) {
         if (c->poll)
                 aws_call_cancel(c->poll);
         if (c->boot_verify)
-                monitor_verify_cancel(c->boot_verify);
+                verify_cancel(c->boot_verify);
         command_records_free(c->pending, c->n_pending);
         sd_event_source_disable_unref(c->poll_timer);
         command_journal_free(c->journal);

@@ -9,7 +9,7 @@
 #include "config.h"
 #include "events/emit.h"
 #include "events/outbox.h"
-#include "heal/monitor.h"
+#include "heal/verify.h"
 #include "io/units.h"
 
 typedef struct Channel Channel;

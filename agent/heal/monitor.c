@@ -8,43 +8,15 @@
 #include <time.h>
 
 #include "backoff.h"
-#include "checks/check.h"
 #include "codec.h"
 #include "events/emit.h"
-#include "io/spawn.h"
-#include "io/journal_watch.h"
-#include "log.h"
-#include "heal/policy.h"
 #include "heal/remedy.h"
+#include "heal/runtime.h"
+#include "log.h"
 
 #define POLICY_FILE "policy.json"
 #define VERIFY_CADENCE (1 * USEC_PER_SEC) /* probes re-run at most this far apart while verifying */
 #define ACTION_OUTPUT_MAX 4096
-
-typedef struct CheckRuntime CheckRuntime;
-struct CheckRuntime {
-        Monitor *monitor;
-        const CheckConfig *config;
-        CheckRuntime *after; /* the check this one depends on, or NULL */
-        PolicyState policy;
-
-        sd_event_source *timer;        /* next probe; units: re-judge while failed; journal: quiet period */
-        sd_event_source *verify_timer;
-        CheckProbe *probe;
-        Spawn *action_exec;
-        bool action_job;               /* a unit job is in flight */
-        JournalWatch *journal;
-
-        UnitState unit_state;
-        UnitHistory unit_history;
-        bool unit_known;
-
-        CheckResult last;              /* without output */
-        bool have_last;
-        usec_t last_at;                /* wall clock of the last result */
-        char last_action[64], last_action_result[256];
-        usec_t last_action_at;
-};
 
 /* How results reach a check of each CheckSource (the type's CheckTypeOps say which). */
 typedef struct RuntimeSource {
@@ -57,41 +29,6 @@ typedef struct RuntimeSource {
 
 static const RuntimeSource *runtime_source(const CheckRuntime *c);
 
-struct MonitorVerify {
-        Monitor *monitor;
-        MonitorVerify *next;
-        CheckRuntime **checks; /* the selected checks... */
-        unsigned *passes;      /* ...their consecutive healthy results since the start */
-        bool *seen;            /* ...whether they reported since the start */
-        size_t n;
-        bool once;
-        bool units_started;     /* verifying units a command started: they must be active */
-        usec_t deadline;        /* CLOCK_MONOTONIC */
-        sd_event_source *timer; /* checks completion every 100 ms until the deadline */
-        monitor_verify_fn done;
-        void *userdata;
-};
-
-struct Monitor {
-        MonitorContext ctx;
-        char *state_dir; /* a copy: the Config it came from is freed by the next reload */
-        CheckRuntime *checks;
-        size_t n_checks;
-        MonitorVerify *verifies;
-};
-
-static const char *action_target(const CheckConfig *c) {
-        switch (c->action) {
-        case CHECK_ACTION_RESTART_UNIT:
-        case CHECK_ACTION_START_UNIT:
-        case CHECK_ACTION_STOP_UNIT:
-                return c->action_unit ? c->action_unit : c->unit;
-        case CHECK_ACTION_EXEC:
-                return c->action_command[0];
-        default:
-                return NULL;
-        }
-}
 
 static PolicyConfig policy_config(const CheckConfig *c) {
         return (PolicyConfig) {
@@ -153,7 +90,7 @@ static void policy_load(Monitor *m) {
 
 /* ---- events ---- */
 
-static cJSON *detail_new(CheckRuntime *c) {
+cJSON *runtime_detail_new(CheckRuntime *c) {
         char buf[CHECK_TARGET_MAX];
         const CheckConfig *cc = c->config;
         cJSON *d = cJSON_CreateObject();
@@ -169,7 +106,7 @@ static cJSON *detail_new(CheckRuntime *c) {
 }
 
 static bool add_action(cJSON *d, const CheckConfig *cc) {
-        const char *t = action_target(cc);
+        const char *t = remedy_action_target(cc);
         return cJSON_AddStringToObject(d, "action", check_action_to_string(cc->action)) &&
                (t ? cJSON_AddStringToObject(d, "action_target", t) != NULL : cJSON_AddNullToObject(d, "action_target") != NULL);
 }
@@ -179,7 +116,7 @@ static void emit(CheckRuntime *c, const char *type, cJSON *d) {
 }
 
 static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
-        cJSON *d = detail_new(c);
+        cJSON *d = runtime_detail_new(c);
         if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
                   !cJSON_AddNumberToObject(d, "fail_after", c->config->fail_after) ||
                   (res->output && !cJSON_AddStringToObject(d, "output", res->output)) ||
@@ -194,7 +131,7 @@ static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
 }
 
 static void emit_check_recovered(CheckRuntime *c, const CheckResult *res) {
-        cJSON *d = detail_new(c);
+        cJSON *d = runtime_detail_new(c);
         usec_t now = now_usec(CLOCK_REALTIME);
         if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
                   !cJSON_AddNumberToObject(d, "failed_for_ms",
@@ -211,7 +148,7 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
         const PolicyState *p = &c->policy;
         usec_t now = now_usec(CLOCK_REALTIME);
         PolicyConfig pc = policy_config(cc);
-        cJSON *d = detail_new(c);
+        cJSON *d = runtime_detail_new(c);
         /* Every remediation event says whether it is a dry run: rules that page people or make
          * the fleet act must be able to skip a preview. */
         bool ok = d && add_action(d, cc) && emit_add_time(d, "detected_at", p->detected_at) &&
@@ -294,7 +231,7 @@ static void action_start(CheckRuntime *c) {
         snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
         c->last_action_at = now_usec(CLOCK_REALTIME);
         log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
-                  m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), action_target(cc) ?: "",
+                  m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
                   c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
 
@@ -305,7 +242,7 @@ static void action_start(CheckRuntime *c) {
         }
         snprintf(c->last_action_result, sizeof c->last_action_result, "running");
         if (op >= 0) {
-                r = remedy_unit_job(m->ctx.units, op, action_target(cc), on_action_job, c);
+                r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
         } else if (cc->action == CHECK_ACTION_EXEC)
                 r = spawn_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
@@ -385,8 +322,6 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                 policy_save(m);
 }
 
-static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy);
-
 static void runtime_result(CheckRuntime *c, const CheckResult *res) {
         verify_observe(c->monitor, c, res->healthy);
         c->last = *res;
@@ -451,19 +386,12 @@ static void on_journal_match(const char *message, size_t len, void *userdata) {
         schedule(c, c->config->interval);
 }
 
-static bool runtime_verified(const CheckRuntime *c) {
-        for (const MonitorVerify *v = c->monitor->verifies; v; v = v->next)
-                for (size_t i = 0; i < v->n; i++)
-                        if (v->checks[i] == c)
-                                return true;
-        return false;
-}
 
 static void on_probe_done(const CheckResult *res, void *userdata) {
         CheckRuntime *c = userdata;
         c->probe = NULL;
         runtime_result(c, res);
-        bool verifying = c->policy.phase == POLICY_VERIFYING || runtime_verified(c);
+        bool verifying = c->policy.phase == POLICY_VERIFYING || verify_includes(c->monitor, c);
         schedule(c, verifying && c->config->interval > VERIFY_CADENCE ? VERIFY_CADENCE : c->config->interval);
 }
 
@@ -501,7 +429,7 @@ static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *u
 static int poll_start(CheckRuntime *c) {
         /* Spread the first runs over the interval so checks do not run in lockstep; one that a
          * verification carried over a reload waits for is due now. */
-        schedule(c, runtime_verified(c) ? 0 : backoff_random() % (c->config->interval / 10 + 1));
+        schedule(c, verify_includes(c->monitor, c) ? 0 : backoff_random() % (c->config->interval / 10 + 1));
         return 0;
 }
 
@@ -594,6 +522,15 @@ static const RuntimeSource *runtime_source(const CheckRuntime *c) {
         return &runtime_sources[check_type_ops(c->config->type)->source];
 }
 
+void runtime_verify_begin(CheckRuntime *c) {
+        runtime_source(c)->verify_begin(c);
+}
+
+bool runtime_running(const CheckRuntime *c) {
+        return runtime_source(c) != &runtime_sources[CHECK_SOURCE_UNIT] ||
+               strcmp(c->unit_state.active_state, "active") == 0;
+}
+
 /* ---- set-up ---- */
 
 static void runtime_stop(CheckRuntime *c) {
@@ -681,37 +618,17 @@ Monitor *monitor_free(Monitor *m) {
         if (!m)
                 return NULL;
         while (m->verifies)
-                monitor_verify_cancel(m->verifies);
+                verify_cancel(m->verifies);
         runtimes_free(m->checks, m->n_checks);
         free(m->state_dir);
         free(m);
         return NULL;
 }
 
-static bool same_check(const CheckConfig *a, const CheckConfig *b) {
+bool runtime_same_check(const CheckConfig *a, const CheckConfig *b) {
         char x[CHECK_TARGET_MAX], y[CHECK_TARGET_MAX];
         return strcmp(a->name, b->name) == 0 && a->type == b->type &&
                strcmp(check_target(a, x), check_target(b, y)) == 0 && streq_ptr(a->url, b->url);
-}
-
-/* A reload must not cut a command's verification short: each verification follows its
- * checks to their new runtimes (keeping the passes seen so far); a check the new
- * configuration dropped leaves the verification. */
-static void verifies_carry_over(Monitor *m, CheckRuntime *rt, size_t n) {
-        for (MonitorVerify *v = m->verifies; v; v = v->next) {
-                size_t kept = 0;
-                for (size_t i = 0; i < v->n; i++)
-                        for (size_t k = 0; k < n; k++) {
-                                if (!same_check(v->checks[i]->config, rt[k].config))
-                                        continue;
-                                v->checks[kept] = &rt[k];
-                                v->passes[kept] = v->passes[i];
-                                v->seen[kept] = v->seen[i];
-                                kept++;
-                                break;
-                        }
-                v->n = kept;
-        }
 }
 
 int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run) {
@@ -722,7 +639,7 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; k < m->n_checks; k++) {
                         CheckRuntime *old = &m->checks[k];
-                        if (!same_check(old->config, &checks[i]))
+                        if (!runtime_same_check(old->config, &checks[i]))
                                 continue;
                         rt[i].policy = old->policy;
                         rt[i].last = old->last;
@@ -733,7 +650,7 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
                         memcpy(rt[i].last_action_result, old->last_action_result, sizeof rt[i].last_action_result);
                         rt[i].last_action_at = old->last_action_at;
                 }
-        verifies_carry_over(m, rt, n);
+        verify_carry_over(m, rt, n);
         runtimes_free(m->checks, m->n_checks);
         m->checks = rt;
         m->n_checks = n;
@@ -776,16 +693,6 @@ void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing) {
         *ret_failing = failing;
 }
 
-bool monitor_unit_busy(const Monitor *m, const char *unit) {
-        for (size_t i = 0; i < m->n_checks; i++) {
-                const CheckRuntime *c = &m->checks[i];
-                const char *t = action_target(c->config);
-                if ((c->policy.phase == POLICY_ACTING || c->policy.phase == POLICY_VERIFYING) && t &&
-                    strcmp(t, unit) == 0)
-                        return true;
-        }
-        return false;
-}
 
 int monitor_status(Monitor *m, cJSON **ret) {
         cJSON *arr = cJSON_CreateArray();
@@ -795,7 +702,7 @@ int monitor_status(Monitor *m, cJSON **ret) {
         for (size_t i = 0; i < m->n_checks; i++) {
                 CheckRuntime *c = &m->checks[i];
                 PolicyConfig pc = policy_config(c->config);
-                cJSON *d = detail_new(c);
+                cJSON *d = runtime_detail_new(c);
                 if (!d || !cJSON_AddItemToArray(arr, d)) {
                         cJSON_Delete(d);
                         cJSON_Delete(arr);
@@ -815,163 +722,5 @@ int monitor_status(Monitor *m, cJSON **ret) {
                 }
         }
         *ret = arr;
-        return 0;
-}
-
-/* ---- verification for commands ---- */
-
-static bool check_touches_unit(const CheckConfig *c, char *const *units) {
-        for (char *const *u = units; *u; u++)
-                if ((c->unit && strcmp(c->unit, *u) == 0) || (c->action_unit && strcmp(c->action_unit, *u) == 0))
-                        return true;
-        return false;
-}
-
-static bool name_listed(const char *name, char *const *names) {
-        for (char *const *n = names; *n; n++)
-                if (strcmp(*n, name) == 0)
-                        return true;
-        return false;
-}
-
-static void verify_free(MonitorVerify *v) {
-        for (MonitorVerify **p = &v->monitor->verifies; *p; p = &(*p)->next)
-                if (*p == v) {
-                        *p = v->next;
-                        break;
-                }
-        sd_event_source_disable_unref(v->timer);
-        free(v->checks);
-        free(v->passes);
-        free(v->seen);
-        free(v);
-}
-
-void monitor_verify_cancel(MonitorVerify *v) {
-        if (v)
-                verify_free(v);
-}
-
-static cJSON *verify_results(MonitorVerify *v) {
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; arr && i < v->n; i++) {
-                CheckRuntime *c = v->checks[i];
-                cJSON *d = detail_new(c);
-                if (!d || !cJSON_AddItemToArray(arr, d)) {
-                        cJSON_Delete(d);
-                        cJSON_Delete(arr);
-                        return NULL;
-                }
-                if (!cJSON_AddBoolToObject(d, "healthy", v->seen[i] && c->have_last && c->last.healthy) ||
-                    !cJSON_AddStringToObject(d, "message", v->seen[i] && c->have_last ? c->last.message : "no result in time")) {
-                        cJSON_Delete(arr); /* d with it */
-                        return NULL;
-                }
-        }
-        return arr;
-}
-
-static void verify_finish(MonitorVerify *v, bool healthy) {
-        monitor_verify_fn done = v->done;
-        void *userdata = v->userdata;
-        cJSON *results = verify_results(v);
-        verify_free(v);
-        done(healthy, results, userdata);
-}
-
-static bool verify_complete(const MonitorVerify *v, bool *ret_healthy) {
-        bool healthy = true;
-        for (size_t i = 0; i < v->n; i++) {
-                if (v->once) {
-                        if (!v->seen[i])
-                                return false;
-                        healthy = healthy && v->checks[i]->last.healthy;
-                } else if (v->passes[i] < v->checks[i]->config->recover_after)
-                        return false;
-        }
-        *ret_healthy = healthy;
-        return true;
-}
-
-static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy) {
-        /* A command that just started a unit is verified only by the unit running: "stopped
-         * as asked" is healthy for a check, not for a start. */
-        bool running = runtime_source(c) != &runtime_sources[CHECK_SOURCE_UNIT] ||
-                       strcmp(c->unit_state.active_state, "active") == 0;
-        MonitorVerify *v = m->verifies;
-        while (v) {
-                MonitorVerify *next = v->next;
-                for (size_t i = 0; i < v->n; i++)
-                        if (v->checks[i] == c) {
-                                bool ok = healthy && (!v->units_started || running);
-                                v->seen[i] = true;
-                                v->passes[i] = ok ? v->passes[i] + 1 : 0;
-                        }
-                v = next;
-        }
-}
-
-/* Results are recorded before verify_observe() sees them complete, so the check runs from
- * a zero-delay timer: complete verifications are finished from the loop, never from inside
- * runtime_result(). */
-static int on_verify_timer(sd_event_source *s _unused_, uint64_t usec, void *userdata) {
-        MonitorVerify *v = userdata;
-        bool healthy;
-        if (verify_complete(v, &healthy))
-                verify_finish(v, healthy);
-        else if (usec >= v->deadline)
-                verify_finish(v, false);
-        else {
-                (void) sd_event_source_set_time(v->timer, usec + 100 * USEC_PER_MSEC < v->deadline ? usec + 100 * USEC_PER_MSEC : v->deadline);
-                (void) sd_event_source_set_enabled(v->timer, SD_EVENT_ONESHOT);
-        }
-        return 0;
-}
-
-int monitor_verify(Monitor *m, char *const *names, char *const *units, usec_t timeout, bool once,
-                   monitor_verify_fn done, void *userdata, MonitorVerify **ret) {
-        for (char *const *n = names; n && *n; n++) {
-                bool found = false;
-                for (size_t i = 0; i < m->n_checks && !found; i++)
-                        found = strcmp(m->checks[i].config->name, *n) == 0;
-                if (!found)
-                        return -ENOENT;
-        }
-        MonitorVerify *v = calloc(1, sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        v->monitor = m;
-        v->once = once;
-        v->units_started = units != NULL;
-        v->done = done;
-        v->userdata = userdata;
-        v->next = m->verifies;
-        m->verifies = v;
-        size_t cap = m->n_checks ? m->n_checks : 1;
-        v->checks = calloc(cap, sizeof *v->checks);
-        v->passes = calloc(cap, sizeof *v->passes);
-        v->seen = calloc(cap, sizeof *v->seen);
-        if (!v->checks || !v->passes || !v->seen) {
-                verify_free(v);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < m->n_checks; i++) {
-                const CheckConfig *cc = m->checks[i].config;
-                if ((names && !name_listed(cc->name, names)) || (units && !check_touches_unit(cc, units)))
-                        continue;
-                v->checks[v->n++] = &m->checks[i];
-        }
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-        v->deadline = now + timeout;
-        int r = sd_event_add_time(m->ctx.event, &v->timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_verify_timer, v);
-        if (r < 0) {
-                verify_free(v);
-                return r;
-        }
-        /* Fresh results now: probes at once, units and journals from what they hold. */
-        for (size_t i = 0; i < v->n; i++)
-                runtime_source(v->checks[i])->verify_begin(v->checks[i]);
-        if (ret)
-                *ret = v;
         return 0;
 }

@@ -1,6 +1,8 @@
 /* heal/remedy.c: the unit operations heald asks of systemd (see remedy.h). */
 #include "heal/remedy.h"
 
+#include "heal/runtime.h"
+
 static const struct {
         const char *name;
         const char *method; /* org.freedesktop.systemd1.Manager */
@@ -33,4 +35,28 @@ int remedy_unit_job(Units *units, RemedyOperation op, const char *unit, unit_job
         if (!units)
                 return -ENOTCONN;
         return units_job(units, remedy_operations[op].method, unit, done, userdata);
+}
+
+const char *remedy_action_target(const CheckConfig *c) {
+        switch (c->action) {
+        case CHECK_ACTION_RESTART_UNIT:
+        case CHECK_ACTION_START_UNIT:
+        case CHECK_ACTION_STOP_UNIT:
+                return c->action_unit ? c->action_unit : c->unit;
+        case CHECK_ACTION_EXEC:
+                return c->action_command[0];
+        default:
+                return NULL;
+        }
+}
+
+bool remedy_unit_busy(const Monitor *m, const char *unit) {
+        for (size_t i = 0; i < m->n_checks; i++) {
+                const CheckRuntime *c = &m->checks[i];
+                const char *t = remedy_action_target(c->config);
+                if ((c->policy.phase == POLICY_ACTING || c->policy.phase == POLICY_VERIFYING) && t &&
+                    strcmp(t, unit) == 0)
+                        return true;
+        }
+        return false;
 }

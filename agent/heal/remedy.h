@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config.h"
+#include "heal/verify.h"
 #include "io/units.h"
 
 typedef enum RemedyOperation {
@@ -23,3 +24,10 @@ RemedyOperation remedy_operation_of_action(CheckAction action);
 /* Start the systemd job (mode "replace") for op on unit; done() runs once, from the loop.
  * -ENOTCONN when there is no system bus (units NULL). */
 int remedy_unit_job(Units *units, RemedyOperation op, const char *unit, unit_job_fn done, void *userdata);
+
+/* The unit (unit actions) or the program (exec) a check's action acts on; NULL for none and
+ * request. Borrowed from c. */
+const char *remedy_action_target(const CheckConfig *c);
+
+/* Whether a check's action on this unit is running or being verified (commands wait for it). */
+bool remedy_unit_busy(const Monitor *m, const char *unit);
