@@ -1,34 +1,12 @@
 /* config.h: heald.ini, loaded into one validated Config (see heald.ini(5)). */
 #pragma once
 
+#include "checks/types.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/heald/heald.ini"
 
 /* [check NAME]: one health check; see heald.ini(5). */
-typedef enum CheckType {
-        CHECK_UNIT,     /* a systemd unit, watched through D-Bus signals */
-        CHECK_HTTP,
-        CHECK_TCP,
-        CHECK_DISK,
-        CHECK_MEMORY,
-        CHECK_LOAD,
-        CHECK_FILE_AGE,
-        CHECK_JOURNAL,
-        CHECK_EXEC,
-        _CHECK_TYPE_MAX,
-} CheckType;
-
-typedef enum CheckAction {
-        CHECK_ACTION_NONE,
-        CHECK_ACTION_RESTART_UNIT,
-        CHECK_ACTION_START_UNIT,
-        CHECK_ACTION_STOP_UNIT,
-        CHECK_ACTION_EXEC,
-        CHECK_ACTION_REQUEST, /* publish "Remediation Requested" for the fleet to act on */
-        _CHECK_ACTION_MAX,
-} CheckAction;
-
 typedef struct CheckConfig {
         char *name;             /* [check NAME]: letters, digits, '-', '_', '.'; unique */
         unsigned line;          /* line of the section header, for messages */
@@ -127,8 +105,6 @@ typedef struct Config {
 
 /* The check named name, or NULL. */
 const CheckConfig *config_find_check(const Config *c, const char *name);
-const char *check_type_to_string(CheckType t);
-const char *check_action_to_string(CheckAction a);
 
 /* Load and validate an ini file. On success *ret is a new Config (caller frees with
  * config_free()). On failure returns a negative errno (-EINVAL for anything wrong in the

@@ -476,6 +476,8 @@ static void on_publisher_idle(void *userdata) {
         Manager *m = userdata;
         if (m->stopping)
                 (void) sd_event_exit(m->event, 0);
+        else if (m->channel)
+                channel_outbox_drained(m->channel);
 }
 
 static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {

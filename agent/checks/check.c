@@ -1,9 +1,27 @@
 /* check.c: what every check type shares: result lifetime, escaped texts, probe cancel. */
 #include "checks/check_private.h"
 
+#include <assert.h>
 #include <stdarg.h>
 
 #include "codec.h"
+
+static const CheckTypeOps *const check_types[_CHECK_TYPE_MAX] = {
+        [CHECK_UNIT] = &check_unit_ops,         [CHECK_HTTP] = &check_http_ops,
+        [CHECK_TCP] = &check_tcp_ops,           [CHECK_DISK] = &check_disk_ops,
+        [CHECK_MEMORY] = &check_memory_ops,     [CHECK_LOAD] = &check_load_ops,
+        [CHECK_FILE_AGE] = &check_file_age_ops, [CHECK_JOURNAL] = &check_journal_ops,
+        [CHECK_EXEC] = &check_exec_ops,
+};
+
+const CheckTypeOps *check_type_ops(CheckType t) {
+        assert(t >= 0 && t < _CHECK_TYPE_MAX && check_types[t]);
+        return check_types[t];
+}
+
+const char *check_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX]) {
+        return check_type_ops(c->type)->target(c, buf);
+}
 
 void check_result_init(CheckResult *r) {
         *r = (CheckResult) {};

@@ -1,7 +1,8 @@
 /* check.h: one run of a health check. A check never acts; it reports what it saw. One file
- * per type under checks/: the synchronous ones (disk, memory, load, file_age) answer at once,
- * the probes (http, tcp, exec) answer later from the event loop. Units and journal patterns
- * are event-driven and live in units.c and journal_watch.c. */
+ * per type under checks/, each with its row of operations (CheckTypeOps): the synchronous ones
+ * (disk, memory, load, file_age) answer at once, the probes (http, tcp, exec) answer later from
+ * the event loop; units and journal patterns are event-driven (their results come from
+ * io/units.c and io/journal_watch.c, through heal/monitor.c). */
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -41,10 +42,47 @@ int check_load_evaluate(const CheckConfig *c, const char *loadavg, unsigned n_cp
 typedef struct CheckProbe CheckProbe;
 typedef void (*check_done_fn)(const CheckResult *result, void *userdata);
 
-int check_http_start(const CheckConfig *c, Http *http, check_done_fn done, void *userdata, CheckProbe **ret);
-int check_tcp_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret);
-int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret);
+/* What the probes run on (borrowed; each uses what it needs: http the Http, tcp and exec the
+ * loop). */
+typedef struct CheckProbeContext {
+        sd_event *event;
+        Http *http;
+} CheckProbeContext;
+
+int check_http_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                     CheckProbe **ret);
+int check_tcp_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                    CheckProbe **ret);
+int check_exec_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                     CheckProbe **ret);
 void check_probe_cancel(CheckProbe *p);
+
+/* Where a type's results come from; heal/monitor.c runs each source its own way. */
+typedef enum CheckSource {
+        CHECK_SOURCE_POLL,    /* every interval: run() answers at once, or start() a probe */
+        CHECK_SOURCE_UNIT,    /* systemd's signals about the unit, judged by check_unit_evaluate() */
+        CHECK_SOURCE_JOURNAL, /* journal entries that match the pattern; quiet for an interval is healthy */
+} CheckSource;
+
+#define CHECK_TARGET_MAX 256
+
+/* One row per check type, as systemd's UnitVTable: adding a type is one file and one row in
+ * check.c (and its keys in config.c's table, which says which types each key belongs to). */
+typedef struct CheckTypeOps {
+        CheckSource source;
+        /* What the check looks at, as events and heald status name it: the unit, the public
+         * URL, "host:port", the path... Either a string of c or buf. */
+        const char *(*target)(const CheckConfig *c, char buf[static CHECK_TARGET_MAX]);
+        /* CHECK_SOURCE_POLL: exactly one of the two. */
+        int (*run)(const CheckConfig *c, CheckResult *ret);
+        int (*start)(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                     CheckProbe **ret);
+} CheckTypeOps;
+
+/* The row of a valid type (never NULL). */
+const CheckTypeOps *check_type_ops(CheckType t);
+/* check_type_ops(c->type)->target(c, buf) */
+const char *check_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX]);
 
 /* Units (event-driven): the state systemd reports, judged as it arrives. */
 #include "io/units.h"

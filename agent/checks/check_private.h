@@ -13,6 +13,10 @@ struct CheckProbe {
         void *userdata;
 };
 
+/* The rows of the type table in check.c, one in each type's file. */
+extern const CheckTypeOps check_unit_ops, check_http_ops, check_tcp_ops, check_disk_ops, check_memory_ops,
+        check_load_ops, check_file_age_ops, check_journal_ops, check_exec_ops;
+
 /* Zero *r: unhealthy, empty texts, no output. */
 void check_result_init(CheckResult *r);
 

@@ -48,3 +48,9 @@ int check_disk_run(const CheckConfig *c, CheckResult *ret) {
                                                   : "");
         return 0;
 }
+
+static const char *disk_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return c->path;
+}
+
+const CheckTypeOps check_disk_ops = { .source = CHECK_SOURCE_POLL, .target = disk_target, .run = check_disk_run };

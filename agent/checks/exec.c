@@ -54,8 +54,9 @@ static void exec_probe_on_done(int error, const SpawnResult *r, void *userdata) 
         free(p);
 }
 
-int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret) {
-        if (!c || c->type != CHECK_EXEC || !c->command || !c->command[0] || !event || !done)
+int check_exec_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                     CheckProbe **ret) {
+        if (!c || c->type != CHECK_EXEC || !c->command || !c->command[0] || !ctx || !ctx->event || !done)
                 return -EINVAL;
 
         ExecProbe *p = calloc(1, sizeof *p);
@@ -66,7 +67,7 @@ int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, 
                 .config = c,
         };
         /* Raw output beyond what an escaped CHECK_OUTPUT_MAX can show is counted, not kept. */
-        int r = spawn_start(event, c->command, c->timeout, CHECK_OUTPUT_MAX, exec_probe_on_done, p, &p->exec);
+        int r = spawn_start(ctx->event, c->command, c->timeout, CHECK_OUTPUT_MAX, exec_probe_on_done, p, &p->exec);
         if (r < 0) {
                 free(p);
                 return r;
@@ -75,3 +76,9 @@ int check_exec_start(const CheckConfig *c, sd_event *event, check_done_fn done, 
                 *ret = &p->probe;
         return 0;
 }
+
+static const char *exec_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return c->command[0];
+}
+
+const CheckTypeOps check_exec_ops = { .source = CHECK_SOURCE_POLL, .target = exec_target, .start = check_exec_start };

@@ -37,3 +37,13 @@ int check_file_age_run(const CheckConfig *c, CheckResult *ret) {
                       (unsigned long long) (age / USEC_PER_SEC), ret->healthy ? "" : ", too old");
         return 0;
 }
+
+static const char *file_age_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return c->path;
+}
+
+const CheckTypeOps check_file_age_ops = {
+        .source = CHECK_SOURCE_POLL,
+        .target = file_age_target,
+        .run = check_file_age_run,
+};

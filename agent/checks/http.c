@@ -86,8 +86,9 @@ static void http_probe_on_done(HttpRequest *req, int error, long status, void *u
         free(p);
 }
 
-int check_http_start(const CheckConfig *c, Http *http, check_done_fn done, void *userdata, CheckProbe **ret) {
-        if (!c || c->type != CHECK_HTTP || isempty(c->url) || !http || !done)
+int check_http_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                     CheckProbe **ret) {
+        if (!c || c->type != CHECK_HTTP || isempty(c->url) || !ctx || !ctx->http || !done)
                 return -EINVAL;
 
         HttpProbe *p = calloc(1, sizeof *p);
@@ -106,7 +107,7 @@ int check_http_start(const CheckConfig *c, Http *http, check_done_fn done, void 
                 .max_response = CHECK_HTTP_MAX_BODY,
                 .flags = HTTP_NO_PROXY,
         };
-        int r = http_start(http, &spec, http_probe_on_done, p, &p->request);
+        int r = http_start(ctx->http, &spec, http_probe_on_done, p, &p->request);
         if (r < 0) {
                 free(p);
                 return r;
@@ -115,3 +116,10 @@ int check_http_start(const CheckConfig *c, Http *http, check_done_fn done, void 
                 *ret = &p->probe;
         return 0;
 }
+
+/* Events and logs show the URL without its userinfo. */
+static const char *http_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return c->url_public;
+}
+
+const CheckTypeOps check_http_ops = { .source = CHECK_SOURCE_POLL, .target = http_target, .start = check_http_start };

@@ -65,3 +65,9 @@ int check_load_run(const CheckConfig *c, CheckResult *ret) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         return check_load_evaluate(c, text, n > 0 && n <= UINT_MAX ? (unsigned) n : 1, ret);
 }
+
+static const char *load_target(const CheckConfig *c _unused_, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return "load";
+}
+
+const CheckTypeOps check_load_ops = { .source = CHECK_SOURCE_POLL, .target = load_target, .run = check_load_run };

@@ -107,3 +107,9 @@ int check_memory_run(const CheckConfig *c, CheckResult *ret) {
         }
         return check_memory_evaluate(c, text, ret);
 }
+
+static const char *memory_target(const CheckConfig *c _unused_, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return "memory";
+}
+
+const CheckTypeOps check_memory_ops = { .source = CHECK_SOURCE_POLL, .target = memory_target, .run = check_memory_run };

@@ -139,14 +139,17 @@ static int tcp_probe_connect(TcpProbe *p, sd_event *event, const struct sockaddr
         return 1;
 }
 
-int check_tcp_start(const CheckConfig *c, sd_event *event, check_done_fn done, void *userdata, CheckProbe **ret) {
+int check_tcp_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
+                    CheckProbe **ret) {
         _cleanup_(tcp_probe_freep) TcpProbe *p = NULL;
         struct sockaddr_storage addr;
         socklen_t addr_len = 0;
         int r = 0;
 
-        if (!c || c->type != CHECK_TCP || isempty(c->host) || c->port == 0 || c->port > 65535 || !event || !done)
+        if (!c || c->type != CHECK_TCP || isempty(c->host) || c->port == 0 || c->port > 65535 || !ctx || !ctx->event ||
+            !done)
                 return -EINVAL;
+        sd_event *event = ctx->event;
 
         p = calloc(1, sizeof *p);
         if (!p)
@@ -175,3 +178,10 @@ int check_tcp_start(const CheckConfig *c, sd_event *event, check_done_fn done, v
         TAKE_PTR(p);
         return 0;
 }
+
+static const char *tcp_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX]) {
+        snprintf(buf, CHECK_TARGET_MAX, "%s:%u", c->host, c->port);
+        return buf;
+}
+
+const CheckTypeOps check_tcp_ops = { .source = CHECK_SOURCE_POLL, .target = tcp_target, .start = check_tcp_start };

@@ -2,7 +2,7 @@
  * inactive with a non-success result, waiting for an automatic restart, missing, masked, or
  * restarting in a loop that systemd's own Restart= would hide. A stop that someone asked for
  * (inactive, result "success") is not a failure. */
-#include "checks/check.h"
+#include "checks/check_private.h"
 
 void check_unit_observe(UnitHistory *h, const UnitState *st, usec_t now) {
         if (h->seen && st->n_restarts > h->n_restarts) {
@@ -65,3 +65,9 @@ int check_unit_evaluate(const CheckConfig *c, const UnitState *st, const UnitHis
         }
         return 1; /* activating, deactivating, maintenance: wait for where it lands */
 }
+
+static const char *unit_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX] _unused_) {
+        return c->unit;
+}
+
+const CheckTypeOps check_unit_ops = { .source = CHECK_SOURCE_UNIT, .target = unit_target };

@@ -15,6 +15,8 @@
 #include "codec.h"
 #include "commands/command.h"
 #include "commands/journal.h"
+#include "events/emit.h"
+#include "heal/remedy.h"
 #include "log.h"
 
 #define POLL_RETRY_BASE (1 * USEC_PER_SEC)
@@ -38,8 +40,9 @@ struct Job {
         bool starting;           /* stop-start: the start phase */
         cJSON *unit_results;     /* array */
         usec_t step_started;
-        MonitorVerify *verify;
+        Verify *verify;
         sd_event_source *heartbeat, *wait;
+        sd_event_source *flush_wait;    /* prepare-stop: until the outbox drains or FLUSH_TIMEOUT */
         sd_event_source *unit_deadline; /* [commands] job_timeout of the unit job in flight */
         bool running;
 };
@@ -56,7 +59,7 @@ struct Channel {
         char last_poll_error[128];
         Job *jobs;               /* FIFO; the head runs */
         Job *waiting;            /* redeliveries of pending commands: answered when those are verified */
-        MonitorVerify *boot_verify;
+        Verify *boot_verify;
         CommandRecord *pending;  /* in the journal from before this boot */
         size_t n_pending, next_pending;
 };
@@ -104,19 +107,8 @@ static bool add_strings(cJSON *o, const char *key, char *const *list) {
         return a != NULL;
 }
 
-static bool add_time(cJSON *d, const char *key, usec_t t) {
-        char buf[25];
-        format_iso8601_ms(t, buf);
-        return cJSON_AddStringToObject(d, key, buf) != NULL;
-}
-
 static int emit(Channel *c, const char *type, cJSON *d) {
-        if (!d)
-                return log_error_errno(ENOMEM, "Out of memory recording a %s event", type);
-        int r = c->ctx.emit(c->ctx.userdata, type, d);
-        if (r < 0)
-                log_error_errno(r, "Failed to record a %s event: %m", type);
-        return r;
+        return emit_event(c->ctx.emit, c->ctx.userdata, type, d, NULL);
 }
 
 static char *endpoint(Channel *c, const char *service) {
@@ -206,11 +198,12 @@ static void job_free(Job *j) {
         Channel *c = j->commands;
         job_unlink(j);
         if (j->verify)
-                monitor_verify_cancel(j->verify);
+                verify_cancel(j->verify);
         if (c->ctx.units)
                 units_cancel_jobs(c->ctx.units, j);
         sd_event_source_disable_unref(j->heartbeat);
         sd_event_source_disable_unref(j->wait);
+        sd_event_source_disable_unref(j->flush_wait);
         sd_event_source_disable_unref(j->unit_deadline);
         cJSON_Delete(j->unit_results);
         command_done(&j->cmd);
@@ -287,15 +280,22 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
 static void unit_result_add(Job *j, const char *unit, const char *op, const char *result, const char *message) {
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddStringToObject(o, "unit", unit) || !cJSON_AddStringToObject(o, "operation", op) ||
-            !cJSON_AddStringToObject(o, "result", result) || !add_time(o, "started_at", j->step_started) ||
+            !cJSON_AddStringToObject(o, "result", result) || !emit_add_time(o, "started_at", j->step_started) ||
             !cJSON_AddNumberToObject(o, "duration_ms",
                                      (double) ((now_usec(CLOCK_REALTIME) - j->step_started) / USEC_PER_MSEC)) ||
             (message && !cJSON_AddStringToObject(o, "message", message)) || !cJSON_AddItemToArray(j->unit_results, o))
                 cJSON_Delete(o);
 }
 
-/* The unit operation of this step: stop-start stops in order, then starts in reverse. */
-static bool job_next_unit(Job *j, const char **ret_unit, const char **ret_method, const char **ret_op) {
+/* The operation of the step at hand (job_next_unit() sets starting for stop-start). */
+static RemedyOperation job_operation(const Job *j) {
+        if (j->starting || j->cmd.action == COMMAND_START_UNITS)
+                return REMEDY_START;
+        return j->cmd.action == COMMAND_RESTART_UNITS ? REMEDY_RESTART : REMEDY_STOP;
+}
+
+/* The unit of this step: stop-start stops in order, then starts in reverse. */
+static bool job_next_unit(Job *j, const char **ret_unit) {
         Command *cmd = &j->cmd;
         char **units = cmd->action == COMMAND_PREPARE_STOP ? j->commands->config->commands_drain_units : cmd->units;
         size_t n = 0;
@@ -309,21 +309,16 @@ static bool job_next_unit(Job *j, const char **ret_unit, const char **ret_method
                 if (j->step >= n)
                         return false;
                 *ret_unit = units[j->step];
-                *ret_op = cmd->action == COMMAND_RESTART_UNITS ? "restart"
-                          : cmd->action == COMMAND_START_UNITS ? "start"
-                                                               : "stop";
                 break;
         case COMMAND_STOP_START_UNITS:
                 if (j->step >= 2 * n)
                         return false;
                 j->starting = j->step >= n;
                 *ret_unit = j->starting ? units[2 * n - 1 - j->step] : units[j->step];
-                *ret_op = j->starting ? "start" : "stop";
                 break;
         default:
                 return false;
         }
-        *ret_method = strcmp(*ret_op, "restart") == 0 ? "RestartUnit" : strcmp(*ret_op, "start") == 0 ? "StartUnit" : "StopUnit";
         return true;
 }
 
@@ -345,9 +340,7 @@ static void job_unit_failed(Job *j, const char *unit, const char *op, const char
 
 static void on_unit_job(const char *unit, const char *result, int error, const char *message, void *userdata) {
         Job *j = userdata;
-        const char *op = j->starting || j->cmd.action == COMMAND_START_UNITS ? "start"
-                         : j->cmd.action == COMMAND_RESTART_UNITS       ? "restart"
-                                                                        : "stop";
+        const char *op = remedy_operation_to_string(job_operation(j));
         j->unit_deadline = sd_event_source_disable_unref(j->unit_deadline);
         if (!result && (error == -ENOTCONN || error == -ETIMEDOUT || error == -EBUSY)) {
                 char why[128];
@@ -368,15 +361,15 @@ static void on_unit_job(const char *unit, const char *result, int error, const c
 static int on_unit_job_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Job *j = userdata;
         Channel *c = j->commands;
-        const char *unit, *method, *op;
+        const char *unit;
         j->unit_deadline = sd_event_source_disable_unref(j->unit_deadline);
         units_cancel_jobs(c->ctx.units, j); /* its JobRemoved, should it come, finds no one */
-        if (!job_next_unit(j, &unit, &method, &op))
+        if (!job_next_unit(j, &unit))
                 return 0;
         char why[128];
         snprintf(why, sizeof why, "no result within [commands] job_timeout (%llu s)",
                  (unsigned long long) (c->config->commands_job_timeout / USEC_PER_SEC));
-        job_unit_failed(j, unit, op, "timeout", why);
+        job_unit_failed(j, unit, remedy_operation_to_string(job_operation(j)), "timeout", why);
         return 0;
 }
 
@@ -411,15 +404,12 @@ static void job_prepare_stop_done(Job *j) {
         job_finish(j, "Ready For Stop", d);
 }
 
-static int on_flush_wait(sd_event_source *s _unused_, uint64_t usec, void *userdata) {
+/* Fires when the publisher reports the outbox drained (channel_outbox_drained() sets it due
+ * now), or after FLUSH_TIMEOUT when it never does (no target, AWS refusing). */
+static int on_flush_wait(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Job *j = userdata;
-        if (outbox_count(j->commands->ctx.outbox) == 0 || usec >= j->step_started + FLUSH_TIMEOUT) {
-                j->wait = sd_event_source_disable_unref(j->wait);
-                job_prepare_stop_done(j);
-                return 0;
-        }
-        (void) sd_event_source_set_time_relative(j->wait, 200 * USEC_PER_MSEC);
-        (void) sd_event_source_set_enabled(j->wait, SD_EVENT_ONESHOT);
+        j->flush_wait = sd_event_source_disable_unref(j->flush_wait);
+        job_prepare_stop_done(j);
         return 0;
 }
 
@@ -447,34 +437,36 @@ static void job_reboot(Job *j) {
 
 static void job_step(Job *j) {
         Channel *c = j->commands;
-        const char *unit, *method, *op;
-        if (job_next_unit(j, &unit, &method, &op)) {
+        const char *unit;
+        if (job_next_unit(j, &unit)) {
                 if (!c->ctx.units)
                         return job_give_back(j, "no system bus");
                 j->step_started = now_usec(CLOCK_REALTIME);
                 int r = sd_event_add_time_relative(c->ctx.event, &j->unit_deadline, CLOCK_MONOTONIC,
                                                    c->config->commands_job_timeout, USEC_PER_SEC, on_unit_job_timeout, j);
                 if (r >= 0)
-                        r = units_job(c->ctx.units, method, unit, on_unit_job, j);
+                        r = remedy_unit_job(c->ctx.units, job_operation(j), unit, on_unit_job, j);
                 if (r < 0) {
                         char why[128];
-                        snprintf(why, sizeof why, "cannot ask systemd to %s %s: %s", op, unit, strerror(-r));
+                        snprintf(why, sizeof why, "cannot ask systemd to %s %s: %s",
+                                 remedy_operation_to_string(job_operation(j)), unit, strerror(-r));
                         job_give_back(j, why);
                 }
                 return;
         }
         switch (j->cmd.action) {
         case COMMAND_STOP_START_UNITS: {
-                int r = monitor_verify(c->ctx.monitor, NULL, j->cmd.units, c->config->commands_verify_timeout, false,
+                int r = verify_start(c->ctx.monitor, NULL, j->cmd.units, c->config->commands_verify_timeout, false,
                                        on_verified, j, &j->verify);
                 if (r < 0)
                         job_give_back(j, "cannot verify");
                 return;
         }
         case COMMAND_PREPARE_STOP: {
-                j->step_started = now_usec(CLOCK_MONOTONIC);
-                int r = sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, 0, 50 * USEC_PER_MSEC,
-                                                   on_flush_wait, j);
+                /* An outbox already empty has no drain to wait for. */
+                usec_t wait = outbox_count(c->ctx.outbox) == 0 ? 0 : FLUSH_TIMEOUT;
+                int r = sd_event_add_time_relative(c->ctx.event, &j->flush_wait, CLOCK_MONOTONIC, wait,
+                                                   50 * USEC_PER_MSEC, on_flush_wait, j);
                 if (r < 0)
                         job_prepare_stop_done(j);
                 return;
@@ -544,7 +536,7 @@ static void job_run(Job *j) {
                 return;
         /* A unit under local remediation: wait for it to settle. */
         for (char **u = j->cmd.units; u && *u; u++)
-                if (monitor_unit_busy(c->ctx.monitor, *u)) {
+                if (remedy_unit_busy(c->ctx.monitor, *u)) {
                         j->wait = sd_event_source_disable_unref(j->wait);
                         if (sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, BUSY_RETRY, 0,
                                                        on_busy_retry, j) < 0)
@@ -586,7 +578,7 @@ static void job_run(Job *j) {
                 return job_finish(j, "Command Succeeded", p);
         }
         case COMMAND_RUN_CHECKS: {
-                int r = monitor_verify(c->ctx.monitor, j->cmd.checks, NULL, c->config->commands_verify_timeout, true,
+                int r = verify_start(c->ctx.monitor, j->cmd.checks, NULL, c->config->commands_verify_timeout, true,
                                        on_verified, j, &j->verify);
                 if (r == -ENOENT) {
                         cJSON *f = detail_for(j);
@@ -979,7 +971,7 @@ static void boot_verify_next(Channel *c) {
                         pending_interrupted(c, rec);
                         continue;
                 }
-                int r = monitor_verify(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false,
+                int r = verify_start(c->ctx.monitor, NULL, NULL, c->config->commands_verify_timeout, false,
                                        on_boot_verified, c, &c->boot_verify);
                 if (r >= 0)
                         return;
@@ -1024,7 +1016,7 @@ Channel *channel_free(Channel *c) {
         if (c->poll)
                 aws_call_cancel(c->poll);
         if (c->boot_verify)
-                monitor_verify_cancel(c->boot_verify);
+                verify_cancel(c->boot_verify);
         command_records_free(c->pending, c->n_pending);
         sd_event_source_disable_unref(c->poll_timer);
         command_journal_free(c->journal);
@@ -1067,6 +1059,11 @@ int channel_start(Channel *c, const char *region, const char *instance_id, const
         }
         poll_schedule(c, 0);
         return 0;
+}
+
+void channel_outbox_drained(Channel *c) {
+        if (c->jobs && c->jobs->flush_wait)
+                (void) sd_event_source_set_time_relative(c->jobs->flush_wait, 0);
 }
 
 void channel_set_config(Channel *c, const Config *config) {

@@ -7,8 +7,9 @@
 
 #include "aws/client.h"
 #include "config.h"
-#include "heal/monitor.h"
+#include "events/emit.h"
 #include "events/outbox.h"
+#include "heal/verify.h"
 #include "io/units.h"
 
 typedef struct Channel Channel;
@@ -18,11 +19,11 @@ typedef struct ChannelContext {
         AwsClient *aws;
         Units *units;          /* NULL without a system bus: unit actions fail transiently */
         Monitor *monitor;
-        Outbox *outbox;        /* prepare-stop waits for it to drain */
+        Outbox *outbox;        /* prepare-stop reports its depth */
         const char *state_dir; /* the command journal lives in state_dir/commands */
         const char *boot_id;
         const char *boot_marker; /* changes with every boot of this system, containers included */
-        monitor_emit_fn emit;
+        emit_fn emit;
         void *userdata;
 } ChannelContext;
 
@@ -38,3 +39,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Channel *, channel_free);
 int channel_start(Channel *c, const char *region, const char *instance_id, const char *account_id);
 /* After a reload (the queue URL is re-resolved at the next poll). */
 void channel_set_config(Channel *c, const Config *config);
+/* The publisher has sent everything (nothing in flight, the outbox empty): a prepare-stop
+ * waiting for that goes on. Safe to call at any time; it acts from the loop, not inside. */
+void channel_outbox_drained(Channel *c);

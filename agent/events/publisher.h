@@ -22,6 +22,7 @@ int publisher_set_config(Publisher *p, const Config *config);
 int publisher_set_target(Publisher *p, const char *region, const char *instance_arn);
 /* Something changed (new records, new credentials): send now unless backing off. */
 void publisher_kick(Publisher *p);
-/* idle() runs whenever nothing is in flight and the outbox is empty (for shutdown). */
+/* idle() runs whenever the outbox is drained: nothing in flight and nothing pending (for
+ * shutdown and prepare-stop). It may run from inside publisher_kick(). */
 void publisher_set_idle_callback(Publisher *p, publisher_idle_fn idle, void *userdata);
 size_t publisher_in_flight(const Publisher *p);

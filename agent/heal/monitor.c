@@ -8,115 +8,27 @@
 #include <time.h>
 
 #include "backoff.h"
-#include "checks/check.h"
 #include "codec.h"
-#include "io/spawn.h"
-#include "io/journal_watch.h"
+#include "events/emit.h"
+#include "heal/remedy.h"
+#include "heal/runtime.h"
 #include "log.h"
-#include "heal/policy.h"
 
 #define POLICY_FILE "policy.json"
 #define VERIFY_CADENCE (1 * USEC_PER_SEC) /* probes re-run at most this far apart while verifying */
 #define ACTION_OUTPUT_MAX 4096
 
-typedef struct CheckRuntime CheckRuntime;
-struct CheckRuntime {
-        Monitor *monitor;
-        const CheckConfig *config;
-        CheckRuntime *after; /* the check this one depends on, or NULL */
-        PolicyState policy;
+/* How results reach a check of each CheckSource (the type's CheckTypeOps say which). */
+typedef struct RuntimeSource {
+        int (*start)(CheckRuntime *c);        /* start receiving results */
+        void (*stop)(CheckRuntime *c);        /* stop, calling nothing back */
+        void (*on_timer)(CheckRuntime *c);    /* CheckRuntime.timer fired */
+        void (*refresh)(CheckRuntime *c);     /* a fresh result soon: after an action, a reset */
+        void (*verify_begin)(CheckRuntime *c); /* a verification of this check starts */
+} RuntimeSource;
 
-        sd_event_source *timer;        /* next probe; units: re-judge while failed; journal: quiet period */
-        sd_event_source *verify_timer;
-        CheckProbe *probe;
-        Spawn *action_exec;
-        bool action_job;               /* a unit job is in flight */
-        JournalWatch *journal;
+static const RuntimeSource *runtime_source(const CheckRuntime *c);
 
-        UnitState unit_state;
-        UnitHistory unit_history;
-        bool unit_known;
-
-        CheckResult last;              /* without output */
-        bool have_last;
-        usec_t last_at;                /* wall clock of the last result */
-        char last_action[64], last_action_result[256];
-        usec_t last_action_at;
-};
-
-struct MonitorVerify {
-        Monitor *monitor;
-        MonitorVerify *next;
-        CheckRuntime **checks; /* the selected checks... */
-        unsigned *passes;      /* ...their consecutive healthy results since the start */
-        bool *seen;            /* ...whether they reported since the start */
-        size_t n;
-        bool once;
-        bool units_started;     /* verifying units a command started: they must be active */
-        usec_t deadline;        /* CLOCK_MONOTONIC */
-        sd_event_source *timer; /* checks completion every 100 ms until the deadline */
-        monitor_verify_fn done;
-        void *userdata;
-};
-
-struct Monitor {
-        MonitorContext ctx;
-        char *state_dir; /* a copy: the Config it came from is freed by the next reload */
-        CheckRuntime *checks;
-        size_t n_checks;
-        MonitorVerify *verifies;
-};
-
-static const char *action_method(CheckAction a) {
-        switch (a) {
-        case CHECK_ACTION_RESTART_UNIT:
-                return "RestartUnit";
-        case CHECK_ACTION_START_UNIT:
-                return "StartUnit";
-        case CHECK_ACTION_STOP_UNIT:
-                return "StopUnit";
-        default:
-                return NULL;
-        }
-}
-
-static const char *check_target(const CheckConfig *c, char buf[static 256]) {
-        switch (c->type) {
-        case CHECK_UNIT:
-                return c->unit;
-        case CHECK_HTTP:
-                return c->url_public;
-        case CHECK_TCP:
-                snprintf(buf, 256, "%s:%u", c->host, c->port);
-                return buf;
-        case CHECK_DISK:
-        case CHECK_FILE_AGE:
-                return c->path;
-        case CHECK_MEMORY:
-                return "memory";
-        case CHECK_LOAD:
-                return "load";
-        case CHECK_JOURNAL:
-                return c->pattern;
-        case CHECK_EXEC:
-                return c->command[0];
-        default:
-                return "?";
-        }
-}
-
-static const char *action_target(const CheckConfig *c) {
-        switch (c->action) {
-        case CHECK_ACTION_RESTART_UNIT:
-        case CHECK_ACTION_START_UNIT:
-        case CHECK_ACTION_STOP_UNIT:
-                return c->action_unit ? c->action_unit : c->unit;
-        case CHECK_ACTION_EXEC:
-                return c->action_command[0];
-        default:
-                return NULL;
-        }
-}
 
 static PolicyConfig policy_config(const CheckConfig *c) {
         return (PolicyConfig) {
@@ -178,8 +90,8 @@ static void policy_load(Monitor *m) {
 
 /* ---- events ---- */
 
-static cJSON *detail_new(CheckRuntime *c) {
-        char buf[256];
+cJSON *runtime_detail_new(CheckRuntime *c) {
+        char buf[CHECK_TARGET_MAX];
         const CheckConfig *cc = c->config;
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddStringToObject(d, "check", cc->name) ||
@@ -193,34 +105,22 @@ static cJSON *detail_new(CheckRuntime *c) {
         return d;
 }
 
-static bool add_time(cJSON *d, const char *key, usec_t t) {
-        char buf[25];
-        format_iso8601_ms(t, buf);
-        return cJSON_AddStringToObject(d, key, buf) != NULL;
-}
-
 static bool add_action(cJSON *d, const CheckConfig *cc) {
-        const char *t = action_target(cc);
+        const char *t = remedy_action_target(cc);
         return cJSON_AddStringToObject(d, "action", check_action_to_string(cc->action)) &&
                (t ? cJSON_AddStringToObject(d, "action_target", t) != NULL : cJSON_AddNullToObject(d, "action_target") != NULL);
 }
 
 static void emit(CheckRuntime *c, const char *type, cJSON *d) {
-        if (!d) {
-                log_error("Out of memory recording a %s event for check %s", type, c->config->name);
-                return;
-        }
-        int r = c->monitor->ctx.emit(c->monitor->ctx.userdata, type, d);
-        if (r < 0)
-                log_error_errno(r, "Failed to record a %s event for check %s: %m", type, c->config->name);
+        (void) emit_event(c->monitor->ctx.emit, c->monitor->ctx.userdata, type, d, c->config->name);
 }
 
 static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
-        cJSON *d = detail_new(c);
+        cJSON *d = runtime_detail_new(c);
         if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
                   !cJSON_AddNumberToObject(d, "fail_after", c->config->fail_after) ||
                   (res->output && !cJSON_AddStringToObject(d, "output", res->output)) ||
-                  !add_time(d, "detected_at", c->policy.detected_at) ||
+                  !emit_add_time(d, "detected_at", c->policy.detected_at) ||
                   (c->after && !cJSON_AddStringToObject(d, "after", c->after->config->name)))) {
                 cJSON_Delete(d);
                 d = NULL;
@@ -231,7 +131,7 @@ static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
 }
 
 static void emit_check_recovered(CheckRuntime *c, const CheckResult *res) {
-        cJSON *d = detail_new(c);
+        cJSON *d = runtime_detail_new(c);
         usec_t now = now_usec(CLOCK_REALTIME);
         if (d && (!cJSON_AddStringToObject(d, "message", res->message) ||
                   !cJSON_AddNumberToObject(d, "failed_for_ms",
@@ -248,22 +148,22 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
         const PolicyState *p = &c->policy;
         usec_t now = now_usec(CLOCK_REALTIME);
         PolicyConfig pc = policy_config(cc);
-        cJSON *d = detail_new(c);
+        cJSON *d = runtime_detail_new(c);
         /* Every remediation event says whether it is a dry run: rules that page people or make
          * the fleet act must be able to skip a preview. */
-        bool ok = d && add_action(d, cc) && add_time(d, "detected_at", p->detected_at) &&
+        bool ok = d && add_action(d, cc) && emit_add_time(d, "detected_at", p->detected_at) &&
                   cJSON_AddBoolToObject(d, "dry_run", c->monitor->ctx.dry_run);
         if (ok && strcmp(type, "Remediation Started") == 0)
                 ok = cJSON_AddNumberToObject(d, "attempt", (double) p->n_actions) &&
                      cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
                      cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
-                     add_time(d, "action_started_at", p->action_started_at);
+                     emit_add_time(d, "action_started_at", p->action_started_at);
         else if (ok && strcmp(type, "Remediation Succeeded") == 0)
-                ok = add_time(d, "action_started_at", p->action_started_at) &&
-                     add_time(d, "action_finished_at", p->action_finished_at) && add_time(d, "verified_at", now) &&
+                ok = emit_add_time(d, "action_started_at", p->action_started_at) &&
+                     emit_add_time(d, "action_finished_at", p->action_finished_at) && emit_add_time(d, "verified_at", now) &&
                      cJSON_AddNumberToObject(d, "time_to_recovery_ms", (double) ((now - p->detected_at) / USEC_PER_MSEC));
         else if (ok && strcmp(type, "Remediation Failed") == 0)
-                ok = add_time(d, "action_started_at", p->action_started_at) &&
+                ok = emit_add_time(d, "action_started_at", p->action_started_at) &&
                      cJSON_AddStringToObject(d, "reason", reason);
         else if (ok && strcmp(type, "Remediation Escalated") == 0)
                 ok = cJSON_AddNumberToObject(d, "actions_in_window", (double) (cc->max_actions - policy_budget_left(p, &pc, now))) &&
@@ -325,13 +225,13 @@ static void on_action_exec(int error, const SpawnResult *r, void *userdata) {
 static void action_start(CheckRuntime *c) {
         Monitor *m = c->monitor;
         const CheckConfig *cc = c->config;
-        const char *method = action_method(cc->action);
+        RemedyOperation op = remedy_operation_of_action(cc->action);
         int r = 0;
 
         snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
         c->last_action_at = now_usec(CLOCK_REALTIME);
         log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
-                  m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), action_target(cc) ?: "",
+                  m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
                   c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
 
@@ -341,11 +241,8 @@ static void action_start(CheckRuntime *c) {
                 return;
         }
         snprintf(c->last_action_result, sizeof c->last_action_result, "running");
-        if (method) {
-                if (!m->ctx.units)
-                        r = -ENOTCONN;
-                else
-                        r = units_job(m->ctx.units, method, action_target(cc), on_action_job, c);
+        if (op >= 0) {
+                r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
         } else if (cc->action == CHECK_ACTION_EXEC)
                 r = spawn_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
@@ -419,16 +316,11 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                 (void) sd_event_source_set_time(c->verify_timer, now_usec(CLOCK_BOOTTIME) + c->config->verify_timeout);
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_ONESHOT);
                 /* The fix may already be in place (a unit is often active before its job ends). */
-                if (c->config->type == CHECK_UNIT)
-                        runtime_rejudge(c);
-                else if (c->config->type != CHECK_JOURNAL)
-                        schedule(c, 0);
+                runtime_source(c)->refresh(c);
         }
         if (out & (POLICY_STATE_CHANGED | POLICY_ESCALATE))
                 policy_save(m);
 }
-
-static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy);
 
 static void runtime_result(CheckRuntime *c, const CheckResult *res) {
         verify_observe(c->monitor, c, res->healthy);
@@ -444,7 +336,7 @@ static void runtime_result(CheckRuntime *c, const CheckResult *res) {
 
 /* Units: judge the state we hold (no D-Bus call). */
 static void runtime_rejudge(CheckRuntime *c) {
-        if (c->config->type != CHECK_UNIT || !c->unit_known)
+        if (!c->unit_known) /* only a unit's signals bring a state to judge */
                 return;
         CheckResult res;
         if (check_unit_evaluate(c->config, &c->unit_state, &c->unit_history, now_usec(CLOCK_MONOTONIC), &res) == 0)
@@ -494,53 +386,29 @@ static void on_journal_match(const char *message, size_t len, void *userdata) {
         schedule(c, c->config->interval);
 }
 
-static bool runtime_verified(const CheckRuntime *c) {
-        for (const MonitorVerify *v = c->monitor->verifies; v; v = v->next)
-                for (size_t i = 0; i < v->n; i++)
-                        if (v->checks[i] == c)
-                                return true;
-        return false;
-}
 
 static void on_probe_done(const CheckResult *res, void *userdata) {
         CheckRuntime *c = userdata;
         c->probe = NULL;
         runtime_result(c, res);
-        bool verifying = c->policy.phase == POLICY_VERIFYING || runtime_verified(c);
+        bool verifying = c->policy.phase == POLICY_VERIFYING || verify_includes(c->monitor, c);
         schedule(c, verifying && c->config->interval > VERIFY_CADENCE ? VERIFY_CADENCE : c->config->interval);
 }
 
 static void run_probe(CheckRuntime *c) {
-        Monitor *m = c->monitor;
-        const CheckConfig *cc = c->config;
+        const CheckTypeOps *ops = check_type_ops(c->config->type);
         CheckResult res = {};
         int r;
 
-        switch (cc->type) {
-        case CHECK_DISK:
-        case CHECK_MEMORY:
-        case CHECK_LOAD:
-        case CHECK_FILE_AGE:
-                r = cc->type == CHECK_DISK     ? check_disk_run(cc, &res)
-                    : cc->type == CHECK_MEMORY ? check_memory_run(cc, &res)
-                    : cc->type == CHECK_LOAD   ? check_load_run(cc, &res)
-                                               : check_file_age_run(cc, &res);
+        if (ops->run) {
+                r = ops->run(c->config, &res);
                 if (r >= 0)
                         on_probe_done(&res, c);
                 check_result_done(&res);
                 return;
-        case CHECK_HTTP:
-                r = check_http_start(cc, m->ctx.http, on_probe_done, c, &c->probe);
-                break;
-        case CHECK_TCP:
-                r = check_tcp_start(cc, m->ctx.event, on_probe_done, c, &c->probe);
-                break;
-        case CHECK_EXEC:
-                r = check_exec_start(cc, m->ctx.event, on_probe_done, c, &c->probe);
-                break;
-        default:
-                return;
         }
+        CheckProbeContext ctx = { .event = c->monitor->ctx.event, .http = c->monitor->ctx.http };
+        r = ops->start(c->config, &ctx, on_probe_done, c, &c->probe);
         if (r < 0) {
                 res = (CheckResult) { .healthy = false };
                 snprintf(res.observed, sizeof res.observed, "not run");
@@ -551,45 +419,128 @@ static void run_probe(CheckRuntime *c) {
 
 static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         CheckRuntime *c = userdata;
-        switch (c->config->type) {
-        case CHECK_UNIT:
-                runtime_rejudge(c);
-                runtime_rejudge_later(c);
-                break;
-        case CHECK_JOURNAL: {
-                CheckResult res = { .healthy = true };
-                snprintf(res.observed, sizeof res.observed, "no matching entry for %llu s",
-                         (unsigned long long) (c->config->interval / USEC_PER_SEC));
-                snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
-                snprintf(res.message, sizeof res.message, "quiet");
-                runtime_result(c, &res);
-                if (c->policy.health == POLICY_HEALTH_FAILED)
-                        schedule(c, c->config->interval);
-                break;
-        }
-        default:
-                if (!c->probe)
-                        run_probe(c);
-        }
+        runtime_source(c)->on_timer(c);
         return 0;
+}
+
+/* ---- the three sources of results ---- */
+
+/* Polled checks: the timer runs the next probe. */
+static int poll_start(CheckRuntime *c) {
+        /* Spread the first runs over the interval so checks do not run in lockstep; one that a
+         * verification carried over a reload waits for is due now. */
+        schedule(c, verify_includes(c->monitor, c) ? 0 : backoff_random() % (c->config->interval / 10 + 1));
+        return 0;
+}
+
+static void poll_stop(CheckRuntime *c) {
+        if (c->probe)
+                check_probe_cancel(c->probe);
+        c->probe = NULL;
+}
+
+static void poll_on_timer(CheckRuntime *c) {
+        if (!c->probe)
+                run_probe(c);
+}
+
+static void poll_refresh(CheckRuntime *c) {
+        schedule(c, 0);
+}
+
+/* Units: systemd's signals bring the state; the timer judges it again while it is unhealthy. */
+static int unit_start(CheckRuntime *c) {
+        Monitor *m = c->monitor;
+        if (!m->ctx.units) {
+                CheckResult res = { .healthy = false };
+                snprintf(res.observed, sizeof res.observed, "no system bus");
+                snprintf(res.message, sizeof res.message, "cannot watch %s: the system bus is unavailable",
+                         c->config->unit);
+                runtime_result(c, &res);
+                return 0;
+        }
+        return units_watch(m->ctx.units, c->config->unit, on_unit_changed, c);
+}
+
+static void unit_stop(CheckRuntime *c) {
+        if (c->monitor->ctx.units)
+                units_unwatch(c->monitor->ctx.units, c->config->unit, c);
+}
+
+static void unit_on_timer(CheckRuntime *c) {
+        runtime_rejudge(c);
+        runtime_rejudge_later(c);
+}
+
+/* Journal patterns: entries bring failures; the timer, a quiet interval later, health. */
+static int journal_start(CheckRuntime *c) {
+        int r = journal_watch_new(c->monitor->ctx.event, c->config->match, c->config->pattern, on_journal_match, c,
+                                  &c->journal);
+        if (r < 0)
+                log_error_errno(r, "Check %s: cannot read the journal: %m", c->config->name);
+        return 0;
+}
+
+static void journal_stop(CheckRuntime *c) {
+        c->journal = journal_watch_free(c->journal);
+}
+
+static void journal_on_timer(CheckRuntime *c) {
+        CheckResult res = { .healthy = true };
+        snprintf(res.observed, sizeof res.observed, "no matching entry for %llu s",
+                 (unsigned long long) (c->config->interval / USEC_PER_SEC));
+        snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
+        snprintf(res.message, sizeof res.message, "quiet");
+        runtime_result(c, &res);
+        if (c->policy.health == POLICY_HEALTH_FAILED)
+                schedule(c, c->config->interval);
+}
+
+/* Nothing to ask: a journal check knows only what entries arrive. */
+static void journal_refresh(CheckRuntime *c _unused_) {
+}
+
+/* A verification starts from what the check holds: its last result, or quiet. */
+static void journal_verify_begin(CheckRuntime *c) {
+        if (c->have_last)
+                verify_observe(c->monitor, c, c->last.healthy);
+        else {
+                CheckResult quiet = { .healthy = true };
+                snprintf(quiet.observed, sizeof quiet.observed, "no matching entry");
+                snprintf(quiet.message, sizeof quiet.message, "quiet");
+                runtime_result(c, &quiet);
+        }
+}
+
+static const RuntimeSource runtime_sources[] = {
+        [CHECK_SOURCE_POLL] = { poll_start, poll_stop, poll_on_timer, poll_refresh, poll_refresh },
+        [CHECK_SOURCE_UNIT] = { unit_start, unit_stop, unit_on_timer, runtime_rejudge, runtime_rejudge },
+        [CHECK_SOURCE_JOURNAL] = { journal_start, journal_stop, journal_on_timer, journal_refresh, journal_verify_begin },
+};
+
+static const RuntimeSource *runtime_source(const CheckRuntime *c) {
+        return &runtime_sources[check_type_ops(c->config->type)->source];
+}
+
+void runtime_verify_begin(CheckRuntime *c) {
+        runtime_source(c)->verify_begin(c);
+}
+
+bool runtime_running(const CheckRuntime *c) {
+        return runtime_source(c) != &runtime_sources[CHECK_SOURCE_UNIT] ||
+               strcmp(c->unit_state.active_state, "active") == 0;
 }
 
 /* ---- set-up ---- */
 
 static void runtime_stop(CheckRuntime *c) {
         Monitor *m = c->monitor;
-        if (c->probe)
-                check_probe_cancel(c->probe);
-        c->probe = NULL;
+        runtime_source(c)->stop(c);
         if (c->action_exec)
                 spawn_cancel(c->action_exec);
         c->action_exec = NULL;
-        if (m->ctx.units) {
+        if (m->ctx.units)
                 units_cancel_jobs(m->ctx.units, c);
-                if (c->config->type == CHECK_UNIT)
-                        units_unwatch(m->ctx.units, c->config->unit, c);
-        }
-        c->journal = journal_watch_free(c->journal);
         c->timer = sd_event_source_disable_unref(c->timer);
         c->verify_timer = sd_event_source_disable_unref(c->verify_timer);
         if (c->policy.phase == POLICY_ACTING)
@@ -598,7 +549,6 @@ static void runtime_stop(CheckRuntime *c) {
 
 static int runtime_start(CheckRuntime *c) {
         Monitor *m = c->monitor;
-        const CheckConfig *cc = c->config;
         int r = sd_event_add_time(m->ctx.event, &c->timer, CLOCK_BOOTTIME, USEC_INFINITY, 10 * USEC_PER_MSEC, on_timer, c);
         if (r < 0)
                 return r;
@@ -608,28 +558,7 @@ static int runtime_start(CheckRuntime *c) {
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
-
-        switch (cc->type) {
-        case CHECK_UNIT:
-                if (!m->ctx.units) {
-                        CheckResult res = { .healthy = false };
-                        snprintf(res.observed, sizeof res.observed, "no system bus");
-                        snprintf(res.message, sizeof res.message, "cannot watch %s: the system bus is unavailable", cc->unit);
-                        runtime_result(c, &res);
-                        return 0;
-                }
-                return units_watch(m->ctx.units, cc->unit, on_unit_changed, c);
-        case CHECK_JOURNAL:
-                r = journal_watch_new(m->ctx.event, cc->match, cc->pattern, on_journal_match, c, &c->journal);
-                if (r < 0)
-                        log_error_errno(r, "Check %s: cannot read the journal: %m", cc->name);
-                return 0;
-        default:
-                /* Spread the first runs over the interval so checks do not run in lockstep; one
-                 * that a verification carried over a reload waits for is due now. */
-                schedule(c, runtime_verified(c) ? 0 : backoff_random() % (cc->interval / 10 + 1));
-                return 0;
-        }
+        return runtime_source(c)->start(c);
 }
 
 static void runtimes_link(Monitor *m) {
@@ -689,37 +618,17 @@ Monitor *monitor_free(Monitor *m) {
         if (!m)
                 return NULL;
         while (m->verifies)
-                monitor_verify_cancel(m->verifies);
+                verify_cancel(m->verifies);
         runtimes_free(m->checks, m->n_checks);
         free(m->state_dir);
         free(m);
         return NULL;
 }
 
-static bool same_check(const CheckConfig *a, const CheckConfig *b) {
-        char x[256], y[256];
+bool runtime_same_check(const CheckConfig *a, const CheckConfig *b) {
+        char x[CHECK_TARGET_MAX], y[CHECK_TARGET_MAX];
         return strcmp(a->name, b->name) == 0 && a->type == b->type &&
                strcmp(check_target(a, x), check_target(b, y)) == 0 && streq_ptr(a->url, b->url);
-}
-
-/* A reload must not cut a command's verification short: each verification follows its
- * checks to their new runtimes (keeping the passes seen so far); a check the new
- * configuration dropped leaves the verification. */
-static void verifies_carry_over(Monitor *m, CheckRuntime *rt, size_t n) {
-        for (MonitorVerify *v = m->verifies; v; v = v->next) {
-                size_t kept = 0;
-                for (size_t i = 0; i < v->n; i++)
-                        for (size_t k = 0; k < n; k++) {
-                                if (!same_check(v->checks[i]->config, rt[k].config))
-                                        continue;
-                                v->checks[kept] = &rt[k];
-                                v->passes[kept] = v->passes[i];
-                                v->seen[kept] = v->seen[i];
-                                kept++;
-                                break;
-                        }
-                v->n = kept;
-        }
 }
 
 int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run) {
@@ -730,7 +639,7 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; k < m->n_checks; k++) {
                         CheckRuntime *old = &m->checks[k];
-                        if (!same_check(old->config, &checks[i]))
+                        if (!runtime_same_check(old->config, &checks[i]))
                                 continue;
                         rt[i].policy = old->policy;
                         rt[i].last = old->last;
@@ -741,7 +650,7 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
                         memcpy(rt[i].last_action_result, old->last_action_result, sizeof rt[i].last_action_result);
                         rt[i].last_action_at = old->last_action_at;
                 }
-        verifies_carry_over(m, rt, n);
+        verify_carry_over(m, rt, n);
         runtimes_free(m->checks, m->n_checks);
         m->checks = rt;
         m->n_checks = n;
@@ -766,9 +675,7 @@ int monitor_reset(Monitor *m, const char *check) {
                 policy_reset(&c->policy);
                 policy_save(m);
                 log_event(LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
-                runtime_rejudge(c);
-                if (c->config->type != CHECK_UNIT && c->config->type != CHECK_JOURNAL)
-                        schedule(c, 0);
+                runtime_source(c)->refresh(c);
                 return 0;
         }
         return -ENOENT;
@@ -786,16 +693,6 @@ void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing) {
         *ret_failing = failing;
 }
 
-bool monitor_unit_busy(const Monitor *m, const char *unit) {
-        for (size_t i = 0; i < m->n_checks; i++) {
-                const CheckRuntime *c = &m->checks[i];
-                const char *t = action_target(c->config);
-                if ((c->policy.phase == POLICY_ACTING || c->policy.phase == POLICY_VERIFYING) && t &&
-                    strcmp(t, unit) == 0)
-                        return true;
-        }
-        return false;
-}
 
 int monitor_status(Monitor *m, cJSON **ret) {
         cJSON *arr = cJSON_CreateArray();
@@ -805,7 +702,7 @@ int monitor_status(Monitor *m, cJSON **ret) {
         for (size_t i = 0; i < m->n_checks; i++) {
                 CheckRuntime *c = &m->checks[i];
                 PolicyConfig pc = policy_config(c->config);
-                cJSON *d = detail_new(c);
+                cJSON *d = runtime_detail_new(c);
                 if (!d || !cJSON_AddItemToArray(arr, d)) {
                         cJSON_Delete(d);
                         cJSON_Delete(arr);
@@ -814,10 +711,10 @@ int monitor_status(Monitor *m, cJSON **ret) {
                 bool ok = cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
                           cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
                           cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
-                          (!c->have_last || add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
+                          (!c->have_last || emit_add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
                           cJSON_AddStringToObject(d, "last_action", c->last_action) &&
                           cJSON_AddStringToObject(d, "last_action_result", c->last_action_result) &&
-                          (!c->last_action_at || add_time(d, "last_action_at", c->last_action_at)) &&
+                          (!c->last_action_at || emit_add_time(d, "last_action_at", c->last_action_at)) &&
                           cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now));
                 if (!ok) {
                         cJSON_Delete(arr);
@@ -825,176 +722,5 @@ int monitor_status(Monitor *m, cJSON **ret) {
                 }
         }
         *ret = arr;
-        return 0;
-}
-
-/* ---- verification for commands ---- */
-
-static bool check_touches_unit(const CheckConfig *c, char *const *units) {
-        for (char *const *u = units; *u; u++)
-                if ((c->unit && strcmp(c->unit, *u) == 0) || (c->action_unit && strcmp(c->action_unit, *u) == 0))
-                        return true;
-        return false;
-}
-
-static bool name_listed(const char *name, char *const *names) {
-        for (char *const *n = names; *n; n++)
-                if (strcmp(*n, name) == 0)
-                        return true;
-        return false;
-}
-
-static void verify_free(MonitorVerify *v) {
-        for (MonitorVerify **p = &v->monitor->verifies; *p; p = &(*p)->next)
-                if (*p == v) {
-                        *p = v->next;
-                        break;
-                }
-        sd_event_source_disable_unref(v->timer);
-        free(v->checks);
-        free(v->passes);
-        free(v->seen);
-        free(v);
-}
-
-void monitor_verify_cancel(MonitorVerify *v) {
-        if (v)
-                verify_free(v);
-}
-
-static cJSON *verify_results(MonitorVerify *v) {
-        cJSON *arr = cJSON_CreateArray();
-        for (size_t i = 0; arr && i < v->n; i++) {
-                CheckRuntime *c = v->checks[i];
-                cJSON *d = detail_new(c);
-                if (!d || !cJSON_AddItemToArray(arr, d)) {
-                        cJSON_Delete(d);
-                        cJSON_Delete(arr);
-                        return NULL;
-                }
-                if (!cJSON_AddBoolToObject(d, "healthy", v->seen[i] && c->have_last && c->last.healthy) ||
-                    !cJSON_AddStringToObject(d, "message", v->seen[i] && c->have_last ? c->last.message : "no result in time")) {
-                        cJSON_Delete(arr); /* d with it */
-                        return NULL;
-                }
-        }
-        return arr;
-}
-
-static void verify_finish(MonitorVerify *v, bool healthy) {
-        monitor_verify_fn done = v->done;
-        void *userdata = v->userdata;
-        cJSON *results = verify_results(v);
-        verify_free(v);
-        done(healthy, results, userdata);
-}
-
-static bool verify_complete(const MonitorVerify *v, bool *ret_healthy) {
-        bool healthy = true;
-        for (size_t i = 0; i < v->n; i++) {
-                if (v->once) {
-                        if (!v->seen[i])
-                                return false;
-                        healthy = healthy && v->checks[i]->last.healthy;
-                } else if (v->passes[i] < v->checks[i]->config->recover_after)
-                        return false;
-        }
-        *ret_healthy = healthy;
-        return true;
-}
-
-static void verify_observe(Monitor *m, CheckRuntime *c, bool healthy) {
-        /* A command that just started a unit is verified only by the unit running: "stopped
-         * as asked" is healthy for a check, not for a start. */
-        bool running = c->config->type != CHECK_UNIT || strcmp(c->unit_state.active_state, "active") == 0;
-        MonitorVerify *v = m->verifies;
-        while (v) {
-                MonitorVerify *next = v->next;
-                for (size_t i = 0; i < v->n; i++)
-                        if (v->checks[i] == c) {
-                                bool ok = healthy && (!v->units_started || running);
-                                v->seen[i] = true;
-                                v->passes[i] = ok ? v->passes[i] + 1 : 0;
-                        }
-                v = next;
-        }
-}
-
-/* Results are recorded before verify_observe() sees them complete, so the check runs from
- * a zero-delay timer: complete verifications are finished from the loop, never from inside
- * runtime_result(). */
-static int on_verify_timer(sd_event_source *s _unused_, uint64_t usec, void *userdata) {
-        MonitorVerify *v = userdata;
-        bool healthy;
-        if (verify_complete(v, &healthy))
-                verify_finish(v, healthy);
-        else if (usec >= v->deadline)
-                verify_finish(v, false);
-        else {
-                (void) sd_event_source_set_time(v->timer, usec + 100 * USEC_PER_MSEC < v->deadline ? usec + 100 * USEC_PER_MSEC : v->deadline);
-                (void) sd_event_source_set_enabled(v->timer, SD_EVENT_ONESHOT);
-        }
-        return 0;
-}
-
-int monitor_verify(Monitor *m, char *const *names, char *const *units, usec_t timeout, bool once,
-                   monitor_verify_fn done, void *userdata, MonitorVerify **ret) {
-        for (char *const *n = names; n && *n; n++) {
-                bool found = false;
-                for (size_t i = 0; i < m->n_checks && !found; i++)
-                        found = strcmp(m->checks[i].config->name, *n) == 0;
-                if (!found)
-                        return -ENOENT;
-        }
-        MonitorVerify *v = calloc(1, sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        v->monitor = m;
-        v->once = once;
-        v->units_started = units != NULL;
-        v->done = done;
-        v->userdata = userdata;
-        v->next = m->verifies;
-        m->verifies = v;
-        size_t cap = m->n_checks ? m->n_checks : 1;
-        v->checks = calloc(cap, sizeof *v->checks);
-        v->passes = calloc(cap, sizeof *v->passes);
-        v->seen = calloc(cap, sizeof *v->seen);
-        if (!v->checks || !v->passes || !v->seen) {
-                verify_free(v);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < m->n_checks; i++) {
-                const CheckConfig *cc = m->checks[i].config;
-                if ((names && !name_listed(cc->name, names)) || (units && !check_touches_unit(cc, units)))
-                        continue;
-                v->checks[v->n++] = &m->checks[i];
-        }
-        usec_t now = now_usec(CLOCK_MONOTONIC);
-        v->deadline = now + timeout;
-        int r = sd_event_add_time(m->ctx.event, &v->timer, CLOCK_MONOTONIC, now, 10 * USEC_PER_MSEC, on_verify_timer, v);
-        if (r < 0) {
-                verify_free(v);
-                return r;
-        }
-        /* Fresh results now: probes at once, units and journals from what they hold. */
-        for (size_t i = 0; i < v->n; i++) {
-                CheckRuntime *c = v->checks[i];
-                if (c->config->type == CHECK_UNIT)
-                        runtime_rejudge(c);
-                else if (c->config->type == CHECK_JOURNAL) {
-                        if (c->have_last)
-                                verify_observe(m, c, c->last.healthy);
-                        else {
-                                CheckResult quiet = { .healthy = true };
-                                snprintf(quiet.observed, sizeof quiet.observed, "no matching entry");
-                                snprintf(quiet.message, sizeof quiet.message, "quiet");
-                                runtime_result(c, &quiet);
-                        }
-                } else if (!c->probe)
-                        schedule(c, 0);
-        }
-        if (ret)
-                *ret = v;
         return 0;
 }

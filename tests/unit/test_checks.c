@@ -475,7 +475,7 @@ static void http_run(HttpFixture *f, const char *path, const char *expect_body, 
         c.expect_body = (char *) expect_body;
         c.timeout = timeout;
         *out = (Collected) {};
-        assert_int_equal(check_http_start(&c, f->http, on_check_done, out, NULL), 0);
+        assert_int_equal(check_http_start(&c, &(CheckProbeContext) { .http = f->http }, on_check_done, out, NULL), 0);
         run_until_done(f->event, out, 10 * USEC_PER_SEC);
 }
 
@@ -544,7 +544,7 @@ static void test_http_timeout_and_refused(void **state) {
 
         snprintf(url, sizeof url, "http://127.0.0.1:%u/", closed_port());
         cfg.url = cfg.url_public = url;
-        assert_int_equal(check_http_start(&cfg, f->http, on_check_done, &c, NULL), 0);
+        assert_int_equal(check_http_start(&cfg, &(CheckProbeContext) { .http = f->http }, on_check_done, &c, NULL), 0);
         run_until_done(f->event, &c, 10 * USEC_PER_SEC);
         assert_false(c.result.healthy);
         assert_string_equal(c.result.observed, "connection refused");
@@ -554,14 +554,14 @@ static void test_http_timeout_and_refused(void **state) {
         /* Cancelled: no callback, nothing leaks. */
         CheckProbe *p = NULL;
         cfg.url = cfg.url_public = url;
-        assert_int_equal(check_http_start(&cfg, f->http, on_check_done, &c, &p), 0);
+        assert_int_equal(check_http_start(&cfg, &(CheckProbeContext) { .http = f->http }, on_check_done, &c, &p), 0);
         check_probe_cancel(p);
         check_probe_cancel(NULL);
         run_for(f->event, 100 * USEC_PER_MSEC);
         assert_int_equal(c.calls, 0);
 
         CheckConfig wrong = config_of(CHECK_TCP);
-        assert_int_equal(check_http_start(&wrong, f->http, on_check_done, &c, NULL), -EINVAL);
+        assert_int_equal(check_http_start(&wrong, &(CheckProbeContext) { .http = f->http }, on_check_done, &c, NULL), -EINVAL);
 }
 
 /* ---- tcp ---- */
@@ -572,7 +572,7 @@ static void tcp_run(sd_event *e, const char *host, unsigned port, usec_t timeout
         c.port = port;
         c.timeout = timeout;
         *out = (Collected) {};
-        assert_int_equal(check_tcp_start(&c, e, on_check_done, out, NULL), 0);
+        assert_int_equal(check_tcp_start(&c, &(CheckProbeContext) { .event = e }, on_check_done, out, NULL), 0);
         run_until_done(e, out, 10 * USEC_PER_SEC);
 }
 
@@ -615,13 +615,13 @@ static void test_tcp(void **state) {
         CheckConfig cfg = config_of(CHECK_TCP);
         cfg.host = (char *) "127.0.0.1";
         cfg.port = closed;
-        assert_int_equal(check_tcp_start(&cfg, e, on_check_done, &c, &p), 0);
+        assert_int_equal(check_tcp_start(&cfg, &(CheckProbeContext) { .event = e }, on_check_done, &c, &p), 0);
         check_probe_cancel(p);
         run_for(e, 50 * USEC_PER_MSEC);
         assert_int_equal(c.calls, 0);
 
         cfg.port = 0;
-        assert_int_equal(check_tcp_start(&cfg, e, on_check_done, &c, NULL), -EINVAL);
+        assert_int_equal(check_tcp_start(&cfg, &(CheckProbeContext) { .event = e }, on_check_done, &c, NULL), -EINVAL);
 
         (void) close(fd);
         sd_event_unref(e);
@@ -666,7 +666,7 @@ static void exec_run(sd_event *e, char **argv, usec_t timeout, Collected *out) {
         c.command = argv;
         c.timeout = timeout;
         *out = (Collected) {};
-        assert_int_equal(check_exec_start(&c, e, on_check_done, out, NULL), 0);
+        assert_int_equal(check_exec_start(&c, &(CheckProbeContext) { .event = e }, on_check_done, out, NULL), 0);
         run_until_done(e, out, 10 * USEC_PER_SEC);
 }
 
@@ -716,13 +716,13 @@ static void test_exec(void **state) {
         CheckProbe *p = NULL;
         CheckConfig cfg = config_of(CHECK_EXEC);
         cfg.command = (char *[]) { "/bin/sleep", "10", NULL };
-        assert_int_equal(check_exec_start(&cfg, e, on_check_done, &c, &p), 0);
+        assert_int_equal(check_exec_start(&cfg, &(CheckProbeContext) { .event = e }, on_check_done, &c, &p), 0);
         check_probe_cancel(p);
         run_for(e, 200 * USEC_PER_MSEC);
         assert_int_equal(c.calls, 0);
 
         cfg.command = NULL;
-        assert_int_equal(check_exec_start(&cfg, e, on_check_done, &c, NULL), -EINVAL);
+        assert_int_equal(check_exec_start(&cfg, &(CheckProbeContext) { .event = e }, on_check_done, &c, NULL), -EINVAL);
         sd_event_unref(e);
 }
 
