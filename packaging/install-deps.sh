@@ -9,15 +9,21 @@ DEBS=(gcc make pkg-config git ca-certificates
       systemd-container debootstrap iproute2 python3
       dpkg-dev lintian rpm rpmlint rpm2cpio cpio file)  # make deb / make rpm and their checks
 
-missing=()
-for p in "${DEBS[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
 
+# The packages of the list named by $1 that are not installed, into the array missing.
+find_missing() {
+        local -n list=$1
+        missing=()
+        for p in "${list[@]}"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        done
+}
+
+find_missing DEBS
 if ((${#missing[@]})); then
         echo "install-deps: installing ${missing[*]}"
-        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-        export DEBIAN_FRONTEND=noninteractive
         $SUDO apt-get update -qq
         $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 elif [ "${1:-}" != "--if-missing" ]; then
@@ -32,14 +38,9 @@ fi
 ARM64_DEBS=(gcc-aarch64-linux-gnu qemu-user-static binfmt-support
             libcurl4-openssl-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libinih-dev:arm64
             libsystemd-dev:arm64 libcmocka-dev:arm64 libasan8:arm64 libubsan1:arm64)
-missing=()
-for p in "${ARM64_DEBS[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+find_missing ARM64_DEBS
 if ((${#missing[@]})); then
         echo "install-deps: installing ${missing[*]}"
-        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-        export DEBIAN_FRONTEND=noninteractive
         if ! dpkg --print-foreign-architectures | grep -qx arm64; then
                 $SUDO dpkg --add-architecture arm64
         fi
