@@ -103,7 +103,7 @@ $(BUILD)/sigv4-vector: $(BUILD)/obj/tests/tools/sigv4_vector.o $(BUILD)/obj/test
 
 # Unit tests: cmocka, ASan+UBSan. A test may name link seams in a first-line comment
 # "/* wrap: sym1 sym2 */", turned into -Wl,--wrap=sym.
-$(BUILD)/unit/%: tests/unit/%.c $(TESTLIB_SAN) $(BUILD)/libheald-san.a
+$(BUILD)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(TESTLIB_SAN) $(BUILD)/libheald-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -o $@ $< $(TESTLIB_SAN) $(BUILD)/libheald-san.a \
 	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' $<)) \

@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "codec.h"
-#include "events/outbox.h"
+#include "outbox_test.h"
 #include "../lib/temp_dir.h"
 
 #define HEADER OUTBOX_RECORD_OVERHEAD
@@ -28,35 +28,6 @@ static int setup(void **state) {
 static int teardown(void **state) {
         temp_dir_free(*state);
         return 0;
-}
-
-static Outbox *open_ok(const TempDir *f, uint64_t max_bytes, OutboxOpenReport *ret_report) {
-        Outbox *o = NULL;
-        OutboxOpenReport report;
-        int r = outbox_open(f->path, max_bytes, &o, &report);
-        if (r < 0)
-                fail_msg("outbox_open: %s", strerror(-r));
-        if (ret_report)
-                *ret_report = report;
-        return o;
-}
-
-static uint64_t append_text(Outbox *o, const char *text) {
-        uint64_t id = 0;
-        int r = outbox_append(o, text, strlen(text), &id);
-        if (r < 0)
-                fail_msg("outbox_append: %s", strerror(-r));
-        return id;
-}
-
-static void assert_record(const Outbox *o, uint64_t id, const char *expected) {
-        _cleanup_free_ char *data = NULL;
-        size_t len = 0;
-        int r = outbox_read(o, id, &data, &len);
-        if (r < 0)
-                fail_msg("outbox_read(%" PRIu64 "): %s", id, strerror(-r));
-        assert_int_equal(len, strlen(expected));
-        assert_string_equal(data, expected);
 }
 
 /* The pending ids, oldest first, paging through outbox_list() three at a time. */
