@@ -212,7 +212,7 @@ int main(int argc, char *argv[]) {
 
         if (v == 2 || v == 3) {
                 char request[CONTROL_REQUEST_MAX];
-                snprintf(request, sizeof request, v == 2 ? "status" : "reset %s", v == 3 ? argv[optind] : "");
+                bsprintf(request, v == 2 ? "status" : "reset %s", v == 3 ? argv[optind] : "");
                 return run_control(config_path, request, json);
         }
 

@@ -113,7 +113,7 @@ static void status_update(Manager *m) {
         if (m->monitor)
                 monitor_counts(m->monitor, &ok, &failing);
         if (m->outbox_disk_error < 0 || outbox_in_memory(m->outbox) > 0)
-                snprintf(in_memory, sizeof in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
+                bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
         (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing; outbox %zu events%s; %s",
@@ -422,8 +422,9 @@ int manager_run_send_event(Manager *m, const char *detail_type, const char *deta
 static int heartbeat_seq_load(Manager *m) {
         char path[4096];
         _cleanup_free_ char *s = NULL;
-        snprintf(path, sizeof path, "%s/" HEARTBEAT_SEQ_FILE, m->config->state_dir);
-        int r = read_file_full(path, 64, &s, NULL);
+        int r = bsprintf(path, "%s/" HEARTBEAT_SEQ_FILE, m->config->state_dir);
+        if (r >= 0)
+                r = read_file_full(path, 64, &s, NULL);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)

@@ -97,7 +97,7 @@ static void on_http_done(HttpRequest *req, int error, long status, void *userdat
         /* Half an answer is no answer: a cut 2xx would be read as data that does not parse
          * (or, worse, does), a cut error as a refusal it may not be. */
         if (http_response_truncated(req)) {
-                snprintf(too_long, sizeof too_long, "the answer is longer than the %zu bytes heald reads",
+                bsprintf(too_long, "the answer is longer than the %zu bytes heald reads",
                          result.body_len);
                 result.error = -EMSGSIZE;
                 result.transport_message = too_long;

@@ -85,7 +85,7 @@ static void on_fetch_done(HttpRequest *req, int error, long status, void *userda
 static int fetch_send(ImdsFetch *f) {
         Imds *imds = f->imds;
         char url[1024];
-        if ((size_t) snprintf(url, sizeof url, "%s%s", imds->endpoint, f->path) >= sizeof url)
+        if (bsprintf(url, "%s%s", imds->endpoint, f->path) < 0)
                 return -ENAMETOOLONG;
         HttpHeader token = { "X-aws-ec2-metadata-token", imds->token };
         HttpRequestSpec spec = {
@@ -143,7 +143,7 @@ static int token_request(Imds *imds) {
         if (imds->token_req)
                 return 0;
         char url[1024];
-        if ((size_t) snprintf(url, sizeof url, "%s/latest/api/token", imds->endpoint) >= sizeof url)
+        if (bsprintf(url, "%s/latest/api/token", imds->endpoint) < 0)
                 return -ENAMETOOLONG;
         HttpHeader ttl = { "X-aws-ec2-metadata-token-ttl-seconds", STRINGIFY(IMDS_TOKEN_TTL_SEC) };
         HttpRequestSpec spec = {

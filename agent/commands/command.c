@@ -629,7 +629,7 @@ int command_digest(const Command *cmd, char ret[static COMMAND_DIGEST_SIZE]) {
         unsigned hash_len = 0;
         char expiry[21];
 
-        snprintf(expiry, sizeof expiry, "%" PRIu64, (uint64_t) cmd->expires_at);
+        bsprintf(expiry, "%" PRIu64, (uint64_t) cmd->expires_at);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
                   digest_field(md, "action", action_names[cmd->action]) &&

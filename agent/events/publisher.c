@@ -150,7 +150,7 @@ static void report_dropped(Publisher *p) {
         size_t body_len = 0;
         EventBridgeBatch *eb = NULL;
         char text[64];
-        snprintf(text, sizeof text, "{\"count\":%llu}", (unsigned long long) dropped);
+        bsprintf(text, "{\"count\":%llu}", (unsigned long long) dropped);
         EventBridgeEntry e = {
                 .source = p->config->source,
                 .detail_type = "Events Dropped",
@@ -297,7 +297,7 @@ static void handle_refusal(Publisher *p, Batch *b, const AwsError *e) {
         case AWS_ERROR_CLIENT:
                 if (b->n == 1) {
                         char reason[512];
-                        snprintf(reason, sizeof reason, "%s: %s", e->code, e->message);
+                        bsprintf(reason, "%s: %s", e->code, e->message);
                         dead_letter(p, b->ids[0], reason);
                 } else {
                         /* One entry spoils the request: send singly until past this batch. */
@@ -308,7 +308,7 @@ static void handle_refusal(Publisher *p, Batch *b, const AwsError *e) {
                 break;
         default: {
                 char what[400];
-                snprintf(what, sizeof what, "%s: %s", e->code, e->message);
+                bsprintf(what, "%s: %s", e->code, e->message);
                 transient_failure(p, what);
         }
         }
@@ -338,7 +338,7 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                         break;
                 case EVENTBRIDGE_ENTRY_REJECTED: {
                         char reason[400];
-                        snprintf(reason, sizeof reason, "%s: %s", results[i].error_code, results[i].error_message);
+                        bsprintf(reason, "%s: %s", results[i].error_code, results[i].error_message);
                         dead_letter(p, b->ids[i], reason);
                         break;
                 }
@@ -361,7 +361,7 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                 operator_refusal(p, &e);
         } else if (n_retry > 0) {
                 char what[128];
-                snprintf(what, sizeof what, "%zu of %zu entries failed, %s", n_retry, b->n, retry_code);
+                bsprintf(what, "%zu of %zu entries failed, %s", n_retry, b->n, retry_code);
                 transient_failure(p, what);
         } else
                 p->failures = 0;
@@ -377,7 +377,7 @@ static void on_response(const AwsResult *res, void *userdata) {
                 p->waiting_credentials = true;
         else if (res->error < 0) {
                 char what[300];
-                snprintf(what, sizeof what, "%s", res->transport_message ? res->transport_message : strerror(-res->error));
+                bsprintf(what, "%s", res->transport_message ? res->transport_message : strerror(-res->error));
                 transient_failure(p, what);
         } else if (res->status >= 200 && res->status < 300)
                 handle_accepted(p, b, res);

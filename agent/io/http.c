@@ -108,7 +108,7 @@ static void drain_completed(Http *h) {
                 (void) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
                 int error = curl_error_to_errno(msg->data.result);
                 if (error < 0 && !r->errbuf[0])
-                        snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(msg->data.result));
+                        bsprintf(r->errbuf, "%s", curl_easy_strerror(msg->data.result));
                 r->done(r, error, status, r->userdata);
                 request_unlink_and_free(r);
         }
