@@ -150,14 +150,15 @@ static void oneshot_done(Manager *m, int result) {
 
 static void on_oneshot_response(const AwsResult *res, void *userdata) {
         Manager *m = userdata;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         m->oneshot_call = NULL;
         if (res->error < 0) {
-                log_error("PutEvents failed: %s", res->transport_message ? res->transport_message : strerror(-res->error));
+                log_error("PutEvents failed: %s", aws_result_describe(res, what));
                 return oneshot_done(m, res->error);
         }
         if (res->status < 200 || res->status >= 300) {
-                log_event(LOG_ERR, "aws-refused", "EventBridge refused PutEvents: %s: %s. Fix: %s", res->aws->code,
-                          res->aws->message, aws_error_hint(res->aws));
+                log_event(LOG_ERR, "aws-refused", "EventBridge refused PutEvents: %s. Fix: %s",
+                          aws_result_describe(res, what), aws_error_hint(res->aws));
                 return oneshot_done(m, -EACCES);
         }
         EventBridgeEntryResult result;
@@ -178,9 +179,12 @@ static void on_oneshot_response(const AwsResult *res, void *userdata) {
 static void oneshot_send(Manager *m) {
         if (!m->target_known || m->oneshot_call || m->oneshot_result != 1)
                 return;
-        _cleanup_free_ char *endpoint = NULL, *body = NULL;
-        size_t body_len;
-        EventBridgeBatch *eb = NULL;
+        _cleanup_free_ char *endpoint = NULL;
+        int r = config_service_endpoint(m->config, EVENTBRIDGE_SERVICE, m->region, &endpoint);
+        if (r < 0) {
+                log_error_errno(r, "Cannot build the PutEvents request: %m");
+                return oneshot_done(m, r);
+        }
         EventBridgeEntry e = {
                 .source = m->config->source,
                 .detail_type = m->oneshot_type,
@@ -189,29 +193,13 @@ static void oneshot_send(Manager *m) {
                 .resource = m->instance_arn,
                 .time = now_usec(CLOCK_REALTIME),
         };
-        int r = config_service_endpoint(m->config, "events", m->region, &endpoint);
-        if (r >= 0)
-                r = eventbridge_batch_new(m->config->max_request_bytes, &eb);
-        if (r >= 0)
-                r = eventbridge_batch_add(eb, &e);
-        if (r >= 0)
-                r = eventbridge_batch_body(eb, &body, &body_len);
-        eventbridge_batch_free(eb);
-        if (r < 0) {
-                log_error_errno(r, "Cannot build the PutEvents request: %m");
-                return oneshot_done(m, r);
-        }
-        AwsCallSpec spec = {
+        EventBridgeTarget target = {
                 .endpoint = endpoint,
                 .region = m->region,
-                .service = "events",
-                .target = "AWSEvents.PutEvents",
-                .content_type = "application/x-amz-json-1.1",
-                .body = body,
-                .body_len = body_len,
                 .timeout = m->config->request_timeout,
+                .max_request_bytes = m->config->max_request_bytes,
         };
-        r = aws_call_start(m->aws, &spec, on_oneshot_response, m, &m->oneshot_call);
+        r = eventbridge_put_one(m->aws, &target, &e, on_oneshot_response, m, &m->oneshot_call);
         if (r == -ENOKEY)
                 return; /* credentials not there yet: on_credentials_changed() calls again */
         if (r < 0) {

@@ -259,6 +259,17 @@ AwsClient *aws_client_free(AwsClient *c) {
         return NULL;
 }
 
+const char *aws_result_describe(const AwsResult *res, char buf[static AWS_RESULT_DESCRIPTION_SIZE]) {
+        if (res->error < 0)
+                (void) format_bounded(buf, AWS_RESULT_DESCRIPTION_SIZE, "%s",
+                                      res->transport_message ? res->transport_message : strerror(-res->error));
+        else if (res->aws)
+                (void) format_bounded(buf, AWS_RESULT_DESCRIPTION_SIZE, "%s: %s", res->aws->code, res->aws->message);
+        else
+                buf[0] = 0;
+        return buf;
+}
+
 int64_t aws_client_clock_offset(const AwsClient *c) {
         return c->clock_offset;
 }

@@ -129,11 +129,12 @@ static char *endpoint(Channel *c, const char *service) {
 /* Fire-and-forget calls (delete, visibility, task results): failures are logged; what they
  * protect against (a redelivery) the journal handles. */
 static void on_side_call(const AwsResult *res, void *userdata) {
-        const char *what = userdata;
+        const char *call = userdata;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         if (res->error < 0)
-                log_warning("%s failed: %s", what, res->transport_message ? res->transport_message : strerror(-res->error));
+                log_warning("%s failed: %s", call, aws_result_describe(res, what));
         else if (res->status < 200 || res->status >= 300)
-                log_warning("%s refused: %s: %s", what, res->aws->code, res->aws->message);
+                log_warning("%s refused: %s", call, aws_result_describe(res, what));
 }
 
 static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
@@ -809,16 +810,13 @@ static void poll_failed(Channel *c, const char *what, const char *hint) {
 
 static void on_receive(const AwsResult *res, void *userdata) {
         Channel *c = userdata;
-        char what[512];
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         c->poll = NULL;
-        if (res->error < 0) {
-                bsprintf(what, "%s", res->transport_message ? res->transport_message : strerror(-res->error));
-                return poll_failed(c, what, NULL);
-        }
-        if (res->status < 200 || res->status >= 300) {
-                bsprintf(what, "%s: %s", res->aws->code, res->aws->message);
-                return poll_failed(c, what, res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL);
-        }
+        if (res->error < 0)
+                return poll_failed(c, aws_result_describe(res, what), NULL);
+        if (res->status < 200 || res->status >= 300)
+                return poll_failed(c, aws_result_describe(res, what),
+                                   res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL);
         SqsMessage *msgs = NULL;
         size_t n = 0;
         _cleanup_free_ char *why = NULL;
