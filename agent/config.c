@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "names.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* Keeps "key = value" from config_print() within inih's 200-byte line buffer (197 bytes of
@@ -19,7 +20,6 @@
 #define CONFIG_STRING_MAX 176
 /* Duplicate names and "after" are checked pairwise; this keeps that cheap. */
 #define CONFIG_CHECKS_MAX 1000
-#define CHECK_NAME_MAX 64
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
@@ -209,33 +209,8 @@ static const char *check_source(const char *s) {
         return strncmp(s, "aws.", 4) == 0 ? "must not start with \"aws.\" (reserved for AWS services)" : NULL;
 }
 
-static bool check_name_is_valid(const char *s, size_t n) {
-        if (n == 0 || n > CHECK_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!strchr(LETTERS_DIGITS "-_.", s[i]) || s[i] == 0)
-                        return false;
-        return true;
-}
-
 static const char *check_check_name(const char *s) {
-        return check_name_is_valid(s, strlen(s)) ? NULL : "must be the name of a check (letters, digits, '-', '_', '.')";
-}
-
-/* "NAME.TYPE", the way systemd spells unit names; globs add fnmatch's *?[]!. */
-static bool unit_name_is_valid(const char *s, bool glob) {
-        static const char *const suffixes[] = { ".service", ".socket", ".target", ".timer",  ".mount", ".automount",
-                                                ".path",    ".swap",   ".slice",  ".device", ".scope" };
-        size_t n = strlen(s);
-
-        if (n > 255 || s[strspn(s, glob ? LETTERS_DIGITS ":_.\\@-*?[]!" : LETTERS_DIGITS ":_.\\@-")])
-                return false;
-        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-                size_t m = strlen(suffixes[i]);
-                if (n > m && strcmp(s + n - m, suffixes[i]) == 0)
-                        return true;
-        }
-        return false;
+        return check_name_is_valid(s) ? NULL : "must be the name of a check (letters, digits, '-', '_', '.')";
 }
 
 static const char *check_unit_name(const char *s) {
@@ -1330,7 +1305,12 @@ static void config_loader_finish_check(ConfigLoader *l) {
 static void config_loader_add_check(ConfigLoader *l, const char *name, size_t n) {
         Config *c = l->config;
 
-        if (!check_name_is_valid(name, n)) {
+        _cleanup_free_ char *copy = strndup(name, n);
+        if (!copy) {
+                config_loader_oom(l);
+                return;
+        }
+        if (strlen(copy) != n || !check_name_is_valid(copy)) {
                 config_loader_fail(l, l->line, "[check %.*s]: a check name is 1 to %d letters, digits, '-', '_' "
                                                "or '.'", (int) n, name, CHECK_NAME_MAX);
                 return;
