@@ -602,7 +602,9 @@ static int emit_started(Manager *m) {
         return manager_emit(m, "Agent Started", d);
 }
 
-int manager_run_daemon(Manager *m) {
+/* What survives a restart: state_dir, the outbox (said first if its disk is full) and the
+ * heartbeat number. */
+static int manager_open_state(Manager *m) {
         int r = state_dir_prepare(m->config->state_dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to create state directory %s: %m", m->config->state_dir);
@@ -625,12 +627,12 @@ int manager_run_daemon(Manager *m) {
         r = heartbeat_seq_load(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s/" HEARTBEAT_SEQ_FILE ": %m", m->config->state_dir);
+        return 0;
+}
 
-        r = publisher_new(m->event, m->config, m->outbox, m->aws, &m->publisher);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the publisher: %m");
-        publisher_set_idle_callback(m->publisher, on_publisher_idle, m);
-
+/* SIGTERM and SIGINT stop the daemon (after the publisher's last round); SIGHUP is blocked
+ * here and handled once there are modules to reload. */
+static int manager_setup_signals(Manager *m) {
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -639,18 +641,18 @@ int manager_run_daemon(Manager *m) {
         sigaddset(&mask, SIGCHLD); /* children (exec checks and actions) are reaped by sd-event */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
+        int r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
         (void) signal(SIGPIPE, SIG_IGN);
+        return 0;
+}
 
-        r = emit_started(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to record the Agent Started event: %m");
-
-        r = units_new(m->event, NULL, &m->units);
+/* The modules that heal, take commands and answer heald status, then SIGHUP to reload them. */
+static int manager_setup_modules(Manager *m) {
+        int r = units_new(m->event, NULL, &m->units);
         if (r < 0)
                 log_warning_errno(r, "Cannot connect to the system bus (%m): unit checks and unit actions will "
                                      "report that they cannot run");
@@ -689,9 +691,14 @@ int manager_run_daemon(Manager *m) {
         r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGHUP: %m");
+        return 0;
+}
+
+/* The watchdog and the heartbeat. */
+static int manager_setup_timers(Manager *m) {
         /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
          * pings stop and systemd restarts heald. */
-        r = sd_event_set_watchdog(m->event, true);
+        int r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the watchdog: %m");
         if (m->config->heartbeat_interval > 0) {
@@ -701,6 +708,29 @@ int manager_run_daemon(Manager *m) {
                         return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
                 (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
         }
+        return 0;
+}
+
+int manager_run_daemon(Manager *m) {
+        int r = manager_open_state(m);
+        if (r < 0)
+                return r;
+        r = publisher_new(m->event, m->config, m->outbox, m->aws, &m->publisher);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the publisher: %m");
+        publisher_set_idle_callback(m->publisher, on_publisher_idle, m);
+        r = manager_setup_signals(m);
+        if (r < 0)
+                return r;
+        r = emit_started(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to record the Agent Started event: %m");
+        r = manager_setup_modules(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_timers(m);
+        if (r < 0)
+                return r;
         r = manager_start_aws(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to start AWS access: %m");
