@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "names.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
 /* Keeps "key = value" from config_print() within inih's 200-byte line buffer (197 bytes of
@@ -19,7 +20,6 @@
 #define CONFIG_STRING_MAX 176
 /* Duplicate names and "after" are checked pairwise; this keeps that cheap. */
 #define CONFIG_CHECKS_MAX 1000
-#define CHECK_NAME_MAX 64
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
 #define GIB (1024ULL * MIB)
@@ -55,7 +55,7 @@ typedef struct ConfigKey {
          * "not set" (NULL, 0 or negative) and an empty value in the file means the same. */
         const char *default_value;
         uint64_t min, max; /* inclusive bounds for numbers */
-        const char *(*check)(const char *value); /* strings, list items: NULL when fine, else why not */
+        const char *(*validate)(const char *value); /* strings, list items: NULL when fine, else why not */
         const char *const *names;                /* CONFIG_ENUM: the spellings, by value */
         unsigned types;        /* [check NAME] keys: the check types (bits) the key belongs to */
         unsigned required_for; /* [check NAME] keys: the check types that need it set */
@@ -122,24 +122,24 @@ static bool url_is_plain_http_off_host(const char *url) {
         return !ipv4_loopback;
 }
 
-static const char *check_absolute_path(const char *s) {
+static const char *validate_absolute_path(const char *s) {
         return s[0] == '/' ? NULL : "must be an absolute path";
 }
 
-static const char *check_imds_endpoint(const char *s) {
+static const char *validate_imds_endpoint(const char *s) {
         return url_has_host(s, "http://") ? NULL : "must start with http:// (IMDS is link-local, plain HTTP)";
 }
 
-static const char *check_endpoint_url(const char *s) {
+static const char *validate_endpoint_url(const char *s) {
         return is_http_url(s) ? NULL : "must be empty or an http:// or https:// URL with a host";
 }
 
-static const char *check_http_url(const char *s) {
+static const char *validate_http_url(const char *s) {
         return is_http_url(s) ? NULL : "must be an http:// or https:// URL with a host";
 }
 
 /* The agent fills these in from the instance identity before it polls. */
-static const char *check_queue_url(const char *s) {
+static const char *validate_queue_url(const char *s) {
         static const char *const placeholders[] = { "{instance_id}", "{region}", "{account_id}" };
 
         if (!is_http_url(s))
@@ -156,7 +156,7 @@ static const char *check_queue_url(const char *s) {
 }
 
 /* Region names are lowercase words and a final number joined by '-': us-east-1, us-gov-west-1. */
-static const char *check_region(const char *s) {
+static const char *validate_region(const char *s) {
         static const char *const why = "must be empty or a region name like us-east-1";
         size_t groups = 0;
 
@@ -177,62 +177,37 @@ static const char *check_region(const char *s) {
 #define LETTERS_DIGITS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 /* A bus name or ARN; the charset keeps values safe to echo into JSON and logs. */
-static const char *check_event_bus(const char *s) {
+static const char *validate_event_bus(const char *s) {
         return s[strspn(s, LETTERS_DIGITS "._-/:")] ? "may only contain letters, digits and ._-/: (a bus name or ARN)"
                                                     : NULL;
 }
 
-static const char *check_source(const char *s) {
+static const char *validate_source(const char *s) {
         return strncmp(s, "aws.", 4) == 0 ? "must not start with \"aws.\" (reserved for AWS services)" : NULL;
 }
 
-static bool check_name_is_valid(const char *s, size_t n) {
-        if (n == 0 || n > CHECK_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!strchr(LETTERS_DIGITS "-_.", s[i]) || s[i] == 0)
-                        return false;
-        return true;
+static const char *validate_check_name(const char *s) {
+        return check_name_is_valid(s) ? NULL : "must be the name of a check (letters, digits, '-', '_', '.')";
 }
 
-static const char *check_check_name(const char *s) {
-        return check_name_is_valid(s, strlen(s)) ? NULL : "must be the name of a check (letters, digits, '-', '_', '.')";
-}
-
-/* "NAME.TYPE", the way systemd spells unit names; globs add fnmatch's *?[]!. */
-static bool unit_name_is_valid(const char *s, bool glob) {
-        static const char *const suffixes[] = { ".service", ".socket", ".target", ".timer",  ".mount", ".automount",
-                                                ".path",    ".swap",   ".slice",  ".device", ".scope" };
-        size_t n = strlen(s);
-
-        if (n > 255 || s[strspn(s, glob ? LETTERS_DIGITS ":_.\\@-*?[]!" : LETTERS_DIGITS ":_.\\@-")])
-                return false;
-        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
-                size_t m = strlen(suffixes[i]);
-                if (n > m && strcmp(s + n - m, suffixes[i]) == 0)
-                        return true;
-        }
-        return false;
-}
-
-static const char *check_unit_name(const char *s) {
+static const char *validate_unit_name(const char *s) {
         return unit_name_is_valid(s, false) ? NULL : "must be a unit name with its type suffix, like nginx.service";
 }
 
-static const char *check_unit_glob(const char *s) {
+static const char *validate_unit_glob(const char *s) {
         return unit_name_is_valid(s, true)
                        ? NULL
                        : "must be a unit name or glob with its type suffix, like nginx.service or app-*.service";
 }
 
 /* IAM unique ids, "AROA...:i-0abc", account ids and ARNs, with glob characters. */
-static const char *check_sender_glob(const char *s) {
+static const char *validate_sender_glob(const char *s) {
         return s[strspn(s, LETTERS_DIGITS ":_.@/+=-*?[]!")]
                        ? "must be a sender id or glob (letters, digits and :_.@/+=-*?[]!)"
                        : NULL;
 }
 
-static const char *check_command_name(const char *s) {
+static const char *validate_command_name(const char *s) {
         static const char *const commands[] = { "ping",        "run-checks",       "restart-units", "stop-units",
                                                 "start-units", "stop-start-units", "prepare-stop",  "reboot" };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
@@ -242,12 +217,12 @@ static const char *check_command_name(const char *s) {
                "prepare-stop, reboot";
 }
 
-static const char *check_host(const char *s) {
+static const char *validate_host(const char *s) {
         return strlen(s) > 253 || s[strspn(s, LETTERS_DIGITS ".:_-")] ? "must be a host name or an IP address" : NULL;
 }
 
 /* Journal field names: uppercase letters, digits and '_', not starting with a digit. */
-static const char *check_journal_match(const char *s) {
+static const char *validate_journal_match(const char *s) {
         size_t field = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
         return field > 0 && field <= 64 && !(s[0] >= '0' && s[0] <= '9') && s[field] == '='
                        ? NULL
@@ -263,28 +238,28 @@ static const char *check_journal_match(const char *s) {
 /* Every key heald reads, grouped by section in the order config_print() writes them.
  * Adding a key is adding a line here and a field in Config. */
 static const ConfigKey config_keys[] = {
-        KEY("agent", "state_dir", CONFIG_STRING, state_dir, "/var/lib/heald", .check = check_absolute_path,
+        KEY("agent", "state_dir", CONFIG_STRING, state_dir, "/var/lib/heald", .validate = validate_absolute_path,
             .flags = CONFIG_REQUIRED),
         KEY("agent", "log_level", CONFIG_LOG_LEVEL, log_level, "info"),
         KEY("agent", "heartbeat_interval", CONFIG_DURATION, heartbeat_interval, "300",
             .min = 10 * USEC_PER_MSEC, .max = 24 * USEC_PER_HOUR, .flags = CONFIG_ZERO_OFF),
         KEY("agent", "dry_run", CONFIG_BOOL, dry_run, "false"),
         KEY("agent", "control_socket", CONFIG_STRING, control_socket, "/run/heald/heald.sock",
-            .check = check_absolute_path),
+            .validate = validate_absolute_path),
 
-        KEY("aws", "region", CONFIG_STRING, region, "", .check = check_region),
+        KEY("aws", "region", CONFIG_STRING, region, "", .validate = validate_region),
         KEY("aws", "imds_endpoint", CONFIG_STRING, imds_endpoint, "http://169.254.169.254",
-            .check = check_imds_endpoint, .flags = CONFIG_REQUIRED),
+            .validate = validate_imds_endpoint, .flags = CONFIG_REQUIRED),
         KEY("aws", "imds_timeout", CONFIG_DURATION, imds_timeout, "2s", .min = 100 * USEC_PER_MSEC,
             .max = USEC_PER_MINUTE),
-        KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .check = check_endpoint_url),
-        KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .check = check_endpoint_url),
-        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .check = check_endpoint_url),
-        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .check = check_endpoint_url),
+        KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .validate = validate_endpoint_url),
+        KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .validate = validate_endpoint_url),
+        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .validate = validate_endpoint_url),
+        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .validate = validate_endpoint_url),
 
-        KEY("eventbridge", "event_bus", CONFIG_STRING, event_bus, "default", .check = check_event_bus,
+        KEY("eventbridge", "event_bus", CONFIG_STRING, event_bus, "default", .validate = validate_event_bus,
             .flags = CONFIG_REQUIRED),
-        KEY("eventbridge", "source", CONFIG_STRING, source, "heald", .check = check_source,
+        KEY("eventbridge", "source", CONFIG_STRING, source, "heald", .validate = validate_source,
             .flags = CONFIG_REQUIRED),
         KEY("eventbridge", "max_request_bytes", CONFIG_SIZE, max_request_bytes, "262144", .min = KIB,
             .max = MIB),
@@ -301,17 +276,17 @@ static const ConfigKey config_keys[] = {
         KEY("outbox", "dead_letter_max_bytes", CONFIG_SIZE, dead_letter_max_bytes, "1MiB", .min = 64 * KIB,
             .max = UINT64_MAX),
 
-        KEY("sqs", "queue_url", CONFIG_STRING, queue_url, "", .check = check_queue_url),
+        KEY("sqs", "queue_url", CONFIG_STRING, queue_url, "", .validate = validate_queue_url),
         KEY("sqs", "wait_time", CONFIG_DURATION, sqs_wait_time, "20s", .min = 0, .max = 20 * USEC_PER_SEC,
             .flags = CONFIG_WHOLE_SECONDS),
         KEY("sqs", "max_messages", CONFIG_UNSIGNED, sqs_max_messages, "10", .min = 1, .max = 10),
         KEY("sqs", "visibility_timeout", CONFIG_DURATION, sqs_visibility_timeout, "60s", .min = USEC_PER_SEC,
             .max = 12 * USEC_PER_HOUR, .flags = CONFIG_WHOLE_SECONDS),
 
-        KEY("commands", "allow", CONFIG_LIST, commands_allow, "ping, run-checks", .check = check_command_name),
-        KEY("commands", "units", CONFIG_LIST, commands_units, "", .check = check_unit_glob),
-        KEY("commands", "allowed_senders", CONFIG_LIST, commands_allowed_senders, "", .check = check_sender_glob),
-        KEY("commands", "drain_units", CONFIG_LIST, commands_drain_units, "", .check = check_unit_name),
+        KEY("commands", "allow", CONFIG_LIST, commands_allow, "ping, run-checks", .validate = validate_command_name),
+        KEY("commands", "units", CONFIG_LIST, commands_units, "", .validate = validate_unit_glob),
+        KEY("commands", "allowed_senders", CONFIG_LIST, commands_allowed_senders, "", .validate = validate_sender_glob),
+        KEY("commands", "drain_units", CONFIG_LIST, commands_drain_units, "", .validate = validate_unit_name),
         KEY("commands", "verify_timeout", CONFIG_DURATION, commands_verify_timeout, "5m", .min = USEC_PER_SEC,
             .max = USEC_PER_HOUR),
         KEY("commands", "job_timeout", CONFIG_DURATION, commands_job_timeout, "5m", .min = USEC_PER_SEC,
@@ -345,27 +320,27 @@ static const ConfigKey check_keys[] = {
         CHECK_KEY("fail_after", CONFIG_UNSIGNED, fail_after, "3", .min = 1, .max = 100, .types = ALL_TYPES),
         CHECK_KEY("recover_after", CONFIG_UNSIGNED, recover_after, "1", .min = 1, .max = 100, .types = ALL_TYPES),
         CHECK_KEY("action", CONFIG_ENUM, action, "none", .names = check_action_names, .types = ALL_TYPES),
-        CHECK_KEY("action_unit", CONFIG_STRING, action_unit, NULL, .check = check_unit_name, .types = ALL_TYPES),
+        CHECK_KEY("action_unit", CONFIG_STRING, action_unit, NULL, .validate = validate_unit_name, .types = ALL_TYPES),
         CHECK_KEY("action_command", CONFIG_COMMAND, action_command, NULL, .types = ALL_TYPES),
         CHECK_KEY("max_actions", CONFIG_UNSIGNED, max_actions, "3", .min = 1, .max = 100, .types = ALL_TYPES),
         CHECK_KEY("action_window", CONFIG_DURATION, action_window, "10m", .min = USEC_PER_MINUTE,
                   .max = 7 * 24 * USEC_PER_HOUR, .types = ALL_TYPES),
         CHECK_KEY("verify_timeout", CONFIG_DURATION, verify_timeout, "60s", .min = USEC_PER_SEC,
                   .max = USEC_PER_HOUR, .types = ALL_TYPES),
-        CHECK_KEY("after", CONFIG_STRING, after, NULL, .check = check_check_name, .types = ALL_TYPES),
+        CHECK_KEY("after", CONFIG_STRING, after, NULL, .validate = validate_check_name, .types = ALL_TYPES),
 
-        CHECK_KEY("unit", CONFIG_STRING, unit, NULL, .check = check_unit_name, .types = TYPE_BIT(CHECK_UNIT),
+        CHECK_KEY("unit", CONFIG_STRING, unit, NULL, .validate = validate_unit_name, .types = TYPE_BIT(CHECK_UNIT),
                   .required_for = TYPE_BIT(CHECK_UNIT)),
-        CHECK_KEY("url", CONFIG_STRING, url, NULL, .check = check_http_url, .types = TYPE_BIT(CHECK_HTTP),
+        CHECK_KEY("url", CONFIG_STRING, url, NULL, .validate = validate_http_url, .types = TYPE_BIT(CHECK_HTTP),
                   .required_for = TYPE_BIT(CHECK_HTTP)),
         CHECK_KEY("expect_status", CONFIG_STATUS_RANGE, expect_status_min, "200-399", .min = 100, .max = 599,
                   .types = TYPE_BIT(CHECK_HTTP)),
         CHECK_KEY("expect_body", CONFIG_STRING, expect_body, NULL, .types = TYPE_BIT(CHECK_HTTP)),
-        CHECK_KEY("host", CONFIG_STRING, host, NULL, .check = check_host, .types = TYPE_BIT(CHECK_TCP),
+        CHECK_KEY("host", CONFIG_STRING, host, NULL, .validate = validate_host, .types = TYPE_BIT(CHECK_TCP),
                   .required_for = TYPE_BIT(CHECK_TCP)),
         CHECK_KEY("port", CONFIG_UNSIGNED, port, NULL, .min = 1, .max = 65535, .types = TYPE_BIT(CHECK_TCP),
                   .required_for = TYPE_BIT(CHECK_TCP)),
-        CHECK_KEY("path", CONFIG_STRING, path, NULL, .check = check_absolute_path,
+        CHECK_KEY("path", CONFIG_STRING, path, NULL, .validate = validate_absolute_path,
                   .types = TYPE_BIT(CHECK_DISK) | TYPE_BIT(CHECK_FILE_AGE),
                   .required_for = TYPE_BIT(CHECK_DISK) | TYPE_BIT(CHECK_FILE_AGE)),
         CHECK_KEY("max_used_percent", CONFIG_DECIMAL, max_used_percent, NULL, PERCENT, .types = TYPE_BIT(CHECK_DISK)),
@@ -379,7 +354,7 @@ static const ConfigKey check_keys[] = {
                   .types = TYPE_BIT(CHECK_LOAD), .required_for = TYPE_BIT(CHECK_LOAD)),
         CHECK_KEY("max_age", CONFIG_DURATION, max_age, NULL, .min = USEC_PER_SEC, .max = 365 * 24 * USEC_PER_HOUR,
                   .types = TYPE_BIT(CHECK_FILE_AGE), .required_for = TYPE_BIT(CHECK_FILE_AGE)),
-        CHECK_KEY("match", CONFIG_LIST, match, NULL, .check = check_journal_match, .types = TYPE_BIT(CHECK_JOURNAL),
+        CHECK_KEY("match", CONFIG_LIST, match, NULL, .validate = validate_journal_match, .types = TYPE_BIT(CHECK_JOURNAL),
                   .flags = CONFIG_SPACE_SEPARATED),
         CHECK_KEY("pattern", CONFIG_REGEX, pattern, NULL, .types = TYPE_BIT(CHECK_JOURNAL),
                   .required_for = TYPE_BIT(CHECK_JOURNAL)),
@@ -832,7 +807,7 @@ _printf_(2, 3) static int reason_printf(char **ret_reason, const char *fmt, ...)
 }
 
 /* Rules for every value that is text. */
-static const char *check_text(const char *value) {
+static const char *validate_text(const char *value) {
         if (strlen(value) > CONFIG_STRING_MAX)
                 return "too long (at most " STRINGIFY(CONFIG_STRING_MAX) " bytes)";
         /* inih keeps the ';' of "key =;x", but "key = ;x" is a comment */
@@ -929,7 +904,7 @@ static uint64_t regex_expansion(const char **p, bool nested) {
 }
 
 /* argv[0] is run without a shell or PATH lookup, so it must be there now. */
-static int check_program(char *const *argv, char **ret_reason) {
+static int validate_program(char *const *argv, char **ret_reason) {
         struct stat st;
 
         if (argv[0][0] != '/')
@@ -957,9 +932,9 @@ static int config_key_parse_list(const ConfigKey *k, const char *value, void *fi
         if (!l) /* only separators */
                 return reason_printf(ret_reason, "%s", k->type == CONFIG_COMMAND ? "empty command" : "empty list");
         if (k->type == CONFIG_COMMAND)
-                r = check_program(l, ret_reason);
+                r = validate_program(l, ret_reason);
         for (char **s = l; r == 0 && *s; s++)
-                if (k->check && (why = k->check(*s)))
+                if (k->validate && (why = k->validate(*s)))
                         r = reason_printf(ret_reason, "\"%s\" %s", *s, why);
         size_t len = 0;
         if (r == 0)
@@ -1030,12 +1005,12 @@ static int config_key_parse(const ConfigKey *k, const char *value, void *base, c
                                              ? "must not be empty"
                                              : "missing value (delete the line to get the default)");
         }
-        if (config_type_is_text(k->type) && (why = check_text(value)))
+        if (config_type_is_text(k->type) && (why = validate_text(value)))
                 return reason_printf(ret_reason, "%s", why);
 
         switch (k->type) {
         case CONFIG_STRING:
-                if (k->check && (why = k->check(value)))
+                if (k->validate && (why = k->validate(value)))
                         return reason_printf(ret_reason, "%s", why);
                 return free_and_strdup(field, value);
         case CONFIG_REGEX: {
@@ -1307,7 +1282,12 @@ static void config_loader_finish_check(ConfigLoader *l) {
 static void config_loader_add_check(ConfigLoader *l, const char *name, size_t n) {
         Config *c = l->config;
 
-        if (!check_name_is_valid(name, n)) {
+        _cleanup_free_ char *copy = strndup(name, n);
+        if (!copy) {
+                config_loader_oom(l);
+                return;
+        }
+        if (strlen(copy) != n || !check_name_is_valid(copy)) {
                 config_loader_fail(l, l->line, "[check %.*s]: a check name is 1 to %d letters, digits, '-', '_' "
                                                "or '.'", (int) n, name, CHECK_NAME_MAX);
                 return;
@@ -1596,6 +1576,27 @@ static int config_error(char **ret_error, int error, const char *fmt, ...) {
                 va_end(ap);
         }
         return error;
+}
+
+static int control_socket_handle(void *userdata, const char *section, const char *key, const char *value) {
+        char **found = userdata;
+        if (streq_ptr(section, "agent") && streq_ptr(key, "control_socket") && value && !validate_absolute_path(value))
+                return free_and_strdup(found, value) >= 0;
+        return 1;
+}
+
+int config_control_socket(const char *path, char **ret) {
+        _cleanup_free_ char *text = NULL, *found = NULL;
+        if (read_file_full(path, CONFIG_FILE_MAX, &text, NULL) >= 0)
+                (void) ini_parse_string(text, control_socket_handle, &found); /* what does not parse is skipped */
+        if (!found) {
+                const ConfigKey *k = config_key_find(config_keys, ELEMENTSOF(config_keys), "agent", "control_socket");
+                found = strdup(k->default_value);
+                if (!found)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(found);
+        return 0;
 }
 
 int config_load_file(const char *path, Config **ret, char **ret_error) {

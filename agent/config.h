@@ -113,6 +113,12 @@ const CheckConfig *config_find_check(const Config *c, const char *name);
  * read); caller frees; it is NULL only when memory ran out. The first error wins. */
 int config_load_file(const char *path, Config **ret, char **ret_error);
 
+/* [agent] control_socket of the file at path, read even when the rest of it does not load:
+ * heald status and heald reset must reach a daemon that rejected a broken reload and runs the
+ * old configuration. The default when the file cannot be read or does not set an absolute
+ * path. *ret: caller frees. Returns 0 or -ENOMEM. */
+int config_control_socket(const char *path, char **ret);
+
 /* The same for text held in memory; name (NULL: "<embedded>") stands for FILE. */
 int config_load_string(const char *text, const char *name, Config **ret, char **ret_error);
 

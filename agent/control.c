@@ -195,10 +195,10 @@ int control_request(const char *path, const char *request, char **ret) {
         if (connect(fd, (struct sockaddr *) &sa, len) < 0)
                 return -errno;
         char line[CONTROL_REQUEST_MAX + 2];
-        int n = snprintf(line, sizeof line, "%s\n", request);
-        if (n < 0 || (size_t) n >= sizeof line)
+        if (bsprintf(line, "%s\n", request) < 0)
                 return -E2BIG;
-        if (send(fd, line, (size_t) n, MSG_NOSIGNAL) != n)
+        size_t n = strlen(line);
+        if (send(fd, line, n, MSG_NOSIGNAL) != (ssize_t) n)
                 return -errno;
         return read_fd_full(fd, 16 * 1024 * 1024, ret, NULL);
 }

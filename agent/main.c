@@ -54,48 +54,26 @@ static void print_status(const cJSON *st) {
                        json_str(c, "last_action_result"));
 }
 
-/* [agent] control_socket read leniently, for a file that does not load (see run_control).
- * Returns a new string, or NULL for the default. */
-static char *control_socket_from_file(const char *path) {
-        _cleanup_free_ char *text = NULL;
-        if (read_file_full(path, 1024 * 1024, &text, NULL) < 0)
-                return NULL;
-        bool in_agent = false;
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-                line += strspn(line, " \t");
-                if (*line == '[') {
-                        in_agent = strncmp(line, "[agent]", 7) == 0;
-                        continue;
-                }
-                if (!in_agent || strncmp(line, "control_socket", 14) != 0)
-                        continue;
-                char *v = line + 14;
-                v += strspn(v, " \t");
-                if (*v != '=')
-                        continue;
-                v++;
-                v += strspn(v, " \t");
-                v[strcspn(v, " \t;#\r")] = 0;
-                return *v == '/' ? strdup(v) : NULL;
-        }
-        return NULL;
-}
+/* The options every verb may read. */
+typedef struct Options {
+        const char *config_path;
+        const char *output; /* polkit-rules --output */
+        bool json;          /* status --json */
+} Options;
 
 /* heald status / heald reset: ask the running daemon over its control socket. They must work
  * when the file on disk was just broken (a reload was rejected and the daemon still runs the
  * old configuration): then only control_socket is read from it. */
-static int run_control(const char *config_path, const char *request, bool json) {
+static int run_control(const Options *options, const char *request) {
         _cleanup_(config_freep) Config *config = NULL;
-        _cleanup_free_ char *error = NULL, *lenient = NULL;
-        const char *sock;
-        if (config_load_file(config_path, &config, &error) >= 0)
-                sock = config->control_socket ? config->control_socket : CONTROL_SOCKET_DEFAULT;
-        else {
-                lenient = control_socket_from_file(config_path);
-                sock = lenient ? lenient : CONTROL_SOCKET_DEFAULT;
-                fprintf(stderr, "heald: note: %s does not load (%s); asking the daemon at %s anyway\n", config_path,
-                        error ? error : "out of memory", sock);
+        _cleanup_free_ char *error = NULL, *sock = NULL;
+        if (config_control_socket(options->config_path, &sock) < 0) {
+                fprintf(stderr, "heald: out of memory\n");
+                return EXIT_FAILURE;
         }
+        if (config_load_file(options->config_path, &config, &error) < 0)
+                fprintf(stderr, "heald: note: %s does not load (%s); asking the daemon at %s anyway\n", options->config_path,
+                        error ? error : "out of memory", sock);
         _cleanup_free_ char *answer = NULL;
         int r = control_request(sock, request, &answer);
         if (r < 0) {
@@ -110,7 +88,7 @@ static int run_control(const char *config_path, const char *request, bool json) 
                 cJSON_Delete(o);
                 return EXIT_FAILURE;
         }
-        if (json)
+        if (options->json)
                 printf("%s\n", answer);
         else if (strncmp(request, "reset ", 6) == 0)
                 printf("Check %s reset: its action budget is full and any escalation is cleared.\n", request + 6);
@@ -120,9 +98,32 @@ static int run_control(const char *config_path, const char *request, bool json) 
         return EXIT_SUCCESS;
 }
 
+static int verb_status(const Options *o, char **args _unused_) {
+        return run_control(o, "status");
+}
+
+static int verb_reset(const Options *o, char **args) {
+        char request[CONTROL_REQUEST_MAX];
+        if (bsprintf(request, "reset %s", args[0]) < 0) {
+                fprintf(stderr, "heald: no check has a name that long\n");
+                return EX_USAGE;
+        }
+        return run_control(o, request);
+}
+
+static int verb_check_config(const Options *o, char **args _unused_) {
+        _cleanup_(config_freep) Config *config = NULL;
+        if (load_config(o->config_path, &config) < 0)
+                return EX_CONFIG;
+        return config_print(config, stdout) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* heald polkit-rules: print or install the rule; warnings name configured units it never grants. */
-static int run_polkit_rules(const Config *config, const char *output) {
+static int verb_polkit_rules(const Options *o, char **args _unused_) {
+        _cleanup_(config_freep) Config *config = NULL;
         _cleanup_free_ char *rules = NULL, *warnings = NULL;
+        if (load_config(o->config_path, &config) < 0)
+                return EX_CONFIG;
         int r = polkit_rules_build(config, POLKIT_USER_DEFAULT, &rules, &warnings);
         if (r < 0) {
                 fprintf(stderr, "heald: cannot build the polkit rule: %s\n", strerror(-r));
@@ -130,11 +131,11 @@ static int run_polkit_rules(const Config *config, const char *output) {
         }
         if (warnings)
                 fputs(warnings, stderr);
-        if (!output)
+        if (!o->output)
                 return fputs(rules, stdout) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-        r = polkit_rules_write(output, rules);
+        r = polkit_rules_write(o->output, rules);
         if (r < 0) {
-                fprintf(stderr, "heald: cannot write %s: %s\n", output, strerror(-r));
+                fprintf(stderr, "heald: cannot write %s: %s\n", o->output, strerror(-r));
                 return EXIT_FAILURE;
         }
         return EXIT_SUCCESS;
@@ -147,6 +148,68 @@ static void setup_logging(int level) {
         log_setup(level);
 }
 
+/* The daemon and send-event: logging as configured, then the root object. */
+static int manager_setup(const Options *o, Manager **ret) {
+        Config *config = NULL;
+        if (load_config(o->config_path, &config) < 0)
+                return EX_CONFIG;
+        setup_logging(config->log_level);
+        int r = manager_new(config, ret);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up: %m");
+                return EXIT_FAILURE;
+        }
+        return 0;
+}
+
+static int verb_send_event(const Options *o, char **args) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r = manager_setup(o, &m);
+        if (r != 0)
+                return r;
+        r = manager_run_send_event(m, args[0], args[1]);
+        return r == 0 ? EXIT_SUCCESS : r == -EINVAL ? EX_DATAERR : EX_UNAVAILABLE;
+}
+
+static int verb_run(const Options *o, char **args _unused_) {
+        /* The daemon holds credentials, task tokens and signed requests as long as it runs: no
+         * core dump of it, and no ptrace or /proc/PID/mem from other processes of its user. */
+        if (prctl(PR_SET_DUMPABLE, 0) < 0) {
+                log_error_errno(errno, "Failed to make the process non-dumpable: %m");
+                return EXIT_FAILURE;
+        }
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r = manager_setup(o, &m);
+        if (r != 0)
+                return r;
+        r = manager_run_daemon(m);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* What heald does, as systemd's verb tables: the name on the command line (NULL: none, the
+ * daemon), the arguments it takes after the options, and what runs it. */
+typedef struct Verb {
+        const char *name;
+        int n_args;
+        int (*run)(const Options *o, char **args);
+} Verb;
+
+static const Verb verbs[] = {
+        { NULL, 0, verb_run },
+        { "check-config", 0, verb_check_config },
+        { "send-event", 2, verb_send_event },
+        { "status", 0, verb_status },
+        { "reset", 1, verb_reset },
+        { "polkit-rules", 0, verb_polkit_rules },
+};
+
+static const Verb *verb_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq_ptr(name, verbs[i].name))
+                        return &verbs[i];
+        return NULL;
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -156,13 +219,12 @@ int main(int argc, char *argv[]) {
                 { "output", required_argument, NULL, 'o' },
                 {},
         };
-        const char *config_path = CONFIG_DEFAULT_PATH, *output = NULL;
-        bool json = false;
+        Options o = { .config_path = CONFIG_DEFAULT_PATH };
         int c;
         while ((c = getopt_long(argc, argv, "+c:hV", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
-                        config_path = optarg;
+                        o.config_path = optarg;
                         break;
                 case 'h':
                         help();
@@ -174,18 +236,18 @@ int main(int argc, char *argv[]) {
                         return EX_USAGE;
                 }
 
-        const char *verb = optind < argc ? argv[optind++] : NULL;
+        const char *name = optind < argc ? argv[optind++] : NULL;
         /* Options may also follow the verb: "heald check-config --config F". */
-        while (verb && (c = getopt_long(argc, argv, "+c:hjo:", options, NULL)) >= 0)
+        while (name && (c = getopt_long(argc, argv, "+c:hjo:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
-                        config_path = optarg;
+                        o.config_path = optarg;
                         break;
                 case 'o':
-                        output = optarg;
+                        o.output = optarg;
                         break;
                 case 'j':
-                        json = true;
+                        o.json = true;
                         break;
                 case 'h':
                         help();
@@ -194,60 +256,14 @@ int main(int argc, char *argv[]) {
                         return EX_USAGE;
                 }
 
-        static const char *const verbs[] = { "check-config", "send-event", "status", "reset", "polkit-rules" };
-        static const int n_args[] = { 0, 2, 0, 1, 0 };
-        int v = -1;
-        for (size_t i = 0; verb && i < ELEMENTSOF(verbs); i++)
-                if (strcmp(verb, verbs[i]) == 0)
-                        v = (int) i;
-        if (verb && v < 0) {
-                fprintf(stderr, "heald: unknown command '%s' (see heald --help)\n", verb);
+        const Verb *verb = verb_find(name);
+        if (!verb) {
+                fprintf(stderr, "heald: unknown command '%s' (see heald --help)\n", name);
                 return EX_USAGE;
         }
-        bool send_event = v == 1;
-        if (argc - optind != (v >= 0 ? n_args[v] : 0)) {
+        if (argc - optind != verb->n_args) {
                 fprintf(stderr, "heald: wrong number of arguments (see heald --help)\n");
                 return EX_USAGE;
         }
-
-        if (v == 2 || v == 3) {
-                char request[CONTROL_REQUEST_MAX];
-                snprintf(request, sizeof request, v == 2 ? "status" : "reset %s", v == 3 ? argv[optind] : "");
-                return run_control(config_path, request, json);
-        }
-
-        Config *config = NULL;
-        if (load_config(config_path, &config) < 0)
-                return EX_CONFIG;
-        if (v == 0) {
-                int r = config_print(config, stdout);
-                config_free(config);
-                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-        }
-        if (v == 4) {
-                int r = run_polkit_rules(config, output);
-                config_free(config);
-                return r;
-        }
-
-        setup_logging(config->log_level);
-        /* The daemon holds credentials, task tokens and signed requests as long as it runs: no
-         * core dump of it, and no ptrace or /proc/PID/mem from other processes of its user. */
-        if (!send_event && prctl(PR_SET_DUMPABLE, 0) < 0) {
-                log_error_errno(errno, "Failed to make the process non-dumpable: %m");
-                config_free(config);
-                return EXIT_FAILURE;
-        }
-        _cleanup_(manager_freep) Manager *m = NULL;
-        int r = manager_new(config, &m);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up: %m");
-                return EXIT_FAILURE;
-        }
-        if (send_event) {
-                r = manager_run_send_event(m, argv[optind], argv[optind + 1]);
-                return r == 0 ? EXIT_SUCCESS : r == -EINVAL ? EX_DATAERR : EX_UNAVAILABLE;
-        }
-        r = manager_run_daemon(m);
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        return verb->run(&o, argv + optind);
 }

@@ -113,7 +113,7 @@ static void status_update(Manager *m) {
         if (m->monitor)
                 monitor_counts(m->monitor, &ok, &failing);
         if (m->outbox_disk_error < 0 || outbox_in_memory(m->outbox) > 0)
-                snprintf(in_memory, sizeof in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
+                bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
         (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing; outbox %zu events%s; %s",
@@ -150,14 +150,15 @@ static void oneshot_done(Manager *m, int result) {
 
 static void on_oneshot_response(const AwsResult *res, void *userdata) {
         Manager *m = userdata;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         m->oneshot_call = NULL;
         if (res->error < 0) {
-                log_error("PutEvents failed: %s", res->transport_message ? res->transport_message : strerror(-res->error));
+                log_error("PutEvents failed: %s", aws_result_describe(res, what));
                 return oneshot_done(m, res->error);
         }
         if (res->status < 200 || res->status >= 300) {
-                log_event(LOG_ERR, "aws-refused", "EventBridge refused PutEvents: %s: %s. Fix: %s", res->aws->code,
-                          res->aws->message, aws_error_hint(res->aws));
+                log_event(LOG_ERR, "aws-refused", "EventBridge refused PutEvents: %s. Fix: %s",
+                          aws_result_describe(res, what), aws_error_hint(res->aws));
                 return oneshot_done(m, -EACCES);
         }
         EventBridgeEntryResult result;
@@ -178,9 +179,12 @@ static void on_oneshot_response(const AwsResult *res, void *userdata) {
 static void oneshot_send(Manager *m) {
         if (!m->target_known || m->oneshot_call || m->oneshot_result != 1)
                 return;
-        _cleanup_free_ char *endpoint = NULL, *body = NULL;
-        size_t body_len;
-        EventBridgeBatch *eb = NULL;
+        _cleanup_free_ char *endpoint = NULL;
+        int r = config_service_endpoint(m->config, EVENTBRIDGE_SERVICE, m->region, &endpoint);
+        if (r < 0) {
+                log_error_errno(r, "Cannot build the PutEvents request: %m");
+                return oneshot_done(m, r);
+        }
         EventBridgeEntry e = {
                 .source = m->config->source,
                 .detail_type = m->oneshot_type,
@@ -189,29 +193,13 @@ static void oneshot_send(Manager *m) {
                 .resource = m->instance_arn,
                 .time = now_usec(CLOCK_REALTIME),
         };
-        int r = config_service_endpoint(m->config, "events", m->region, &endpoint);
-        if (r >= 0)
-                r = eventbridge_batch_new(m->config->max_request_bytes, &eb);
-        if (r >= 0)
-                r = eventbridge_batch_add(eb, &e);
-        if (r >= 0)
-                r = eventbridge_batch_body(eb, &body, &body_len);
-        eventbridge_batch_free(eb);
-        if (r < 0) {
-                log_error_errno(r, "Cannot build the PutEvents request: %m");
-                return oneshot_done(m, r);
-        }
-        AwsCallSpec spec = {
+        EventBridgeTarget target = {
                 .endpoint = endpoint,
                 .region = m->region,
-                .service = "events",
-                .target = "AWSEvents.PutEvents",
-                .content_type = "application/x-amz-json-1.1",
-                .body = body,
-                .body_len = body_len,
                 .timeout = m->config->request_timeout,
+                .max_request_bytes = m->config->max_request_bytes,
         };
-        r = aws_call_start(m->aws, &spec, on_oneshot_response, m, &m->oneshot_call);
+        r = eventbridge_put_one(m->aws, &target, &e, on_oneshot_response, m, &m->oneshot_call);
         if (r == -ENOKEY)
                 return; /* credentials not there yet: on_credentials_changed() calls again */
         if (r < 0) {
@@ -422,8 +410,9 @@ int manager_run_send_event(Manager *m, const char *detail_type, const char *deta
 static int heartbeat_seq_load(Manager *m) {
         char path[4096];
         _cleanup_free_ char *s = NULL;
-        snprintf(path, sizeof path, "%s/" HEARTBEAT_SEQ_FILE, m->config->state_dir);
-        int r = read_file_full(path, 64, &s, NULL);
+        int r = bsprintf(path, "%s/" HEARTBEAT_SEQ_FILE, m->config->state_dir);
+        if (r >= 0)
+                r = read_file_full(path, 64, &s, NULL);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -615,7 +604,9 @@ static int emit_started(Manager *m) {
         return manager_emit(m, "Agent Started", d);
 }
 
-int manager_run_daemon(Manager *m) {
+/* What survives a restart: state_dir, the outbox (said first if its disk is full) and the
+ * heartbeat number. */
+static int manager_open_state(Manager *m) {
         int r = state_dir_prepare(m->config->state_dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to create state directory %s: %m", m->config->state_dir);
@@ -638,12 +629,12 @@ int manager_run_daemon(Manager *m) {
         r = heartbeat_seq_load(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s/" HEARTBEAT_SEQ_FILE ": %m", m->config->state_dir);
+        return 0;
+}
 
-        r = publisher_new(m->event, m->config, m->outbox, m->aws, &m->publisher);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the publisher: %m");
-        publisher_set_idle_callback(m->publisher, on_publisher_idle, m);
-
+/* SIGTERM and SIGINT stop the daemon (after the publisher's last round); SIGHUP is blocked
+ * here and handled once there are modules to reload. */
+static int manager_setup_signals(Manager *m) {
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -652,18 +643,18 @@ int manager_run_daemon(Manager *m) {
         sigaddset(&mask, SIGCHLD); /* children (exec checks and actions) are reaped by sd-event */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
+        int r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
         (void) signal(SIGPIPE, SIG_IGN);
+        return 0;
+}
 
-        r = emit_started(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to record the Agent Started event: %m");
-
-        r = units_new(m->event, NULL, &m->units);
+/* The modules that heal, take commands and answer heald status, then SIGHUP to reload them. */
+static int manager_setup_modules(Manager *m) {
+        int r = units_new(m->event, NULL, &m->units);
         if (r < 0)
                 log_warning_errno(r, "Cannot connect to the system bus (%m): unit checks and unit actions will "
                                      "report that they cannot run");
@@ -702,9 +693,14 @@ int manager_run_daemon(Manager *m) {
         r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGHUP: %m");
+        return 0;
+}
+
+/* The watchdog and the heartbeat. */
+static int manager_setup_timers(Manager *m) {
         /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
          * pings stop and systemd restarts heald. */
-        r = sd_event_set_watchdog(m->event, true);
+        int r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the watchdog: %m");
         if (m->config->heartbeat_interval > 0) {
@@ -714,6 +710,29 @@ int manager_run_daemon(Manager *m) {
                         return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
                 (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
         }
+        return 0;
+}
+
+int manager_run_daemon(Manager *m) {
+        int r = manager_open_state(m);
+        if (r < 0)
+                return r;
+        r = publisher_new(m->event, m->config, m->outbox, m->aws, &m->publisher);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the publisher: %m");
+        publisher_set_idle_callback(m->publisher, on_publisher_idle, m);
+        r = manager_setup_signals(m);
+        if (r < 0)
+                return r;
+        r = emit_started(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to record the Agent Started event: %m");
+        r = manager_setup_modules(m);
+        if (r < 0)
+                return r;
+        r = manager_setup_timers(m);
+        if (r < 0)
+                return r;
         r = manager_start_aws(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to start AWS access: %m");

@@ -147,7 +147,7 @@ static void emit_grants(const Config *c, FILE *rules, FILE *warnings) {
                 const char *check_verbs = check_action_verbs(cc->action);
                 if (!check_verbs || !cc->action_unit)
                         continue;
-                snprintf(origin, sizeof origin, "[check %s] action = %s", cc->name, check_action_to_string(cc->action));
+                bsprintf(origin, "[check %s] action = %s", cc->name, check_action_to_string(cc->action));
                 emit_grant(rules, warnings, cc->action_unit, false, check_verbs, origin);
         }
         commands_verbs(c, verbs);

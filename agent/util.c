@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -24,6 +25,24 @@ int free_and_strdup(char **dst, const char *src) {
         return 0;
 }
 
+int format_bounded(char *buf, size_t size, const char *fmt, ...) {
+        static const char cut[] = "...";
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                if (size > 0)
+                        buf[0] = 0;
+                return -EINVAL; /* an invalid format: a programmer error */
+        }
+        if ((size_t) n < size)
+                return 0;
+        if (size >= sizeof cut)
+                memcpy(buf + size - sizeof cut, cut, sizeof cut);
+        return -ENAMETOOLONG;
+}
+
 static int write_all(int fd, const void *data, size_t len) {
         const char *p = data;
         while (len > 0) {
@@ -43,8 +62,7 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
         char tmp[4096], dst[4096];
         int r;
 
-        if ((size_t) snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= sizeof tmp ||
-            (size_t) snprintf(dst, sizeof dst, "%s/%s", dir, name) >= sizeof dst)
+        if (bsprintf(tmp, "%s/.%s.tmp", dir, name) < 0 || bsprintf(dst, "%s/%s", dir, name) < 0)
                 return -ENAMETOOLONG;
 
         (void) unlink(tmp); /* a leftover from a crash between create and rename */
@@ -120,5 +138,5 @@ void format_iso8601(usec_t realtime, char buf[static 21]) {
 void format_iso8601_ms(usec_t realtime, char buf[static 25]) {
         char sec[21];
         format_iso8601(realtime, sec); /* "...:51Z": the Z gives way to the milliseconds */
-        snprintf(buf, 25, "%.19s.%03uZ", sec, (unsigned) (realtime / USEC_PER_MSEC % 1000));
+        (void) format_bounded(buf, 25, "%.19s.%03uZ", sec, (unsigned) (realtime / USEC_PER_MSEC % 1000));
 }

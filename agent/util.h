@@ -95,6 +95,16 @@ static inline bool isempty(const char *s) {
         return !s || !*s;
 }
 
+/* The one way heald formats into a fixed-size buffer: snprintf() that says whether the text
+ * fit. Returns 0, or -ENAMETOOLONG when it was cut; buf then holds what fits, ending in "..."
+ * so that a log line shows the cut. A path or URL must treat the cut as an error; a text for a
+ * log line or an event may go on cut. bsprintf() takes the size from the array's type (it does
+ * not compile for a pointer). */
+int format_bounded(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
+#define MUST_BE_ARRAY(a) \
+        (0 * sizeof(char[1 - 2 * __builtin_types_compatible_p(__typeof__(a), __typeof__(&(a)[0]))]))
+#define bsprintf(array, fmt, ...) format_bounded((array), sizeof(array) + MUST_BE_ARRAY(array), fmt, ##__VA_ARGS__)
+
 /* Monotonic/boot/realtime clocks in microseconds. */
 usec_t now_usec(int clock_id);
 

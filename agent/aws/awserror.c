@@ -176,8 +176,8 @@ static void parse_json_body(const char *body, size_t len, AwsError *e) {
 /* The text of the first <name>…</name> in body, CDATA unwrapped; entities are left alone. */
 static bool xml_find_element(const char *body, size_t len, const char *name, const char **ret, size_t *ret_len) {
         char open[32], close[32];
-        snprintf(open, sizeof open, "<%s>", name);
-        snprintf(close, sizeof close, "</%s>", name);
+        bsprintf(open, "<%s>", name);
+        bsprintf(close, "</%s>", name);
 
         const char *start = find_bytes(body, len, open);
         if (!start)
@@ -257,7 +257,7 @@ void aws_error_parse(long http_status, const char *error_type_header, const char
                 parse_xml_body(start, rest, &e);
 
         if (!e.code[0]) {
-                snprintf(e.code, sizeof e.code, "HTTP%ld", http_status);
+                bsprintf(e.code, "HTTP%ld", http_status);
                 /* A proxy's or load balancer's page says more than the bare status. */
                 if (!e.message[0])
                         codec_escape_copy(e.message, sizeof e.message, start, rest);

@@ -97,7 +97,7 @@ static void on_http_done(HttpRequest *req, int error, long status, void *userdat
         /* Half an answer is no answer: a cut 2xx would be read as data that does not parse
          * (or, worse, does), a cut error as a refusal it may not be. */
         if (http_response_truncated(req)) {
-                snprintf(too_long, sizeof too_long, "the answer is longer than the %zu bytes heald reads",
+                bsprintf(too_long, "the answer is longer than the %zu bytes heald reads",
                          result.body_len);
                 result.error = -EMSGSIZE;
                 result.transport_message = too_long;
@@ -165,54 +165,19 @@ static int call_send(AwsCall *call) {
         if (r < 0)
                 return r;
 
-        /* curl sends Host from the URL, which is what was signed. */
-        struct curl_slist *list = NULL;
-        char line[8192];
-        const char *names[] = { NULL /* host: from the URL */, "Content-Type", "X-Amz-Date", "X-Amz-Target",
-                                "X-Amz-Security-Token" };
-        for (size_t i = 0; i < n_headers; i++) {
-                if (!names[i])
-                        continue;
-                if ((size_t) snprintf(line, sizeof line, "%s: %s", names[i], headers[i].value) >= sizeof line) {
-                        r = -E2BIG;
-                        break;
-                }
-                struct curl_slist *n = curl_slist_append(list, line);
-                if (!n) {
-                        r = -ENOMEM;
-                        break;
-                }
-                list = n;
-        }
-        if (r >= 0 && (size_t) snprintf(line, sizeof line, "Authorization: %s", authz) >= sizeof line)
-                r = -E2BIG;
-        struct curl_slist *n = r >= 0 ? curl_slist_append(list, line) : NULL;
-        secure_zero(line, sizeof line);
-        if (r >= 0 && !n)
-                r = -ENOMEM;
-        if (r >= 0) {
-                list = n;
-                /* Expect: 100-continue would cost a round trip per request for nothing. */
-                n = curl_slist_append(list, "Expect:");
-                if (!n)
-                        r = -ENOMEM;
-                else
-                        list = n;
-        }
-        if (r < 0) {
-                http_headers_free(list);
-                return r;
-        }
-
-        char url[2048];
-        if ((size_t) snprintf(url, sizeof url, "%s", call->endpoint) >= sizeof url) {
-                http_headers_free(list);
-                return -ENAMETOOLONG;
-        }
+        /* Host goes from the URL, which is what was signed. */
+        HttpHeader http_headers[] = {
+                { "Content-Type", call->content_type },
+                { "X-Amz-Date", amz_date },
+                { "X-Amz-Target", call->target },
+                { "Authorization", authz },
+                { "X-Amz-Security-Token", creds->session_token },
+        };
         HttpRequestSpec spec = {
                 .method = "POST",
-                .url = url,
-                .headers = list,
+                .url = call->endpoint,
+                .headers = http_headers,
+                .n_headers = creds->session_token ? 5 : 4,
                 .body = call->body,
                 .body_len = call->body_len,
                 .timeout = call->timeout,
@@ -292,6 +257,17 @@ AwsClient *aws_client_free(AwsClient *c) {
         sigv4_signer_free(c->signer);
         free(c);
         return NULL;
+}
+
+const char *aws_result_describe(const AwsResult *res, char buf[static AWS_RESULT_DESCRIPTION_SIZE]) {
+        if (res->error < 0)
+                (void) format_bounded(buf, AWS_RESULT_DESCRIPTION_SIZE, "%s",
+                                      res->transport_message ? res->transport_message : strerror(-res->error));
+        else if (res->aws)
+                (void) format_bounded(buf, AWS_RESULT_DESCRIPTION_SIZE, "%s: %s", res->aws->code, res->aws->message);
+        else
+                buf[0] = 0;
+        return buf;
 }
 
 int64_t aws_client_clock_offset(const AwsClient *c) {

@@ -19,6 +19,12 @@ typedef struct AwsResult {
         const AwsError *aws;  /* parsed error when status is not 2xx, else NULL */
 } AwsResult;
 
+/* What a call that did not succeed ran into, for a log line or an event: the transport's
+ * message (else its errno's), or AWS's "Code: message"; "" for a 2xx answer. Written into buf
+ * of AWS_RESULT_DESCRIPTION_SIZE bytes; returns buf. */
+#define AWS_RESULT_DESCRIPTION_SIZE (AWS_ERROR_CODE_MAX + 2 + AWS_ERROR_MESSAGE_MAX)
+const char *aws_result_describe(const AwsResult *res, char buf[static AWS_RESULT_DESCRIPTION_SIZE]);
+
 /* The result is borrowed until the callback returns; the call is freed after it. */
 typedef void (*aws_done_fn)(const AwsResult *result, void *userdata);
 

@@ -118,7 +118,7 @@ static void on_role(int error, const char *body, size_t len, void *userdata) {
                 return fetch_failed(c, r, "invalid role list");
         }
         char path[512];
-        if ((size_t) snprintf(path, sizeof path, ROLE_PATH "%s", c->role) >= sizeof path)
+        if (bsprintf(path, ROLE_PATH "%s", c->role) < 0)
                 return fetch_failed(c, -ENAMETOOLONG, "role name");
         r = imds_fetch(c->imds, path, on_credentials, c);
         if (r < 0)
@@ -133,7 +133,7 @@ static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *u
         int r;
         if (c->role) {
                 char path[512];
-                snprintf(path, sizeof path, ROLE_PATH "%s", c->role);
+                bsprintf(path, ROLE_PATH "%s", c->role);
                 r = imds_fetch(c->imds, path, on_credentials, c);
         } else
                 r = imds_fetch(c->imds, ROLE_PATH, on_role, c);

@@ -1,4 +1,4 @@
-/* eventbridge.c: EventBridge PutEvents (AWS JSON 1.1, X-Amz-Target AWSEvents.PutEvents): batches, request body, response. */
+/* eventbridge.c: EventBridge PutEvents (AWS JSON 1.1, X-Amz-Target AWSEvents.PutEvents): batches, request body, response, and the one way to send them. */
 #include "aws/eventbridge.h"
 
 #include "codec.h"
@@ -227,4 +227,34 @@ int eventbridge_parse_response(const char *body, size_t len, size_t n_sent, Even
 
         memcpy(results, parsed, n_sent * sizeof parsed[0]);
         return 0;
+}
+
+int eventbridge_put(AwsClient *aws, const EventBridgeTarget *target, const char *body, size_t body_len, aws_done_fn done,
+                    void *userdata, AwsCall **ret) {
+        AwsCallSpec spec = {
+                .endpoint = target->endpoint,
+                .region = target->region,
+                .service = EVENTBRIDGE_SERVICE,
+                .target = EVENTBRIDGE_TARGET_PUT_EVENTS,
+                .content_type = EVENTBRIDGE_CONTENT_TYPE,
+                .body = body,
+                .body_len = body_len,
+                .timeout = target->timeout,
+        };
+        return aws_call_start(aws, &spec, done, userdata, ret);
+}
+
+int eventbridge_put_one(AwsClient *aws, const EventBridgeTarget *target, const EventBridgeEntry *e, aws_done_fn done,
+                        void *userdata, AwsCall **ret) {
+        _cleanup_(eventbridge_batch_freep) EventBridgeBatch *batch = NULL;
+        _cleanup_free_ char *body = NULL;
+        size_t body_len;
+        int r = eventbridge_batch_new(target->max_request_bytes, &batch);
+        if (r >= 0)
+                r = eventbridge_batch_add(batch, e);
+        if (r >= 0)
+                r = eventbridge_batch_body(batch, &body, &body_len);
+        if (r < 0)
+                return r;
+        return eventbridge_put(aws, target, body, body_len, done, userdata, ret);
 }

@@ -1,8 +1,13 @@
-/* eventbridge.h: EventBridge PutEvents (AWS JSON 1.1, X-Amz-Target AWSEvents.PutEvents): batches, request body, response. */
+/* eventbridge.h: EventBridge PutEvents (AWS JSON 1.1, X-Amz-Target AWSEvents.PutEvents): batches, request body, response, and the one way to send them. */
 #pragma once
 
 #include "aws/awserror.h"
+#include "aws/client.h"
 #include "util.h"
+
+#define EVENTBRIDGE_SERVICE           "events" /* the signing name */
+#define EVENTBRIDGE_CONTENT_TYPE      "application/x-amz-json-1.1"
+#define EVENTBRIDGE_TARGET_PUT_EVENTS "AWSEvents.PutEvents"
 
 #define EVENTBRIDGE_MAX_ENTRIES       10
 #define EVENTBRIDGE_MAX_REQUEST_BYTES (256 * 1024) /* PutEvents' limit on the summed entry sizes */
@@ -65,3 +70,20 @@ typedef struct EventBridgeEntryResult {
  * NULL; caller frees) says what is wrong. */
 int eventbridge_parse_response(const char *body, size_t len, size_t n_sent, EventBridgeEntryResult *results,
                                char **ret_error);
+
+/* Where PutEvents requests go. Borrowed for the call only. */
+typedef struct EventBridgeTarget {
+        const char *endpoint; /* "https://events.REGION.amazonaws.com" or an override */
+        const char *region;
+        usec_t timeout;
+        size_t max_request_bytes; /* as for eventbridge_batch_new() */
+} EventBridgeTarget;
+
+/* Send a PutEvents request body (eventbridge_batch_body()) through aws/client.c; done runs
+ * as for aws_call_start(), whose errors this returns (-ENOKEY: no credentials yet). */
+int eventbridge_put(AwsClient *aws, const EventBridgeTarget *target, const char *body, size_t body_len, aws_done_fn done,
+                    void *userdata, AwsCall **ret);
+/* Send one entry in a request of its own (heald send-event, Events Dropped); also the errors
+ * of eventbridge_batch_add() for it. */
+int eventbridge_put_one(AwsClient *aws, const EventBridgeTarget *target, const EventBridgeEntry *e, aws_done_fn done,
+                        void *userdata, AwsCall **ret);

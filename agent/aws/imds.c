@@ -84,18 +84,15 @@ static void on_fetch_done(HttpRequest *req, int error, long status, void *userda
 
 static int fetch_send(ImdsFetch *f) {
         Imds *imds = f->imds;
-        char url[1024], hdr[512];
-        if ((size_t) snprintf(url, sizeof url, "%s%s", imds->endpoint, f->path) >= sizeof url)
+        char url[1024];
+        if (bsprintf(url, "%s%s", imds->endpoint, f->path) < 0)
                 return -ENAMETOOLONG;
-        int n = snprintf(hdr, sizeof hdr, "X-aws-ec2-metadata-token: %s", imds->token);
-        struct curl_slist *headers = (size_t) n < sizeof hdr ? curl_slist_append(NULL, hdr) : NULL;
-        secure_zero(hdr, sizeof hdr);
-        if (!headers)
-                return (size_t) n < sizeof hdr ? -ENOMEM : -E2BIG;
+        HttpHeader token = { "X-aws-ec2-metadata-token", imds->token };
         HttpRequestSpec spec = {
                 .method = "GET",
                 .url = url,
-                .headers = headers,
+                .headers = &token,
+                .n_headers = 1,
                 .timeout = imds->timeout,
                 .max_response = 64 * 1024,
                 .flags = HTTP_NO_PROXY,
@@ -146,16 +143,14 @@ static int token_request(Imds *imds) {
         if (imds->token_req)
                 return 0;
         char url[1024];
-        if ((size_t) snprintf(url, sizeof url, "%s/latest/api/token", imds->endpoint) >= sizeof url)
+        if (bsprintf(url, "%s/latest/api/token", imds->endpoint) < 0)
                 return -ENAMETOOLONG;
-        struct curl_slist *headers =
-                curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: " STRINGIFY(IMDS_TOKEN_TTL_SEC));
-        if (!headers)
-                return -ENOMEM;
+        HttpHeader ttl = { "X-aws-ec2-metadata-token-ttl-seconds", STRINGIFY(IMDS_TOKEN_TTL_SEC) };
         HttpRequestSpec spec = {
                 .method = "PUT",
                 .url = url,
-                .headers = headers,
+                .headers = &ttl,
+                .n_headers = 1,
                 .timeout = imds->timeout,
                 .max_response = 4096,
                 .flags = HTTP_NO_PROXY,

@@ -559,8 +559,8 @@ static int signer_key(SigV4Signer *s, const char *secret, const SigV4Scope *scop
         memcpy(s->key_date, scope->amz_date, 8);
         s->key_date[8] = '\0';
         /* lengths checked by scope_valid() */
-        snprintf(s->key_region, sizeof s->key_region, "%s", scope->region);
-        snprintf(s->key_service, sizeof s->key_service, "%s", scope->service);
+        bsprintf(s->key_region, "%s", scope->region);
+        bsprintf(s->key_service, "%s", scope->service);
         s->key_valid = true;
         return 0;
 }

@@ -102,7 +102,7 @@ static int tcp_resolve_numeric(const char *host, unsigned port, struct sockaddr_
                 name[n - 2] = 0;
                 host = name;
         }
-        snprintf(service, sizeof service, "%u", port);
+        bsprintf(service, "%u", port);
         if (getaddrinfo(host, service, &hints, &ai) != 0 || !ai)
                 return -EINVAL;
         memcpy(ret, ai->ai_addr, ai->ai_addrlen);

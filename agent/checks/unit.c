@@ -25,10 +25,10 @@ static bool in_restart_loop(const UnitHistory *h, usec_t now) {
 
 static int verdict(CheckResult *ret, bool healthy, const char *message, const UnitState *st) {
         *ret = (CheckResult) { .healthy = healthy };
-        snprintf(ret->observed, sizeof ret->observed, "%s/%s%s%s", st->active_state, st->sub_state,
+        bsprintf(ret->observed, "%s/%s%s%s", st->active_state, st->sub_state,
                  st->result[0] ? ", result " : "", st->result);
-        snprintf(ret->threshold, sizeof ret->threshold, "active");
-        snprintf(ret->message, sizeof ret->message, "%s", message);
+        bsprintf(ret->threshold, "active");
+        bsprintf(ret->message, "%s", message);
         return 0;
 }
 
@@ -43,11 +43,11 @@ int check_unit_evaluate(const CheckConfig *c, const UnitState *st, const UnitHis
         if (strcmp(st->load_state, "masked") == 0)
                 return verdict(ret, false, "unit is masked", st);
         if (st->load_state[0] && strcmp(st->load_state, "loaded") != 0) {
-                snprintf(msg, sizeof msg, "unit could not be loaded (%s)", st->load_state);
+                bsprintf(msg, "unit could not be loaded (%s)", st->load_state);
                 return verdict(ret, false, msg, st);
         }
         if (in_restart_loop(h, now)) {
-                snprintf(msg, sizeof msg, "restart loop: %d automatic restarts within %llu s (NRestarts=%u)",
+                bsprintf(msg, "restart loop: %d automatic restarts within %llu s (NRestarts=%u)",
                          UNIT_RESTART_LOOP_COUNT, (unsigned long long) (UNIT_RESTART_LOOP_WINDOW / USEC_PER_SEC),
                          st->n_restarts);
                 return verdict(ret, false, msg, st);

@@ -121,11 +121,12 @@ static char *endpoint(Channel *c, const char *service) {
 /* Fire-and-forget calls (delete, visibility, task results): failures are logged; what they
  * protect against (a redelivery) the journal handles. */
 static void on_side_call(const AwsResult *res, void *userdata) {
-        const char *what = userdata;
+        const char *call = userdata;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         if (res->error < 0)
-                log_warning("%s failed: %s", what, res->transport_message ? res->transport_message : strerror(-res->error));
+                log_warning("%s failed: %s", call, aws_result_describe(res, what));
         else if (res->status < 200 || res->status >= 300)
-                log_warning("%s refused: %s: %s", what, res->aws->code, res->aws->message);
+                log_warning("%s refused: %s", call, aws_result_describe(res, what));
 }
 
 static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
@@ -167,7 +168,7 @@ static void task_report(Channel *c, const char *task_token, bool success, const 
                 r = states_task_success_body(task_token, output ? output : "{}", &body);
         else {
                 char error[64];
-                snprintf(error, sizeof error, "heald.%s", type);
+                bsprintf(error, "heald.%s", type);
                 for (char *p = error; *p; p++)
                         if (*p == ' ')
                                 *p = '.';
@@ -521,7 +522,7 @@ static bool job_still_allowed(Job *j) {
 static int job_journal_begin(Job *j) {
         Channel *c = j->commands;
         char context[384];
-        snprintf(context, sizeof context, "{\"digest\":\"%s\",\"boot_id\":\"%s\",\"boot\":\"%s\"}", j->digest,
+        bsprintf(context, "{\"digest\":\"%s\",\"boot_id\":\"%s\",\"boot\":\"%s\"}", j->digest,
                  c->ctx.boot_id, c->ctx.boot_marker);
         int r = command_journal_begin(c->journal, j->cmd.command_id, command_action_to_string(j->cmd.action), context);
         if (r < 0)
@@ -698,8 +699,8 @@ static bool verification_pending(const Channel *c, const char *command_id) {
 static void message_known(Channel *c, const SqsMessage *m, Command *cmd, const char *digest, const CommandRecord *rec) {
         if (!record_is_command(rec, cmd, digest)) {
                 _cleanup_(command_rejection_done) CommandRejection rej = { .reason = COMMAND_REJECT_ID_REUSED };
-                snprintf(rej.command_id, sizeof rej.command_id, "%s", cmd->command_id);
-                snprintf(rej.message, sizeof rej.message,
+                bsprintf(rej.command_id, "%s", cmd->command_id);
+                bsprintf(rej.message,
                          "command id %s was used before for another command (%s); a new command needs a new id",
                          cmd->command_id, rec->action);
                 rej.task_token = TAKE_PTR(cmd->task_token);
@@ -801,16 +802,13 @@ static void poll_failed(Channel *c, const char *what, const char *hint) {
 
 static void on_receive(const AwsResult *res, void *userdata) {
         Channel *c = userdata;
-        char what[512];
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         c->poll = NULL;
-        if (res->error < 0) {
-                snprintf(what, sizeof what, "%s", res->transport_message ? res->transport_message : strerror(-res->error));
-                return poll_failed(c, what, NULL);
-        }
-        if (res->status < 200 || res->status >= 300) {
-                snprintf(what, sizeof what, "%s: %s", res->aws->code, res->aws->message);
-                return poll_failed(c, what, res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL);
-        }
+        if (res->error < 0)
+                return poll_failed(c, aws_result_describe(res, what), NULL);
+        if (res->status < 200 || res->status >= 300)
+                return poll_failed(c, aws_result_describe(res, what),
+                                   res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL);
         SqsMessage *msgs = NULL;
         size_t n = 0;
         _cleanup_free_ char *why = NULL;

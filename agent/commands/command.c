@@ -10,6 +10,7 @@
 #include "aws/timestamp.h"
 #include "codec.h"
 #include "commands/protected_units.h"
+#include "names.h"
 
 static const char *const action_names[_COMMAND_ACTION_MAX] = {
         [COMMAND_PING] = "ping",
@@ -175,16 +176,6 @@ static bool is_instance_id_char(char c) {
         return is_alnum(c) || c == '-';
 }
 
-/* systemd's unit name alphabet; '@' for template instances. */
-static bool is_unit_char(char c) {
-        return is_alnum(c) || (c && strchr(":-_.\\@", c));
-}
-
-/* Check names as [check NAME] allows them. */
-static bool is_check_char(char c) {
-        return is_alnum(c) || (c && strchr("-_.", c));
-}
-
 static bool command_id_is_valid(const char *s) {
         size_t n = strlen(s);
         return n >= 1 && n <= COMMAND_ID_MAX && string_all_in(s, is_command_id_char);
@@ -195,16 +186,9 @@ static bool instance_id_is_valid(const char *s) {
         return n >= 1 && n <= 64 && string_all_in(s, is_instance_id_char);
 }
 
-/* "name.type" in systemd's alphabet, not starting with '-' or '.' (so never an option). */
-static bool unit_name_is_valid(const char *s) {
-        size_t n = strlen(s);
-        const char *dot = strrchr(s, '.');
-        return n >= 3 && n <= 255 && s[0] != '-' && s[0] != '.' && dot && dot[1] && string_all_in(s, is_unit_char);
-}
-
-static bool check_name_is_valid(const char *s) {
-        size_t n = strlen(s);
-        return n >= 1 && n <= 128 && string_all_in(s, is_check_char);
+/* A unit a command names: a unit name as heald.ini spells one, never a glob. */
+static bool command_unit_is_valid(const char *s) {
+        return unit_name_is_valid(s, false);
 }
 
 /* An optional string member: *ret is NULL when absent (or null); -EBADMSG for another type
@@ -422,7 +406,7 @@ static int parse_command_object(const cJSON *obj, Command *c, CommandRejection *
         if (r < 0)
                 return r;
 
-        r = optional_names(obj, "units", COMMAND_UNITS_MAX, unit_name_is_valid, &c->units, &c->n_units, rej);
+        r = optional_names(obj, "units", COMMAND_UNITS_MAX, command_unit_is_valid, &c->units, &c->n_units, rej);
         if (r < 0)
                 return r;
         if (command_action_is_unit_action(c->action) && !c->units)
@@ -629,7 +613,7 @@ int command_digest(const Command *cmd, char ret[static COMMAND_DIGEST_SIZE]) {
         unsigned hash_len = 0;
         char expiry[21];
 
-        snprintf(expiry, sizeof expiry, "%" PRIu64, (uint64_t) cmd->expires_at);
+        bsprintf(expiry, "%" PRIu64, (uint64_t) cmd->expires_at);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
                   digest_field(md, "action", action_names[cmd->action]) &&

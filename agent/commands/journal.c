@@ -163,7 +163,7 @@ static int record_read(CommandJournal *j, const char *name, CommandRecord *ret, 
         char path[4096];
         size_t len;
 
-        if ((size_t) snprintf(path, sizeof path, "%s/%s", j->dir_path, name) >= sizeof path)
+        if (bsprintf(path, "%s/%s", j->dir_path, name) < 0)
                 return -ENAMETOOLONG;
         int r = read_file_full(path, RECORD_FILE_MAX, &text, &len);
         if (r < 0) {
@@ -252,7 +252,7 @@ static void entry_remove(CommandJournal *j, Entry *e) {
 static void report_problem(CommandJournalReport *report, const char *name, const char *problem) {
         report->corrupt++;
         if (!report->first_problem[0])
-                snprintf(report->first_problem, sizeof report->first_problem, "commands/%.70s: %.120s, skipped", name,
+                bsprintf(report->first_problem, "commands/%.70s: %.120s, skipped", name,
                          problem);
 }
 

@@ -29,7 +29,7 @@ int event_record_encode(const char *detail_type, const cJSON *detail, usec_t tim
                 return -ENOMEM;
 
         /* A raw integer, so the usec value is written exactly rather than via a double. */
-        snprintf(time_text, sizeof time_text, "%" PRIu64, time);
+        bsprintf(time_text, "%" PRIu64, time);
         /* A reference item shares the caller's members (cJSON wants the first child) without copying. */
         cJSON *detail_item = detail ? cJSON_CreateObjectReference(detail->child) : cJSON_CreateObject();
         if (!cJSON_AddNumberToObject(root, "v", EVENT_RECORD_VERSION) ||

@@ -1303,7 +1303,7 @@ static int dead_letter_append(Outbox *o, const char *line, size_t len, uint64_t 
 /* The dead-letter line; without the record itself when that alone would not fit max_bytes. */
 static int dead_letter_line(uint64_t id, const char *reason, const char *data, uint64_t max_bytes, char **ret) {
         char id_text[21];
-        (void) snprintf(id_text, sizeof id_text, "%" PRIu64, id);
+        (void) bsprintf(id_text, "%" PRIu64, id);
         _cleanup_cjson_ cJSON *json = cJSON_CreateObject();
         if (!json || !cJSON_AddRawToObject(json, "id", id_text) || !cJSON_AddStringToObject(json, "reason", reason) ||
             !cJSON_AddStringToObject(json, "record", data))

@@ -104,19 +104,13 @@ static void dead_letter(Publisher *p, uint64_t id, const char *reason) {
         }
 }
 
-static int putevents_start(Publisher *p, const char *body, size_t body_len, aws_done_fn done, void *userdata,
-                           AwsCall **ret) {
-        AwsCallSpec spec = {
+static EventBridgeTarget target(const Publisher *p) {
+        return (EventBridgeTarget) {
                 .endpoint = p->endpoint,
                 .region = p->region,
-                .service = "events",
-                .target = "AWSEvents.PutEvents",
-                .content_type = "application/x-amz-json-1.1",
-                .body = body,
-                .body_len = body_len,
                 .timeout = p->config->request_timeout,
+                .max_request_bytes = p->config->max_request_bytes,
         };
-        return aws_call_start(p->aws, &spec, done, userdata, ret);
 }
 
 static void on_dropped_response(const AwsResult *res, void *userdata) {
@@ -146,11 +140,8 @@ static void report_dropped(Publisher *p) {
         uint64_t dropped = outbox_dropped(p->outbox);
         if (dropped == 0 || p->dropped_call)
                 return;
-        _cleanup_free_ char *body = NULL;
-        size_t body_len = 0;
-        EventBridgeBatch *eb = NULL;
         char text[64];
-        snprintf(text, sizeof text, "{\"count\":%llu}", (unsigned long long) dropped);
+        bsprintf(text, "{\"count\":%llu}", (unsigned long long) dropped);
         EventBridgeEntry e = {
                 .source = p->config->source,
                 .detail_type = "Events Dropped",
@@ -159,14 +150,8 @@ static void report_dropped(Publisher *p) {
                 .resource = p->instance_arn,
                 .time = now_usec(CLOCK_REALTIME),
         };
-        int r = eventbridge_batch_new(p->config->max_request_bytes, &eb);
-        if (r >= 0)
-                r = eventbridge_batch_add(eb, &e);
-        if (r >= 0)
-                r = eventbridge_batch_body(eb, &body, &body_len);
-        eventbridge_batch_free(eb);
-        if (r >= 0)
-                r = putevents_start(p, body, body_len, on_dropped_response, p, &p->dropped_call);
+        EventBridgeTarget t = target(p);
+        int r = eventbridge_put_one(p->aws, &t, &e, on_dropped_response, p, &p->dropped_call);
         if (r < 0)
                 log_error_errno(r, "Failed to report %llu dropped events: %m", (unsigned long long) dropped);
         else
@@ -244,7 +229,8 @@ static int batch_send(Publisher *p) {
         if (r < 0 || b->n == 0)
                 return r;
 
-        r = putevents_start(p, body, body_len, on_response, b, &b->call);
+        EventBridgeTarget t = target(p);
+        r = eventbridge_put(p->aws, &t, body, body_len, on_response, b, &b->call);
         if (r < 0)
                 return r;
         p->batches[p->n_batches++] = TAKE_PTR(b);
@@ -289,28 +275,25 @@ static void operator_refusal(Publisher *p, const AwsError *e) {
         pause_for(p, p->config->auth_retry_interval);
 }
 
-static void handle_refusal(Publisher *p, Batch *b, const AwsError *e) {
+static void handle_refusal(Publisher *p, Batch *b, const AwsResult *res) {
+        const AwsError *e = res->aws;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
         switch (e->error_class) {
         case AWS_ERROR_AUTH:
                 operator_refusal(p, e);
                 break;
         case AWS_ERROR_CLIENT:
-                if (b->n == 1) {
-                        char reason[512];
-                        snprintf(reason, sizeof reason, "%s: %s", e->code, e->message);
-                        dead_letter(p, b->ids[0], reason);
-                } else {
+                if (b->n == 1)
+                        dead_letter(p, b->ids[0], aws_result_describe(res, what));
+                else {
                         /* One entry spoils the request: send singly until past this batch. */
                         log_warning("EventBridge refused a batch of %zu events as invalid (%s); resending them one by one",
                                     b->n, e->code);
                         p->one_by_one_until = b->ids[b->n - 1];
                 }
                 break;
-        default: {
-                char what[400];
-                snprintf(what, sizeof what, "%s: %s", e->code, e->message);
-                transient_failure(p, what);
-        }
+        default:
+                transient_failure(p, aws_result_describe(res, what));
         }
 }
 
@@ -338,7 +321,7 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                         break;
                 case EVENTBRIDGE_ENTRY_REJECTED: {
                         char reason[400];
-                        snprintf(reason, sizeof reason, "%s: %s", results[i].error_code, results[i].error_message);
+                        bsprintf(reason, "%s: %s", results[i].error_code, results[i].error_message);
                         dead_letter(p, b->ids[i], reason);
                         break;
                 }
@@ -361,7 +344,7 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                 operator_refusal(p, &e);
         } else if (n_retry > 0) {
                 char what[128];
-                snprintf(what, sizeof what, "%zu of %zu entries failed, %s", n_retry, b->n, retry_code);
+                bsprintf(what, "%zu of %zu entries failed, %s", n_retry, b->n, retry_code);
                 transient_failure(p, what);
         } else
                 p->failures = 0;
@@ -376,13 +359,12 @@ static void on_response(const AwsResult *res, void *userdata) {
         if (res->error == -ENOKEY)
                 p->waiting_credentials = true;
         else if (res->error < 0) {
-                char what[300];
-                snprintf(what, sizeof what, "%s", res->transport_message ? res->transport_message : strerror(-res->error));
-                transient_failure(p, what);
+                char what[AWS_RESULT_DESCRIPTION_SIZE];
+                transient_failure(p, aws_result_describe(res, what));
         } else if (res->status >= 200 && res->status < 300)
                 handle_accepted(p, b, res);
         else
-                handle_refusal(p, b, res->aws);
+                handle_refusal(p, b, res);
         batch_forget(p, b);
         pump(p);
 }
@@ -455,7 +437,7 @@ Publisher *publisher_free(Publisher *p) {
 
 int publisher_set_target(Publisher *p, const char *region, const char *instance_arn) {
         _cleanup_free_ char *endpoint = NULL;
-        int r = config_service_endpoint(p->config, "events", region, &endpoint);
+        int r = config_service_endpoint(p->config, EVENTBRIDGE_SERVICE, region, &endpoint);
         if (r < 0)
                 return r;
         r = free_and_strdup(&p->region, region);

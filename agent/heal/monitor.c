@@ -70,8 +70,9 @@ static void policy_save(Monitor *m) {
 static void policy_load(Monitor *m) {
         char path[4096];
         _cleanup_free_ char *text = NULL;
-        snprintf(path, sizeof path, "%s/" POLICY_FILE, m->state_dir);
-        int r = read_file_full(path, 1024 * 1024, &text, NULL);
+        int r = bsprintf(path, "%s/" POLICY_FILE, m->state_dir);
+        if (r >= 0)
+                r = read_file_full(path, 1024 * 1024, &text, NULL);
         if (r == -ENOENT)
                 return;
         cJSON *root = r >= 0 ? cJSON_Parse(text) : NULL;

@@ -1,7 +1,9 @@
 /* io/http.c: libcurl's multi_socket interface wired into sd-event (one io source per
  * socket, one timer), in the shape of curl's multi-event example. */
+#define _GNU_SOURCE /* asprintf */
 #include "io/http.h"
 
+#include <curl/curl.h>
 #include <strings.h>
 
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
@@ -36,6 +38,13 @@ struct HttpRequest {
         char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Wipe every line of a header list (Authorization, X-Amz-Security-Token, IMDS tokens), then free it. */
+static void header_list_free(struct curl_slist *list) {
+        for (struct curl_slist *l = list; l; l = l->next)
+                secure_zero(l->data, strlen(l->data));
+        curl_slist_free_all(list);
+}
+
 static void request_unlink_and_free(HttpRequest *r) {
         if (!r)
                 return;
@@ -53,7 +62,7 @@ static void request_unlink_and_free(HttpRequest *r) {
          * document and token, SQS messages with task tokens in responses. */
         secure_zero(r->body_copy, r->body_len);
         free(r->body_copy);
-        http_headers_free(r->header_list);
+        header_list_free(r->header_list);
         secure_zero(r->response, r->response_size);
         free(r->response);
         for (size_t i = 0; i < r->n_headers; i++)
@@ -99,7 +108,7 @@ static void drain_completed(Http *h) {
                 (void) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
                 int error = curl_error_to_errno(msg->data.result);
                 if (error < 0 && !r->errbuf[0])
-                        snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(msg->data.result));
+                        bsprintf(r->errbuf, "%s", curl_easy_strerror(msg->data.result));
                 r->done(r, error, status, r->userdata);
                 request_unlink_and_free(r);
         }
@@ -239,10 +248,29 @@ Http *http_free(Http *h) {
         return NULL;
 }
 
-void http_headers_free(struct curl_slist *headers) {
-        for (struct curl_slist *l = headers; l; l = l->next)
-                secure_zero(l->data, strlen(l->data));
-        curl_slist_free_all(headers);
+/* curl's list of "Name: value" lines. The line is built on the heap and wiped, since a value
+ * may be a secret; curl keeps its own copy in the list. */
+static int header_list_build(const HttpHeader *headers, size_t n_headers, struct curl_slist **ret) {
+        /* Expect: 100-continue would cost a round trip per request with a body for nothing. */
+        struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_headers; i++) {
+                char *line;
+                if (asprintf(&line, "%s: %s", headers[i].name, headers[i].value) < 0) {
+                        header_list_free(list);
+                        return -ENOMEM;
+                }
+                struct curl_slist *n = curl_slist_append(list, line);
+                secret_free(line);
+                if (!n) {
+                        header_list_free(list);
+                        return -ENOMEM;
+                }
+                list = n;
+        }
+        *ret = list;
+        return 0;
 }
 
 /* Room for need bytes. Not realloc(): that would free the old buffer unwiped. Doubling keeps
@@ -308,18 +336,15 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
 
 int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *userdata, HttpRequest **ret) {
         HttpRequest *r = calloc(1, sizeof *r);
-        if (!r) {
-                http_headers_free(spec->headers);
+        if (!r)
                 return -ENOMEM;
-        }
-        r->header_list = spec->headers;
         r->http = h;
         r->done = done;
         r->userdata = userdata;
         r->max_response = spec->max_response ? spec->max_response : DEFAULT_MAX_RESPONSE;
         r->easy = curl_easy_init();
         if (!r->easy) {
-                http_headers_free(r->header_list);
+                header_list_free(r->header_list);
                 free(r);
                 return -ENOMEM;
         }
@@ -330,6 +355,11 @@ int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *us
         h->requests = r;
         h->n_requests++;
 
+        int error = header_list_build(spec->headers, spec->n_headers, &r->header_list);
+        if (error < 0) {
+                request_unlink_and_free(r);
+                return error;
+        }
         if (spec->body) {
                 r->body_copy = malloc(spec->body_len + 1);
                 if (!r->body_copy) {

@@ -1,7 +1,6 @@
 /* io/http.h: non-blocking HTTP on one curl multi handle driven by the sd-event loop. */
 #pragma once
 
-#include <curl/curl.h>
 #include <systemd/sd-event.h>
 
 #include "util.h"
@@ -18,20 +17,24 @@ typedef enum HttpFlags {
         HTTP_NO_PROXY = 1 << 0, /* link-local services (IMDS) never go through a proxy */
 } HttpFlags;
 
+/* One request header. Its value may be a secret (Authorization, X-Amz-Security-Token, an IMDS
+ * token): http.c keeps its only copy and wipes it when the request ends. */
+typedef struct HttpHeader {
+        const char *name;
+        const char *value;
+} HttpHeader;
+
 typedef struct HttpRequestSpec {
         const char *method;          /* "GET", "PUT", "POST" */
         const char *url;
-        struct curl_slist *headers;  /* owned by the request from http_start() on, even when it fails;
-                                      * wiped when freed, as it may carry secrets */
+        const HttpHeader *headers;   /* copied; borrowed for the http_start() call only */
+        size_t n_headers;
         const char *body;            /* copied */
         size_t body_len;
         usec_t timeout;              /* whole request; 0 = none */
         size_t max_response;         /* bytes kept of the body; 0 = 1 MiB */
         HttpFlags flags;
 } HttpRequestSpec;
-
-/* Wipe every line of a header list (Authorization, X-Amz-Security-Token, IMDS tokens), then free it. */
-void http_headers_free(struct curl_slist *headers);
 
 int http_new(sd_event *event, Http **ret);
 Http *http_free(Http *h); /* cancels what is in flight without calling callbacks */

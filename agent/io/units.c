@@ -195,7 +195,7 @@ static int on_load_unit(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         if (e) {
                 log_warning("Cannot load unit %s: %s", w->unit, e->message ? e->message : e->name);
-                snprintf(w->state.load_state, sizeof w->state.load_state, "error");
+                bsprintf(w->state.load_state, "error");
                 w->have_state = true;
                 w->changed(w->unit, &w->state, w->userdata);
                 return 0;

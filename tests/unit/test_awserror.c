@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "aws/awserror.h"
+#include "aws/client.h"
 #include "testdata.h"
 
 static AwsError parse(long status, const char *header, const char *body) {
@@ -242,6 +243,32 @@ static void test_hints_and_names(void **state) {
                             "the credentials are wrong: check the instance profile or the AWS_* environment");
 }
 
+/* The one description of a failed call that the publisher, send-event and the command channel log. */
+static void test_result_describe(void **state) {
+        (void) state;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
+        AwsResult transport = { .error = -ECONNREFUSED, .transport_message = "Failed to connect to 127.0.0.1 port 1" };
+        assert_string_equal(aws_result_describe(&transport, what), "Failed to connect to 127.0.0.1 port 1");
+        AwsResult bare = { .error = -ETIMEDOUT };
+        assert_string_equal(aws_result_describe(&bare, what), strerror(ETIMEDOUT));
+
+        AwsError e = {};
+        static const char body[] = "{\"__type\":\"AccessDeniedException\",\"message\":\"not allowed\"}";
+        aws_error_parse(400, NULL, body, strlen(body), &e);
+        AwsResult refused = { .status = 400, .aws = &e };
+        assert_string_equal(aws_result_describe(&refused, what), "AccessDeniedException: not allowed");
+
+        /* The longest code and message fit whole. */
+        memset(e.code, 'C', sizeof e.code - 1);
+        e.code[sizeof e.code - 1] = 0;
+        memset(e.message, 'm', sizeof e.message - 1);
+        e.message[sizeof e.message - 1] = 0;
+        assert_int_equal(strlen(aws_result_describe(&refused, what)), sizeof e.code - 1 + 2 + sizeof e.message - 1);
+
+        AwsResult ok = { .status = 200, .body = "{}", .body_len = 2 };
+        assert_string_equal(aws_result_describe(&ok, what), "");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sqs_json_testdata),
@@ -254,6 +281,7 @@ int main(void) {
                 cmocka_unit_test(test_message_escaped_and_bounded),
                 cmocka_unit_test(test_huge_garbage),
                 cmocka_unit_test(test_hints_and_names),
+                cmocka_unit_test(test_result_describe),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

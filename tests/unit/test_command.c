@@ -256,6 +256,12 @@ static void test_not_a_command(void **state) {
                   "checks is not used by action reboot" },
                 { "{\"command_id\":\"c\",\"action\":\"run-checks\",\"instance_id\":\"" INSTANCE "\",\"checks\":[\"a/b\"]}",
                   "\"a/b\" is not a valid name" },
+                /* The spelling heald.ini has (names.c): a known unit type, a check name of at most 64. */
+                { "{\"command_id\":\"c\",\"action\":\"stop-units\",\"instance_id\":\"" INSTANCE "\",\"units\":[\"app.bogus\"]}",
+                  "\"app.bogus\" is not a valid name" },
+                { "{\"command_id\":\"c\",\"action\":\"run-checks\",\"instance_id\":\"" INSTANCE "\",\"checks\":[\""
+                  "c123456789c123456789c123456789c123456789c123456789c123456789abcde\"]}",
+                  "is not a valid name" },
                 { "{\"command_id\":\"c\",\"action\":\"ping\",\"instance_id\":\"" INSTANCE "\",\"expires_at\":\"tomorrow\"}",
                   "expires_at: \"tomorrow\" is not a UTC time" },
                 { "{\"command_id\":\"c\",\"action\":\"ping\",\"instance_id\":\"" INSTANCE

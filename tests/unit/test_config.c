@@ -1152,6 +1152,36 @@ static void test_files(void **state) {
         unlink(path);
 }
 
+/* heald status and heald reset find the daemon through a file that may not load (a broken
+ * reload): config reads control_socket from it with the same ini parser. */
+static void test_control_socket(void **state) {
+        (void) state;
+        char path[64];
+        _cleanup_free_ char *sock = NULL, *fallback = NULL, *relative = NULL, *missing = NULL;
+
+        static const char broken[] = "[agent]\ncontrol_socket = /run/x/h.sock ; where status asks\nlog_level = loud\n"
+                                     "[check web]\ntype = nonsense\n";
+        write_temp(path, broken, sizeof broken - 1);
+        assert_int_equal(config_control_socket(path, &sock), 0);
+        assert_string_equal(sock, "/run/x/h.sock");
+        unlink(path);
+
+        static const char elsewhere[] = "[aws]\ncontrol_socket = /tmp/no.sock\n";
+        write_temp(path, elsewhere, sizeof elsewhere - 1);
+        assert_int_equal(config_control_socket(path, &fallback), 0);
+        assert_string_equal(fallback, "/run/heald/heald.sock");
+        unlink(path);
+
+        static const char not_absolute[] = "[agent]\ncontrol_socket = heald.sock\n";
+        write_temp(path, not_absolute, sizeof not_absolute - 1);
+        assert_int_equal(config_control_socket(path, &relative), 0);
+        assert_string_equal(relative, "/run/heald/heald.sock");
+        unlink(path);
+
+        assert_int_equal(config_control_socket("/nonexistent/heald.ini", &missing), 0);
+        assert_string_equal(missing, "/run/heald/heald.sock");
+}
+
 /* The example that gets installed must load and must spell out every default. */
 static void test_example_config(void **state) {
         (void) state;
@@ -1276,6 +1306,7 @@ int main(void) {
                 cmocka_unit_test(test_check_url_userinfo_redacted),
                 cmocka_unit_test(test_plain_http_endpoint),
                 cmocka_unit_test(test_files),
+                cmocka_unit_test(test_control_socket),
                 cmocka_unit_test(test_example_config),
                 cmocka_unit_test(test_example_files),
         };
