@@ -31,12 +31,13 @@ HEALD_SOURCE = "heald.it.fleet"
 COORDINATOR_SOURCE = "heald.it.fleet.coordinator"
 FLEET_TAG = ("heald:fleet", "true")
 GROUP_TAG = "heald:group"
-# Short timings so that every wait loop and timeout runs within seconds. RunChecksSeconds
-# outlasts heald's visibility timeout (30 s): a run-checks handed to the long poll of the heald
-# that was stopping is delivered again to the one that booted, as SQS would.
+# The bed's machine runs (the moto shim keeps a stopping instance from being stopped until
+# the bed removes this tag; see Instance.on_state).
+MACHINE_UP = {"Key": "heald-test:machine", "Value": "up"}
+# Short timings so that every wait loop and timeout runs within seconds.
 PARAMETERS = {
     "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
-    "PollSeconds": "1", "MaxPolls": "8", "PrepareStopSeconds": "6", "RunChecksSeconds": "45",
+    "PollSeconds": "1", "MaxPolls": "8", "PrepareStopSeconds": "6", "RunChecksSeconds": "10",
     "S3PublicAccessRemediation": "true",
 }
 
@@ -89,7 +90,7 @@ class Instance:
     def __init__(self, stack: "Stack", name: str, group: str | None, heald_overrides: dict):
         self.stack = stack
         self.name = name
-        tags = [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}]
+        tags = [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}, MACHINE_UP]
         if group:
             tags.append({"Key": GROUP_TAG, "Value": group})
         r = stack.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
@@ -124,15 +125,31 @@ class Instance:
         r = self.stack.ec2.describe_instances(InstanceIds=[self.id])
         return r["Reservations"][0]["Instances"][0]["State"]["Name"]
 
+    def heald_logs(self) -> list[str]:
+        """The log of each start of this instance's heald, oldest first."""
+        out = []
+        for run in range(1, self.heald.runs + 1):
+            with open(os.path.join(self.stack.bed.log_dir, f"heald-{self.heald.name}-{run}.log"),
+                      errors="replace") as f:
+                out.append(f.read())
+        return out
+
     def heald_running(self) -> bool:
         return self.heald.proc is not None and self.heald.proc.poll() is None
 
     def on_state(self, state: str) -> None:
-        """The machine halts with the instance and boots with it."""
-        if state in ("stopping", "shutting-down") and self.heald_running():
-            self.heald.stop()
-        elif state == "running" and self.boots_heald and not self.heald_running():
-            self.heald.start()
+        """The machine halts with the instance and boots with it. The instance is stopped
+        only once the machine has halted (the moto shim waits for MACHINE_UP to go), as on
+        EC2: otherwise a heald still stopping would poll the queue of an instance already
+        started again, and take the run-checks meant for the heald that boots."""
+        if state in ("stopping", "shutting-down"):
+            if self.heald_running():
+                self.heald.stop()
+            self.stack.ec2.delete_tags(Resources=[self.id], Tags=[MACHINE_UP])
+        elif state == "running":
+            self.stack.ec2.create_tags(Resources=[self.id], Tags=[MACHINE_UP])
+            if self.boots_heald and not self.heald_running():
+                self.heald.start()
 
 
 class Stack:

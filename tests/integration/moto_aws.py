@@ -114,6 +114,9 @@ def _patch_stepfunctions() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
 
 
+MACHINE_HALT_SECONDS = 30
+
+
 def _patch_fleet() -> None:
     """What the fleet stack (packaging/cloudformation/heald-fleet.yaml) needs of moto 5.2.1
     beyond the above; each patch names the moto behaviour it replaces.
@@ -130,7 +133,10 @@ def _patch_fleet() -> None:
       stop and start pass through stopping/pending for HEALD_TB_EC2_TRANSITION seconds
       (default 0.5; the tag heald-test:transition-seconds overrides it per instance, to
       test a wait loop's timeout), and every state an instance enters is put on the
-      default bus as the "EC2 Instance State-change Notification" AWS sends.
+      default bus as the "EC2 Instance State-change Notification" AWS sends. As on EC2, a
+      stopping instance is stopped only once its machine has halted: while the test bed's
+      tag heald-test:machine=up is on it (its heald still runs), it stays stopping (at most
+      MACHINE_HALT_SECONDS, then it is stopped anyway, as EC2 forces a stop).
     """
     import threading
     import uuid
@@ -232,17 +238,25 @@ def _patch_fleet() -> None:
                 return float(tag["value"])
         return float(os.environ.get("HEALD_TB_EC2_TRANSITION", "0.5"))
 
+    def machine_halting(instance) -> bool:
+        return any(tag["key"] == "heald-test:machine" and tag["value"] == "up" for tag in instance.get_tags())
+
     def passing_through(orig, name: str, code: int, final: str):
         def change(self):
             previous = orig(self)  # moto's own bookkeeping, then the state AWS shows meanwhile
             self._state.name, self._state.code = name, code
             announce(self)
+            give_up = time.monotonic() + MACHINE_HALT_SECONDS
 
             def arrive():
-                if self._state.name == name:
-                    self._state.name = final
-                    self._state.code = 80 if final == "stopped" else 16
-                    announce(self)
+                if self._state.name != name:
+                    return
+                if final == "stopped" and machine_halting(self) and time.monotonic() < give_up:
+                    threading.Timer(0.1, arrive).start()
+                    return
+                self._state.name = final
+                self._state.code = 80 if final == "stopped" else 16
+                announce(self)
             threading.Timer(transition_seconds(self), arrive).start()
             return previous
         return change

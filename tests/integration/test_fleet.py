@@ -116,6 +116,11 @@ class CoordinatorTest(FleetCase):
         self.assertEqual(transitions[-4:], ["stopping", "stopped", "pending", "running"])
         self.assertEqual(a.state, "running")
         self.assertTrue(a.heald_running(), "heald came back with the instance")
+        # Each of its requests went out as heald sent it: the proxy once forwarded the body
+        # of the connection's SendTaskSuccess with the next request (EventBridge refused
+        # Agent Stopping, heald lingered, polling, and took the run-checks).
+        halting = a.heald_logs()[-2]
+        self.assertEqual(re.findall(r".*(?:refused|HTTP400|Stopping with).*", halting), [])
         verified = s.heald_events.wait("Command Verified", a.id)
         self.assertEqual(verified["detail"]["command_id"], ready["detail"]["command_id"])
         checks = [e for e in s.heald_events.matching("Command Succeeded", a.id)
