@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import threading
 import time
 import unittest
 
@@ -253,6 +254,81 @@ class RefusalAndSilenceTest(FleetCase):
         self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no prepare-stop left for heald's next start")
         failed = self.assertEscalated(a, run, "heald.Fleet.Unanswered")
         self.assertEqual(failed["detail"]["trigger"], "heald")
+
+
+class ConcurrencyTest(FleetCase):
+    def test_two_triggers_for_one_instance_make_one_run(self):
+        """The alarm and an operator at once: one execution does the work, the other one
+        starts nothing (no Started event, no command, no stop)."""
+        s = self.stack
+        a = self.instance("twice")
+
+        def both():
+            s.alarm(a, "system")
+            s.start_operator({"instance_id": a.id, "action": "stop-start", "reason": "kernel update"},
+                             name=f"ops-{a.id}")
+        runs = self.run_of(both, n=2)
+        entered = {run: s.states_entered(run) for run in runs}
+        (worker,) = [run for run in runs if "Stop" in entered[run]]
+        (other,) = [run for run in runs if run != worker]
+        self.assertEqual(s.sfn.describe_execution(executionArn=worker)["status"], "SUCCEEDED")
+        self.assertEqual(s.sfn.describe_execution(executionArn=other)["status"], "SUCCEEDED", entered[other])
+        self.assertEqual(entered[other][-1], "AlreadyRunning")
+        self.assertNotIn("Remediate", entered[other])
+        s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        self.assertEqual([e["detail"]["execution"] for e in s.coordinator_events.matching(
+            "Fleet Remediation Started", a.id)], [worker])
+        s.heald_events.wait("Command Verified", a.id)  # heald's last event of the run
+        received = [e["detail"]["action"] for e in s.heald_events.matching("Command Received", a.id)]
+        self.assertEqual(received.count("prepare-stop"), 1)
+        self.assertLeasesFree()
+
+    def test_max_concurrent_1_serialises_a_group(self):
+        """Both instances of a group alarm at once: with MaxConcurrent = 1 the second waits
+        for the first one's slot; EC2 never shows both away at once."""
+        s = self.stack
+        a, b = self.instance("web-a", group="web"), self.instance("web-b", group="web")
+        with s.sample_states(a, b) as ec2:
+            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
+        for run in runs:
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        away = {"stopping", "stopped", "pending"}
+        both = [x for x in ec2.samples if x[a.id] in away and x[b.id] in away]
+        self.assertEqual(both, [], [s.states_entered(run) for run in runs])
+        self.assertGreater(len([x for x in ec2.samples if x[a.id] in away]), 0, "a was stopped")
+        self.assertGreater(len([x for x in ec2.samples if x[b.id] in away]), 0, "b was stopped")
+        waited = [run for run in runs if "WaitForSlot" in s.states_entered(run)]
+        self.assertEqual(len(waited), 1, "the second run waited for the slot")
+        self.assertLeasesFree()
+
+
+class VerificationTest(FleetCase):
+    def test_verification_failure_after_the_start_fails_and_tells_a_person(self):
+        """heald's checks fail after the boot: run-checks answers verified = false, the run
+        fails (Fleet Remediation Failed) and a person is told; heald's own Command
+        Verification Failed for the prepare-stop goes to the topic too."""
+        s = self.stack
+        a = self.instance("unwell")
+        ready = threading.Event()
+
+        def break_on_stop():
+            s.heald_events.wait("Ready For Stop", a.id)
+            os.utime(a.marker, (time.time() - 7200, time.time() - 7200))  # the service breaks in the stop
+            ready.set()
+        t = threading.Thread(target=break_on_stop, daemon=True)
+        t.start()
+        (run,) = self.run_of(lambda: s.alarm(a, "system"))
+        t.join(timeout=5)
+        self.assertTrue(ready.is_set())
+        states = s.states_entered(run)
+        self.assertIn("Start", states)
+        self.assertIn("VerificationFailed", states)
+        checks = s.heald_events.wait("Command Succeeded", a.id)
+        self.assertEqual(checks["detail"]["action"], "run-checks")
+        self.assertIs(checks["detail"]["verified"], False)
+        s.heald_events.wait("Command Verification Failed", a.id)
+        self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
 
 
 class StaticTest(unittest.TestCase):
