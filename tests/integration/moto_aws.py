@@ -125,6 +125,9 @@ def _patch_fleet() -> None:
       reads DefinitionString only), drops the nulls of a definition, and creates the state
       machine in a backend the Step Functions API does not see when execute_state_machine
       is on: here it is created as CloudFormation would, in the backend that runs executions.
+    * CloudFormation skips AWS::Config::ConfigRule (no model), so a !Ref to one is null:
+      here the rule gets the name CloudFormation would give it (nothing evaluates it: the
+      tests put Config's compliance events on the bus themselves).
     * a role's inline policies from CloudFormation cannot be read by moto's IAM
       authorisation: they are kept as PutRolePolicy keeps them.
     * EventBridge rules with Step Functions or SNS targets fail (500 NotImplemented): here
@@ -142,6 +145,7 @@ def _patch_fleet() -> None:
     import uuid
 
     from moto.cloudformation import parsing as cfn_parsing
+    from moto.core.common_models import CloudFormationModel
     from moto.ec2.models.instances import Instance, InstanceBackend
     from moto.events.models import Rule, events_backends
     from moto.iam.models import Role
@@ -162,6 +166,31 @@ def _patch_fleet() -> None:
             roleArn=props.get("RoleArn", ""))
 
     StateMachine.create_from_cloudformation_json = classmethod(state_machine_from_cfn)
+
+    class ConfigRuleName(CloudFormationModel):
+        """Only the name of an AWS::Config::ConfigRule (a subclass is all moto's
+        CloudFormation needs to know the type)."""
+        __module__ = "moto.config.models"  # moto's model registry names the service by module
+
+        def __init__(self, name: str):
+            self.name = name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Config::ConfigRule"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "ConfigRuleName"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
+                                            region_name, **kwargs):
+            return cls(cloudformation_json["Properties"].get("ConfigRuleName", resource_name))
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
 
     # moto's CloudFormation drops every null from a resource's properties while it resolves
     # intrinsic functions, and "ResultPath": null means something in a definition: the

@@ -331,6 +331,65 @@ class VerificationTest(FleetCase):
         self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
 
 
+class S3Test(FleetCase):
+    def test_public_bucket_is_blocked_exempt_bucket_is_reported(self):
+        """Example 2: AWS Config's compliance event for a public bucket (put on the bus as
+        Config sends it: moto's Config evaluates no managed rule) -> all four public access
+        block flags set and read back, S3 Public Access Blocked, SNS; a bucket with the
+        exemption tag is reported and left as it is."""
+        s = self.stack
+        s3 = self.bed.fleet.client("s3")
+        rule = s.resources["S3PublicReadRule"]
+        for bucket in ("fleet-public", "fleet-public-ok"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_tagging(Bucket="fleet-public-ok", Tagging={"TagSet": [{"Key": "heald:public-ok", "Value": "website"}]})
+        known = {e["executionArn"] for e in s.executions("S3")}
+        s.compliance_change("fleet-public", rule)
+        s.compliance_change("fleet-public-ok", rule)
+        s.compliance_change("fleet-public", rule, compliance="COMPLIANT")  # matches no rule
+        runs = s.wait_new_executions("S3", known, 2)
+        for run in runs:
+            self.assertEqual(s.wait_done(run)["status"], "SUCCEEDED", s.states_entered(run))
+        block = s3.get_public_access_block(Bucket="fleet-public")["PublicAccessBlockConfiguration"]
+        self.assertEqual(block, {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                 "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        with self.assertRaises(s3.exceptions.ClientError):
+            s3.get_public_access_block(Bucket="fleet-public-ok")
+        blocked = [e for e in s.coordinator_events.seen if e["detail-type"] == "S3 Public Access Blocked"] or \
+            [s.coordinator_events.wait("S3 Public Access Blocked")]
+        self.assertEqual((blocked[-1]["detail"]["bucket"], blocked[-1]["detail"]["verified"]), ("fleet-public", True))
+        exempt = s.coordinator_events.wait("S3 Public Bucket Exempt")
+        self.assertEqual(exempt["detail"]["bucket"], "fleet-public-ok")
+        alerts = s.alert_messages()
+        self.assertEqual(len([m for m in alerts if "fleet-public " in m and "now set" in m]), 1, alerts)
+        self.assertEqual(len([m for m in alerts if "fleet-public-ok" in m and "not changed" in m]), 1, alerts)
+        self.assertEqual(len(s.executions("S3")), len(known) + 2, "COMPLIANT starts nothing")
+        (audit,) = s.audit("s3://fleet-public")
+        self.assertEqual((audit["outcome"], audit["action"]), ("succeeded", "block-public-access"))
+
+
+class ShadowTest(FleetCase):
+    def test_shadow_mode_changes_nothing_and_says_what_it_would_do(self):
+        """ShadowMode=true (a second stack, whose fleet is heald:fleet=shadow): the alarm
+        -> Fleet Remediation Would Run; no lease, no command in the queue, no stop."""
+        shadow = fleetbed.shadow_stack()
+        a = self.instance("shadowed", stack=shadow)
+        with shadow.sample_states(a) as ec2:
+            (run,) = self.run_of(lambda: shadow.alarm(a, "system"), stack=shadow)
+        states = shadow.states_entered(run)
+        self.assertEqual(shadow.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+        self.assertEqual(states[-1], "WouldRun")
+        would = shadow.coordinator_events.wait("Fleet Remediation Would Run", a.id)
+        self.assertEqual((would["detail"]["execution"], would["detail"]["shadow_mode"], would["detail"]["action"]),
+                         (run, True, "stop-start"))
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        attrs = shadow.sqs.get_queue_attributes(QueueUrl=shadow.queue_url(a.id), AttributeNames=["All"])["Attributes"]
+        self.assertEqual((attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]), ("0", "0"))
+        self.assertEqual(a.heald.event_lines("command-received"), [], "no command reached heald")
+        self.assertEqual(shadow.lease_holders(), {}, "no lease taken")
+        self.assertEqual(shadow.coordinator_events.matching("Fleet Remediation Started", a.id), [])
+
+
 class StaticTest(unittest.TestCase):
     """The template read as data: no moto needed."""
 
