@@ -311,6 +311,31 @@ def _patch_fleet() -> None:
     InstanceBackend.run_instances = run_instances
 
 
+def _count_requests() -> None:
+    """GET /heald-tb/requests: the AWS requests this server answered, per service and caller
+    (state machines: moto's interpreter; instances: temporary role credentials, i.e. heald;
+    test bed: the rest), for the tests to print."""
+    from collections import Counter
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    counts: Counter = Counter()
+
+    def call(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/heald-tb/requests":
+            body = json.dumps([[service, caller, n] for (service, caller), n in counts.items()]).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        app = self.get_application(environ)
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        caller = ("state machines" if "Credential=ak/" in auth else "instances" if "Credential=ASIA" in auth
+                  else "test bed")
+        counts[(getattr(app, "service", "?"), caller)] += 1
+        return app(environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
+
+
 def _server_port(argv: list) -> str | None:
     """The -p/--port argument, for the state machine interpreter's calls back to this server."""
     for i, a in enumerate(argv):
@@ -385,6 +410,7 @@ def main() -> None:
     _patch()
     _patch_commands()
     _patch_fleet()
+    _count_requests()
     from moto.server import main as moto_main
     moto_main(sys.argv[1:])
 

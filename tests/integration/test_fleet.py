@@ -9,10 +9,38 @@ import re
 import threading
 import time
 import unittest
+import urllib.request
 
 import awsbed
 import fleetbed
 import harness
+
+
+_requests_before: dict = {}
+
+
+def aws_requests() -> dict[tuple[str, str], int]:
+    """What moto answered so far, per (service, caller): see moto_aws._count_requests."""
+    with urllib.request.urlopen(harness.bed().moto.endpoint + "/heald-tb/requests", timeout=10) as r:
+        return {(service, caller): n for service, caller, n in json.load(r)}
+
+
+def setUpModule():  # noqa: N802 - unittest API
+    _requests_before.update(aws_requests())
+
+
+def tearDownModule():  # noqa: N802 - unittest API
+    """The AWS requests the module's run made, per service (moto counts them)."""
+    now = aws_requests()
+    per_service: dict[str, dict[str, int]] = {}
+    for (service, caller), n in now.items():
+        made = n - _requests_before.get((service, caller), 0)
+        if made:
+            per_service.setdefault(service, {})[caller] = made
+    print("\n# AWS requests of the fleet run, per service (callers):", flush=True)
+    for service, callers in sorted(per_service.items(), key=lambda kv: -sum(kv[1].values())):
+        detail = ", ".join(f"{caller} {n}" for caller, n in sorted(callers.items()))
+        print(f"#   {service:16} {sum(callers.values()):6}  ({detail})", flush=True)
 
 
 class FleetCase(harness.BedTestCase):
@@ -370,24 +398,108 @@ class S3Test(FleetCase):
 
 class ShadowTest(FleetCase):
     def test_shadow_mode_changes_nothing_and_says_what_it_would_do(self):
-        """ShadowMode=true (a second stack, whose fleet is heald:fleet=shadow): the alarm
-        -> Fleet Remediation Would Run; no lease, no command in the queue, no stop."""
+        """ShadowMode=true (a second stack, whose fleet is heald:fleet=shadow): both alarms
+        -> Fleet Remediation Would Run (stop-start, reboot); no lease, no command in the
+        queue, no stop."""
         shadow = fleetbed.shadow_stack()
         a = self.instance("shadowed", stack=shadow)
         with shadow.sample_states(a) as ec2:
-            (run,) = self.run_of(lambda: shadow.alarm(a, "system"), stack=shadow)
-        states = shadow.states_entered(run)
-        self.assertEqual(shadow.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
-        self.assertEqual(states[-1], "WouldRun")
-        would = shadow.coordinator_events.wait("Fleet Remediation Would Run", a.id)
-        self.assertEqual((would["detail"]["execution"], would["detail"]["shadow_mode"], would["detail"]["action"]),
-                         (run, True, "stop-start"))
+            runs = self.run_of(lambda: (shadow.alarm(a, "system"), shadow.alarm(a, "instance")), n=2, stack=shadow)
+        for run in runs:
+            states = shadow.states_entered(run)
+            self.assertEqual(shadow.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+            self.assertEqual(states[-1], "WouldRun")
+        self.wait_until(lambda: shadow.coordinator_events.poll() or len(
+            shadow.coordinator_events.matching("Fleet Remediation Would Run", a.id)) == 2, 15, "two Would Run events")
+        would = shadow.coordinator_events.matching("Fleet Remediation Would Run", a.id)
+        self.assertEqual(({e["detail"]["execution"] for e in would}, {e["detail"]["action"] for e in would},
+                          {e["detail"]["shadow_mode"] for e in would}), (set(runs), {"stop-start", "reboot"}, {True}))
         self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
         attrs = shadow.sqs.get_queue_attributes(QueueUrl=shadow.queue_url(a.id), AttributeNames=["All"])["Attributes"]
         self.assertEqual((attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]), ("0", "0"))
         self.assertEqual(a.heald.event_lines("command-received"), [], "no command reached heald")
         self.assertEqual(shadow.lease_holders(), {}, "no lease taken")
         self.assertEqual(shadow.coordinator_events.matching("Fleet Remediation Started", a.id), [])
+
+
+def pattern_matches(pattern: dict, event: dict) -> bool:
+    """EventBridge's matching for what the stack's patterns use (exact values, prefix,
+    nesting, array fields): moto's TestEventPattern answers nothing, so the test matches."""
+    for key, want in pattern.items():
+        have = event.get(key)
+        if isinstance(want, dict):
+            if not isinstance(have, dict) or not pattern_matches(want, have):
+                return False
+            continue
+        values = have if isinstance(have, list) else [have]
+        if not any(value_matches(w, v) for w in want for v in values):
+            return False
+    return True
+
+
+def value_matches(want, value) -> bool:
+    if isinstance(want, dict):
+        (op, arg), = want.items()
+        assert op == "prefix", f"the matcher knows no {op!r}"
+        return isinstance(value, str) and value.startswith(arg)
+    return want == value
+
+
+def pattern_leaves(pattern: dict, path=()):
+    for key, want in pattern.items():
+        if isinstance(want, dict):
+            yield from pattern_leaves(want, path + (key,))
+        else:
+            yield path + (key,)
+
+
+def near_miss(event: dict, path: tuple) -> dict:
+    """event with the value at path one character off (first and last: a prefix and an
+    exact match both miss)."""
+    out = json.loads(json.dumps(event))
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    value = node[path[-1]]
+    node[path[-1]] = ["~" + v[1:-1] + "~" for v in value] if isinstance(value, list) else "~" + value[1:-1] + "~"
+    return out
+
+
+HEALD_SOURCE = fleetbed.HEALD_SOURCE
+
+
+class ZzRulesTest(FleetCase):
+    """Runs last (by name): reads the events the scenarios above produced."""
+
+    def test_every_rule_matches_real_events_and_rejects_near_misses(self):
+        s = self.stack
+        seen = s.seen_events() + fleetbed.shadow_stack().seen_events()
+        shadow_prefix = fleetbed.shadow_stack().name + "-"
+        rules = [r for r in s.events.list_rules()["Rules"]
+                 if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(shadow_prefix)]
+        self.assertEqual(len(rules), 6, [r["Name"] for r in rules])
+        unseen = []
+        for rule in rules:
+            pattern = json.loads(rule["EventPattern"])
+            for source in pattern["source"]:
+                for detail_type in pattern["detail-type"]:
+                    with self.subTest(rule=rule["Name"], detail_type=detail_type):
+                        real = [e for e in seen if e["source"] == source and e["detail-type"] == detail_type
+                                and pattern_matches(pattern, e)]
+                        if not real:
+                            if source == HEALD_SOURCE:
+                                self.assertTrue(os.path.exists(os.path.join(
+                                    awsbed.REPO, "agent", "schemas", harness.slug(detail_type) + ".json")),
+                                    f"{detail_type} is not an event heald emits")
+                                unseen.append(f"{detail_type} ({rule['Name']})")
+                                continue
+                            self.fail(f"no event of the run matches {rule['Name']} as {detail_type}")
+                        for path in pattern_leaves(pattern):
+                            miss = near_miss(real[0], path)
+                            self.assertFalse(pattern_matches(pattern, miss), f"{rule['Name']} takes {path} = "
+                                             f"{json.dumps(miss, default=str)[:200]}")
+        print(f"\n# rules: every pattern matched real events of the run and rejected a near miss on each "
+              f"field; not emitted in this run: {', '.join(unseen) or 'none'}", flush=True)
 
 
 class StaticTest(unittest.TestCase):
