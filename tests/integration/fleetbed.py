@@ -31,12 +31,13 @@ HEALD_SOURCE = "heald.it.fleet"
 COORDINATOR_SOURCE = "heald.it.fleet.coordinator"
 FLEET_TAG = ("heald:fleet", "true")
 GROUP_TAG = "heald:group"
-# Short timings so that every wait loop and timeout runs within seconds. RunChecksSeconds
-# outlasts heald's visibility timeout (30 s): a run-checks handed to the long poll of the heald
-# that was stopping is delivered again to the one that booted, as SQS would.
+# The bed's machine runs (the moto shim keeps a stopping instance from being stopped until
+# the bed removes this tag; see Instance.on_state).
+MACHINE_UP = {"Key": "heald-test:machine", "Value": "up"}
+# Short timings so that every wait loop and timeout runs within seconds.
 PARAMETERS = {
     "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
-    "PollSeconds": "1", "MaxPolls": "8", "PrepareStopSeconds": "6", "RunChecksSeconds": "45",
+    "PollSeconds": "1", "MaxPolls": "20", "PrepareStopSeconds": "6", "RunChecksSeconds": "10",
     "S3PublicAccessRemediation": "true",
 }
 
@@ -89,7 +90,7 @@ class Instance:
     def __init__(self, stack: "Stack", name: str, group: str | None, heald_overrides: dict):
         self.stack = stack
         self.name = name
-        tags = [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}]
+        tags = [{"Key": FLEET_TAG[0], "Value": stack.fleet_tag_value}, MACHINE_UP]
         if group:
             tags.append({"Key": GROUP_TAG, "Value": group})
         r = stack.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
@@ -124,20 +125,70 @@ class Instance:
         r = self.stack.ec2.describe_instances(InstanceIds=[self.id])
         return r["Reservations"][0]["Instances"][0]["State"]["Name"]
 
+    def heald_logs(self) -> list[str]:
+        """The log of each start of this instance's heald, oldest first."""
+        out = []
+        for run in range(1, self.heald.runs + 1):
+            with open(os.path.join(self.stack.bed.log_dir, f"heald-{self.heald.name}-{run}.log"),
+                      errors="replace") as f:
+                out.append(f.read())
+        return out
+
     def heald_running(self) -> bool:
         return self.heald.proc is not None and self.heald.proc.poll() is None
 
     def on_state(self, state: str) -> None:
-        """The machine halts with the instance and boots with it."""
-        if state in ("stopping", "shutting-down") and self.heald_running():
-            self.heald.stop()
-        elif state == "running" and self.boots_heald and not self.heald_running():
-            self.heald.start()
+        """The machine halts with the instance and boots with it. The instance is stopped
+        only once the machine has halted (the moto shim waits for MACHINE_UP to go), as on
+        EC2: otherwise a heald still stopping would poll the queue of an instance already
+        started again, and take the run-checks meant for the heald that boots."""
+        if state in ("stopping", "shutting-down"):
+            if self.heald_running():
+                self.heald.stop()
+            self.stack.ec2.delete_tags(Resources=[self.id], Tags=[MACHINE_UP])
+        elif state == "running":
+            self.stack.ec2.create_tags(Resources=[self.id], Tags=[MACHINE_UP])
+            if self.boots_heald and not self.heald_running():
+                self.heald.start()
+
+
+class StateSampler:
+    """EC2's view of some instances, sampled every 0.1 s while it runs (a context manager)."""
+
+    def __init__(self, stack: "Stack", ids: list[str]):
+        self.ec2 = stack.bed.fleet.client("ec2")
+        self.ids = ids
+        self.samples: list[dict[str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = self.ec2.describe_instances(InstanceIds=self.ids)
+            self.samples.append({i["InstanceId"]: i["State"]["Name"]
+                                 for res in r["Reservations"] for i in res["Instances"]})
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> "StateSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def states(self, instance_id: str) -> set[str]:
+        return {s[instance_id] for s in self.samples}
 
 
 class Stack:
-    def __init__(self, bed: harness.Bed):
+    def __init__(self, bed: harness.Bed, name: str = STACK, **parameters: str):
+        """The stack deployed as `name`, with PARAMETERS and these overrides."""
         self.bed = bed
+        self.name = name
+        self.parameters = {**PARAMETERS, **parameters}
+        self.fleet_tag_value = self.parameters.get("FleetTagValue", FLEET_TAG[1])
+        self.injected: list[dict] = []  # the events put on the bus in AWS's place
         fleet = bed.fleet
         self.cfn = fleet.client("cloudformation")
         self.ec2 = fleet.client("ec2")
@@ -153,15 +204,15 @@ class Stack:
     def deploy(self) -> "Stack":
         with open(TEMPLATE) as f:
             body = f.read()
-        self.cfn.create_stack(StackName=STACK, TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
+        self.cfn.create_stack(StackName=self.name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"],
                               Parameters=[{"ParameterKey": k, "ParameterValue": v}
-                                          for k, v in PARAMETERS.items()])
-        desc = self.cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+                                          for k, v in self.parameters.items()])
+        desc = self.cfn.describe_stacks(StackName=self.name)["Stacks"][0]
         if desc["StackStatus"] != "CREATE_COMPLETE":
             raise harness.HarnessError(f"stack {desc['StackStatus']}: {desc.get('StackStatusReason')}")
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in desc["Outputs"]}
         self.resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
-                          self.cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
+                          self.cfn.list_stack_resources(StackName=self.name)["StackResourceSummaries"]}
         self.instance_role = self.resources["InstanceRole"]
         self.instance_role_arn = f"arn:aws:iam::{awsbed.ACCOUNT_ID}:role/{self.instance_role}"
         # Test bed only: the admin user fetches the role's credentials in EC2's place.
@@ -181,7 +232,7 @@ class Stack:
 
     def _subscribe_alerts(self) -> str:
         """An SQS queue subscribed to the alert topic: what a person would receive."""
-        url = self.sqs.create_queue(QueueName="fleet-alerts")["QueueUrl"]
+        url = self.sqs.create_queue(QueueName=f"{self.name}-alerts")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.bed.fleet.client("sns").subscribe(TopicArn=self.outputs["AlertTopicArn"], Protocol="sqs",
                                                Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
@@ -264,6 +315,53 @@ class Stack:
         r = self.events.put_events(Entries=[{"Source": source, "DetailType": detail_type,
                                              "Resources": resources, "Detail": json.dumps(detail)}])
         assert r["FailedEntryCount"] == 0, r
+        self.injected.append({"source": source, "detail-type": detail_type, "resources": resources,
+                              "detail": detail})
+
+    def compliance_change(self, bucket: str, rule: str, compliance: str = "NON_COMPLIANT") -> None:
+        """AWS Config finds a bucket's compliance changed: the event Config puts on the
+        default bus (moto's Config evaluates no managed rule and sends none)."""
+        now = awsbed.iso8601(time.time())
+        self.put_aws_event("aws.config", "Config Rules Compliance Change", [], {
+            "resourceId": bucket, "awsRegion": harness.REGION, "awsAccountId": awsbed.ACCOUNT_ID,
+            "configRuleName": rule, "recordVersion": "1.0", "messageType": "ComplianceChangeNotification",
+            "configRuleARN": f"arn:aws:config:{harness.REGION}:{awsbed.ACCOUNT_ID}:config-rule/config-rule-{rule[-6:]}",
+            "resourceType": "AWS::S3::Bucket",
+            "newEvaluationResult": {
+                "evaluationResultIdentifier": {"evaluationResultQualifier": {
+                    "configRuleName": rule, "resourceType": "AWS::S3::Bucket", "resourceId": bucket},
+                    "orderingTimestamp": now},
+                "complianceType": compliance, "resultRecordedTime": now, "configRuleInvokedTime": now},
+            "oldEvaluationResult": {"complianceType": "COMPLIANT"},
+            "notificationCreationTime": now})
+
+    def crash_on_request(self, inst: Instance) -> None:
+        """inst's heald dies the moment it sends Remediation Requested: the request still
+        reaches EventBridge (as a request on the wire does), heald answers nothing after it."""
+        proxy, forward = self.bed.proxy, self.bed.proxy.handle
+
+        def handle(h):
+            if not (h.headers.get("X-Amz-Target") or "").endswith("PutEvents"):
+                return forward(h)
+            body = h._read_body()
+            h._read_body = lambda: body  # this request's body only (see harness.Bed)
+            try:
+                if b"Remediation Requested" in body and inst.id.encode() in body:
+                    inst.heald.kill9()
+                    proxy.handle = forward
+                forward(h)
+            finally:
+                del h._read_body
+
+        proxy.handle = handle
+
+    def sample_states(self, *insts: Instance) -> "StateSampler":
+        return StateSampler(self, [i.id for i in insts])
+
+    def seen_events(self) -> list[dict]:
+        """Every event of the run: heald's, the coordinator's, the EC2 state changes the moto
+        shim announced in EC2's place, and what the bed put on the bus in AWS's place."""
+        return self.heald_events.seen + self.coordinator_events.seen + self.ec2_events.seen + self.injected
 
     # ---- the state machines -----------------------------------------------------------
     def machine_arn(self, which: str) -> str:
@@ -325,6 +423,9 @@ _stack = None
 _stack_lock = threading.Lock()
 
 
+_shadow = None
+
+
 def stack() -> Stack:
     """The run's fleet stack, deployed on first use; closed with the bed."""
     global _stack
@@ -335,3 +436,17 @@ def stack() -> Stack:
             import atexit
             atexit.register(_stack.close)
         return _stack
+
+
+def shadow_stack() -> Stack:
+    """A second stack in shadow mode, whose fleet is the instances tagged heald:fleet=shadow
+    (the first stack's coordinator finds them outside its fleet)."""
+    global _shadow
+    stack()
+    with _stack_lock:
+        if _shadow is None:
+            _shadow = Stack(harness.bed(), f"{STACK}-shadow", ShadowMode="true", FleetTagValue="shadow",
+                            S3PublicAccessRemediation="false").deploy()
+            import atexit
+            atexit.register(_shadow.close)
+        return _shadow

@@ -140,13 +140,23 @@ class Bed:
 
         def handle(h):
             target = h.headers.get("X-Amz-Target") or ""
-            if target.endswith(("SendTaskSuccess", "SendTaskFailure")):
-                body = h._read_body()
-                h._read_body = lambda: body
-                try:
-                    self.task_tokens.add(json.loads(body)["taskToken"])
-                except (ValueError, KeyError, TypeError):
-                    pass
+            if not target.endswith(("SendTaskSuccess", "SendTaskFailure")):
+                return handle_request(h, target)
+            body = h._read_body()
+            try:
+                self.task_tokens.add(json.loads(body)["taskToken"])
+            except (ValueError, KeyError, TypeError):
+                pass
+            # The handler serves every request of its keep-alive connection: the body read
+            # here is this request's only (kept, the next request on the connection got this
+            # body and its own was read as a request line: 400 Bad request).
+            h._read_body = lambda: body
+            try:
+                handle_request(h, target)
+            finally:
+                del h._read_body
+
+        def handle_request(h, target):
             with self._target_lock:
                 i = next((i for i, (suffix, _) in enumerate(self.target_faults)
                           if target.endswith(suffix)), None)

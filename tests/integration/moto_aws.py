@@ -114,6 +114,9 @@ def _patch_stepfunctions() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
 
 
+MACHINE_HALT_SECONDS = 30
+
+
 def _patch_fleet() -> None:
     """What the fleet stack (packaging/cloudformation/heald-fleet.yaml) needs of moto 5.2.1
     beyond the above; each patch names the moto behaviour it replaces.
@@ -122,6 +125,9 @@ def _patch_fleet() -> None:
       reads DefinitionString only), drops the nulls of a definition, and creates the state
       machine in a backend the Step Functions API does not see when execute_state_machine
       is on: here it is created as CloudFormation would, in the backend that runs executions.
+    * CloudFormation skips AWS::Config::ConfigRule (no model), so a !Ref to one is null:
+      here the rule gets the name CloudFormation would give it (nothing evaluates it: the
+      tests put Config's compliance events on the bus themselves).
     * a role's inline policies from CloudFormation cannot be read by moto's IAM
       authorisation: they are kept as PutRolePolicy keeps them.
     * EventBridge rules with Step Functions or SNS targets fail (500 NotImplemented): here
@@ -130,12 +136,16 @@ def _patch_fleet() -> None:
       stop and start pass through stopping/pending for HEALD_TB_EC2_TRANSITION seconds
       (default 0.5; the tag heald-test:transition-seconds overrides it per instance, to
       test a wait loop's timeout), and every state an instance enters is put on the
-      default bus as the "EC2 Instance State-change Notification" AWS sends.
+      default bus as the "EC2 Instance State-change Notification" AWS sends. As on EC2, a
+      stopping instance is stopped only once its machine has halted: while the test bed's
+      tag heald-test:machine=up is on it (its heald still runs), it stays stopping (at most
+      MACHINE_HALT_SECONDS, then it is stopped anyway, as EC2 forces a stop).
     """
     import threading
     import uuid
 
     from moto.cloudformation import parsing as cfn_parsing
+    from moto.core.common_models import CloudFormationModel
     from moto.ec2.models.instances import Instance, InstanceBackend
     from moto.events.models import Rule, events_backends
     from moto.iam.models import Role
@@ -156,6 +166,31 @@ def _patch_fleet() -> None:
             roleArn=props.get("RoleArn", ""))
 
     StateMachine.create_from_cloudformation_json = classmethod(state_machine_from_cfn)
+
+    class ConfigRuleName(CloudFormationModel):
+        """Only the name of an AWS::Config::ConfigRule (a subclass is all moto's
+        CloudFormation needs to know the type)."""
+        __module__ = "moto.config.models"  # moto's model registry names the service by module
+
+        def __init__(self, name: str):
+            self.name = name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Config::ConfigRule"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "ConfigRuleName"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
+                                            region_name, **kwargs):
+            return cls(cloudformation_json["Properties"].get("ConfigRuleName", resource_name))
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
 
     # moto's CloudFormation drops every null from a resource's properties while it resolves
     # intrinsic functions, and "ResultPath": null means something in a definition: the
@@ -232,17 +267,25 @@ def _patch_fleet() -> None:
                 return float(tag["value"])
         return float(os.environ.get("HEALD_TB_EC2_TRANSITION", "0.5"))
 
+    def machine_halting(instance) -> bool:
+        return any(tag["key"] == "heald-test:machine" and tag["value"] == "up" for tag in instance.get_tags())
+
     def passing_through(orig, name: str, code: int, final: str):
         def change(self):
             previous = orig(self)  # moto's own bookkeeping, then the state AWS shows meanwhile
             self._state.name, self._state.code = name, code
             announce(self)
+            give_up = time.monotonic() + MACHINE_HALT_SECONDS
 
             def arrive():
-                if self._state.name == name:
-                    self._state.name = final
-                    self._state.code = 80 if final == "stopped" else 16
-                    announce(self)
+                if self._state.name != name:
+                    return
+                if final == "stopped" and machine_halting(self) and time.monotonic() < give_up:
+                    threading.Timer(0.1, arrive).start()
+                    return
+                self._state.name = final
+                self._state.code = 80 if final == "stopped" else 16
+                announce(self)
             threading.Timer(transition_seconds(self), arrive).start()
             return previous
         return change
@@ -266,6 +309,31 @@ def _patch_fleet() -> None:
         return reservation
 
     InstanceBackend.run_instances = run_instances
+
+
+def _count_requests() -> None:
+    """GET /heald-tb/requests: the AWS requests this server answered, per service and caller
+    (state machines: moto's interpreter; instances: temporary role credentials, i.e. heald;
+    test bed: the rest), for the tests to print."""
+    from collections import Counter
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    counts: Counter = Counter()
+
+    def call(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/heald-tb/requests":
+            body = json.dumps([[service, caller, n] for (service, caller), n in counts.items()]).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        app = self.get_application(environ)
+        auth = environ.get("HTTP_AUTHORIZATION") or ""
+        caller = ("state machines" if "Credential=ak/" in auth else "instances" if "Credential=ASIA" in auth
+                  else "test bed")
+        counts[(getattr(app, "service", "?"), caller)] += 1
+        return app(environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
 
 
 def _server_port(argv: list) -> str | None:
@@ -342,6 +410,7 @@ def main() -> None:
     _patch()
     _patch_commands()
     _patch_fleet()
+    _count_requests()
     from moto.server import main as moto_main
     moto_main(sys.argv[1:])
 

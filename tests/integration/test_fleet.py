@@ -6,12 +6,41 @@ import glob
 import json
 import os
 import re
+import threading
 import time
 import unittest
+import urllib.request
 
 import awsbed
 import fleetbed
 import harness
+
+
+_requests_before: dict = {}
+
+
+def aws_requests() -> dict[tuple[str, str], int]:
+    """What moto answered so far, per (service, caller): see moto_aws._count_requests."""
+    with urllib.request.urlopen(harness.bed().moto.endpoint + "/heald-tb/requests", timeout=10) as r:
+        return {(service, caller): n for service, caller, n in json.load(r)}
+
+
+def setUpModule():  # noqa: N802 - unittest API
+    _requests_before.update(aws_requests())
+
+
+def tearDownModule():  # noqa: N802 - unittest API
+    """The AWS requests the module's run made, per service (moto counts them)."""
+    now = aws_requests()
+    per_service: dict[str, dict[str, int]] = {}
+    for (service, caller), n in now.items():
+        made = n - _requests_before.get((service, caller), 0)
+        if made:
+            per_service.setdefault(service, {})[caller] = made
+    print("\n# AWS requests of the fleet run, per service (callers):", flush=True)
+    for service, callers in sorted(per_service.items(), key=lambda kv: -sum(kv[1].values())):
+        detail = ", ".join(f"{caller} {n}" for caller, n in sorted(callers.items()))
+        print(f"#   {service:16} {sum(callers.values()):6}  ({detail})", flush=True)
 
 
 class FleetCase(harness.BedTestCase):
@@ -19,9 +48,54 @@ class FleetCase(harness.BedTestCase):
         super().setUp()
         self.stack = fleetbed.stack()
 
+    def instance(self, name: str, stack: fleetbed.Stack | None = None, **kw) -> fleetbed.Instance:
+        """An instance of the fleet for this test; its heald goes with the test."""
+        inst = (stack or self.stack).instance(name, **kw)
+        self.addCleanup(inst.heald.kill9)
+        return inst
+
+    def run_of(self, trigger, n: int = 1, stack: fleetbed.Stack | None = None) -> list[str]:
+        """The coordinator executions trigger() starts, once they ended."""
+        s = stack or self.stack
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        trigger()
+        runs = s.wait_new_executions("Coordinator", known, n)
+        for run in runs:
+            s.wait_done(run)
+        return runs
+
+    def requesting(self, name: str, **kw) -> tuple[fleetbed.Instance, str]:
+        """An instance whose heald asks the fleet for help (a check with action = request,
+        failing once its marker file gets old), and that marker."""
+        marker = os.path.join(self.bed.run_dir, f"fleet-{name}-wants-help")
+        open(marker, "w").close()
+        inst = self.instance(name, **{
+            "check wants-fleet__type": "file_age", "check wants-fleet__path": marker,
+            "check wants-fleet__max_age": "1h", "check wants-fleet__interval": "1s", "check wants-fleet__timeout": "500ms",
+            "check wants-fleet__fail_after": "1", "check wants-fleet__action": "request",
+            "check wants-fleet__max_actions": "1", "check wants-fleet__verify_timeout": "2s", **kw})
+        return inst, marker
+
     def assertLeasesFree(self):  # noqa: N802 - unittest style
         held = {pk: holders for pk, holders in self.stack.lease_holders().items() if holders}
         self.assertEqual(held, {}, "every lease released")
+
+    def assertEscalated(self, inst: fleetbed.Instance, run: str, error: str) -> dict:  # noqa: N802
+        """The run failed with error, told a person, and released its leases."""
+        s = self.stack
+        self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "FAILED")
+        failed = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", inst.id)
+                  if e["detail"]["execution"] == run]
+        if not failed:
+            failed = [s.coordinator_events.wait("Fleet Remediation Failed", inst.id)]
+        self.assertEqual(failed[-1]["detail"]["error"], error)
+        alerts = [m for m in s.alert_messages() if inst.id in m and run in m]
+        self.assertEqual(len(alerts), 1, "one message for a person")
+        self.assertIn(error, alerts[0])
+        self.assertLeasesFree()
+        (audit,) = [r for r in s.audit(inst.id) if r["execution"] == run]
+        self.assertEqual((audit["outcome"], audit["error"]), ("failed", error))
+        return failed[-1]
 
 
 class LifecycleTest(FleetCase):
@@ -116,6 +190,11 @@ class CoordinatorTest(FleetCase):
         self.assertEqual(transitions[-4:], ["stopping", "stopped", "pending", "running"])
         self.assertEqual(a.state, "running")
         self.assertTrue(a.heald_running(), "heald came back with the instance")
+        # Each of its requests went out as heald sent it: the proxy once forwarded the body
+        # of the connection's SendTaskSuccess with the next request (EventBridge refused
+        # Agent Stopping, heald lingered, polling, and took the run-checks).
+        halting = a.heald_logs()[-2]
+        self.assertEqual(re.findall(r".*(?:refused|HTTP400|Stopping with).*", halting), [])
         verified = s.heald_events.wait("Command Verified", a.id)
         self.assertEqual(verified["detail"]["command_id"], ready["detail"]["command_id"])
         checks = [e for e in s.heald_events.matching("Command Succeeded", a.id)
@@ -143,6 +222,284 @@ class CoordinatorTest(FleetCase):
         log = a.heald.log_text()
         self.assertEqual([t for t in self.bed.task_tokens if t in log], [], "no task token logged")
         print(f"\n# example 1: alarm event -> verified stop/start {took:.1f} s", flush=True)
+
+
+class RefusalAndSilenceTest(FleetCase):
+    def test_heald_refuses_prepare_stop_escalates_and_nothing_stops(self):
+        """heald asks for help, then refuses the prepare-stop (not in its [commands] allow):
+        a person is told, the instance is never stopped, the leases are released."""
+        s = self.stack
+        a, marker = self.requesting("refuser", allow="ping, run-checks")
+        with s.sample_states(a) as ec2:
+            os.utime(marker, (time.time() - 7200, time.time() - 7200))
+            (run,) = self.run_of(lambda: None)
+        states = s.states_entered(run)
+        self.assertIn("Refused", states)
+        self.assertNotIn("Stop", states)
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        rejected = s.heald_events.wait("Command Rejected", a.id)
+        self.assertEqual(rejected["detail"]["reason"], "action-not-allowed")
+        failed = self.assertEscalated(a, run, "heald.Fleet.Refused")
+        self.assertEqual(failed["detail"]["trigger"], "heald")
+        self.assertIn("heald.Command.Rejected", failed["detail"]["cause"])
+
+    def test_silent_heald_on_system_status_failure_stop_start_goes_on(self):
+        """The host is broken (system status check) and heald says nothing: the heartbeat
+        runs out, the unanswered prepare-stop is taken back, the stop/start goes on, and the
+        heald that boots answers run-checks (and never sees the prepare-stop)."""
+        s = self.stack
+        a = self.instance("silent")
+        a.heald.stop()
+        (run,) = self.run_of(lambda: s.alarm(a, "system"))
+        states = s.states_entered(run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+        for step in ("Withdraw", "WithdrawOurs", "Stop", "Start", "RunChecks", "Verified"):
+            self.assertIn(step, states)
+        booted = a.heald_logs()[-1]
+        self.assertNotIn("prepare-stop", booted, "the withdrawn prepare-stop never reached the booted heald")
+        self.assertIn("run-checks", booted)
+        self.assertLeasesFree()
+        self.assertEqual([m for m in s.alert_messages() if a.id in m], [], "nothing for a person")
+
+    def test_silent_heald_after_its_own_request_escalates(self):
+        """heald asks for help and dies as it sends the request: its silence is a person's
+        to judge, so nothing is stopped."""
+        s = self.stack
+        a, marker = self.requesting("gone")
+        s.crash_on_request(a)
+        with s.sample_states(a) as ec2:
+            os.utime(marker, (time.time() - 7200, time.time() - 7200))
+            (run,) = self.run_of(lambda: None)
+        self.assertFalse(a.heald_running())
+        states = s.states_entered(run)
+        self.assertIn("Unanswered", states)
+        self.assertNotIn("Stop", states)
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        # Known limit (reported): when heald's last long poll was still open as it died, that
+        # poll took the prepare-stop; Withdraw cannot see it until heald's visibility timeout
+        # ends, and then it waits for heald's next start. Nothing is left visible now.
+        attrs = s.sqs.get_queue_attributes(QueueUrl=s.queue_url(a.id), AttributeNames=["All"])["Attributes"]
+        self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no prepare-stop left for heald's next start")
+        failed = self.assertEscalated(a, run, "heald.Fleet.Unanswered")
+        self.assertEqual(failed["detail"]["trigger"], "heald")
+
+
+class ConcurrencyTest(FleetCase):
+    def test_two_triggers_for_one_instance_make_one_run(self):
+        """The alarm and an operator at once: one execution does the work, the other one
+        starts nothing (no Started event, no command, no stop)."""
+        s = self.stack
+        a = self.instance("twice")
+
+        def both():
+            s.alarm(a, "system")
+            s.start_operator({"instance_id": a.id, "action": "stop-start", "reason": "kernel update"},
+                             name=f"ops-{a.id}")
+        runs = self.run_of(both, n=2)
+        entered = {run: s.states_entered(run) for run in runs}
+        (worker,) = [run for run in runs if "Stop" in entered[run]]
+        (other,) = [run for run in runs if run != worker]
+        self.assertEqual(s.sfn.describe_execution(executionArn=worker)["status"], "SUCCEEDED")
+        self.assertEqual(s.sfn.describe_execution(executionArn=other)["status"], "SUCCEEDED", entered[other])
+        self.assertEqual(entered[other][-1], "AlreadyRunning")
+        self.assertNotIn("Remediate", entered[other])
+        s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        self.assertEqual([e["detail"]["execution"] for e in s.coordinator_events.matching(
+            "Fleet Remediation Started", a.id)], [worker])
+        s.heald_events.wait("Command Verified", a.id)  # heald's last event of the run
+        received = [e["detail"]["action"] for e in s.heald_events.matching("Command Received", a.id)]
+        self.assertEqual(received.count("prepare-stop"), 1)
+        self.assertLeasesFree()
+
+    def test_max_concurrent_1_serialises_a_group(self):
+        """Both instances of a group alarm at once: with MaxConcurrent = 1 the second waits
+        for the first one's slot; EC2 never shows both away at once."""
+        s = self.stack
+        a, b = self.instance("web-a", group="web"), self.instance("web-b", group="web")
+        with s.sample_states(a, b) as ec2:
+            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
+        for run in runs:
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        away = {"stopping", "stopped", "pending"}
+        both = [x for x in ec2.samples if x[a.id] in away and x[b.id] in away]
+        self.assertEqual(both, [], [s.states_entered(run) for run in runs])
+        self.assertGreater(len([x for x in ec2.samples if x[a.id] in away]), 0, "a was stopped")
+        self.assertGreater(len([x for x in ec2.samples if x[b.id] in away]), 0, "b was stopped")
+        waited = [run for run in runs if "WaitForSlot" in s.states_entered(run)]
+        self.assertEqual(len(waited), 1, "the second run waited for the slot")
+        self.assertLeasesFree()
+
+
+class VerificationTest(FleetCase):
+    def test_verification_failure_after_the_start_fails_and_tells_a_person(self):
+        """heald's checks fail after the boot: run-checks answers verified = false, the run
+        fails (Fleet Remediation Failed) and a person is told; heald's own Command
+        Verification Failed for the prepare-stop goes to the topic too."""
+        s = self.stack
+        a = self.instance("unwell")
+        ready = threading.Event()
+
+        def break_on_stop():
+            s.heald_events.wait("Ready For Stop", a.id)
+            os.utime(a.marker, (time.time() - 7200, time.time() - 7200))  # the service breaks in the stop
+            ready.set()
+        t = threading.Thread(target=break_on_stop, daemon=True)
+        t.start()
+        (run,) = self.run_of(lambda: s.alarm(a, "system"))
+        t.join(timeout=5)
+        self.assertTrue(ready.is_set())
+        states = s.states_entered(run)
+        self.assertIn("Start", states)
+        self.assertIn("VerificationFailed", states)
+        checks = s.heald_events.wait("Command Succeeded", a.id)
+        self.assertEqual(checks["detail"]["action"], "run-checks")
+        self.assertIs(checks["detail"]["verified"], False)
+        s.heald_events.wait("Command Verification Failed", a.id)
+        self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
+
+
+class S3Test(FleetCase):
+    def test_public_bucket_is_blocked_exempt_bucket_is_reported(self):
+        """Example 2: AWS Config's compliance event for a public bucket (put on the bus as
+        Config sends it: moto's Config evaluates no managed rule) -> all four public access
+        block flags set and read back, S3 Public Access Blocked, SNS; a bucket with the
+        exemption tag is reported and left as it is."""
+        s = self.stack
+        s3 = self.bed.fleet.client("s3")
+        rule = s.resources["S3PublicReadRule"]
+        for bucket in ("fleet-public", "fleet-public-ok"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_tagging(Bucket="fleet-public-ok", Tagging={"TagSet": [{"Key": "heald:public-ok", "Value": "website"}]})
+        known = {e["executionArn"] for e in s.executions("S3")}
+        s.compliance_change("fleet-public", rule)
+        s.compliance_change("fleet-public-ok", rule)
+        s.compliance_change("fleet-public", rule, compliance="COMPLIANT")  # matches no rule
+        runs = s.wait_new_executions("S3", known, 2)
+        for run in runs:
+            self.assertEqual(s.wait_done(run)["status"], "SUCCEEDED", s.states_entered(run))
+        block = s3.get_public_access_block(Bucket="fleet-public")["PublicAccessBlockConfiguration"]
+        self.assertEqual(block, {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                 "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        with self.assertRaises(s3.exceptions.ClientError):
+            s3.get_public_access_block(Bucket="fleet-public-ok")
+        blocked = [e for e in s.coordinator_events.seen if e["detail-type"] == "S3 Public Access Blocked"] or \
+            [s.coordinator_events.wait("S3 Public Access Blocked")]
+        self.assertEqual((blocked[-1]["detail"]["bucket"], blocked[-1]["detail"]["verified"]), ("fleet-public", True))
+        exempt = s.coordinator_events.wait("S3 Public Bucket Exempt")
+        self.assertEqual(exempt["detail"]["bucket"], "fleet-public-ok")
+        alerts = s.alert_messages()
+        self.assertEqual(len([m for m in alerts if "fleet-public " in m and "now set" in m]), 1, alerts)
+        self.assertEqual(len([m for m in alerts if "fleet-public-ok" in m and "not changed" in m]), 1, alerts)
+        self.assertEqual(len(s.executions("S3")), len(known) + 2, "COMPLIANT starts nothing")
+        (audit,) = s.audit("s3://fleet-public")
+        self.assertEqual((audit["outcome"], audit["action"]), ("succeeded", "block-public-access"))
+
+
+class ShadowTest(FleetCase):
+    def test_shadow_mode_changes_nothing_and_says_what_it_would_do(self):
+        """ShadowMode=true (a second stack, whose fleet is heald:fleet=shadow): both alarms
+        -> Fleet Remediation Would Run (stop-start, reboot); no lease, no command in the
+        queue, no stop."""
+        shadow = fleetbed.shadow_stack()
+        a = self.instance("shadowed", stack=shadow)
+        with shadow.sample_states(a) as ec2:
+            runs = self.run_of(lambda: (shadow.alarm(a, "system"), shadow.alarm(a, "instance")), n=2, stack=shadow)
+        for run in runs:
+            states = shadow.states_entered(run)
+            self.assertEqual(shadow.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+            self.assertEqual(states[-1], "WouldRun")
+        self.wait_until(lambda: shadow.coordinator_events.poll() or len(
+            shadow.coordinator_events.matching("Fleet Remediation Would Run", a.id)) == 2, 15, "two Would Run events")
+        would = shadow.coordinator_events.matching("Fleet Remediation Would Run", a.id)
+        self.assertEqual(({e["detail"]["execution"] for e in would}, {e["detail"]["action"] for e in would},
+                          {e["detail"]["shadow_mode"] for e in would}), (set(runs), {"stop-start", "reboot"}, {True}))
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        attrs = shadow.sqs.get_queue_attributes(QueueUrl=shadow.queue_url(a.id), AttributeNames=["All"])["Attributes"]
+        self.assertEqual((attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]), ("0", "0"))
+        self.assertEqual(a.heald.event_lines("command-received"), [], "no command reached heald")
+        self.assertEqual(shadow.lease_holders(), {}, "no lease taken")
+        self.assertEqual(shadow.coordinator_events.matching("Fleet Remediation Started", a.id), [])
+
+
+def pattern_matches(pattern: dict, event: dict) -> bool:
+    """EventBridge's matching for what the stack's patterns use (exact values, prefix,
+    nesting, array fields): moto's TestEventPattern answers nothing, so the test matches."""
+    for key, want in pattern.items():
+        have = event.get(key)
+        if isinstance(want, dict):
+            if not isinstance(have, dict) or not pattern_matches(want, have):
+                return False
+            continue
+        values = have if isinstance(have, list) else [have]
+        if not any(value_matches(w, v) for w in want for v in values):
+            return False
+    return True
+
+
+def value_matches(want, value) -> bool:
+    if isinstance(want, dict):
+        (op, arg), = want.items()
+        assert op == "prefix", f"the matcher knows no {op!r}"
+        return isinstance(value, str) and value.startswith(arg)
+    return want == value
+
+
+def pattern_leaves(pattern: dict, path=()):
+    for key, want in pattern.items():
+        if isinstance(want, dict):
+            yield from pattern_leaves(want, path + (key,))
+        else:
+            yield path + (key,)
+
+
+def near_miss(event: dict, path: tuple) -> dict:
+    """event with the value at path one character off (first and last: a prefix and an
+    exact match both miss)."""
+    out = json.loads(json.dumps(event))
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    value = node[path[-1]]
+    node[path[-1]] = ["~" + v[1:-1] + "~" for v in value] if isinstance(value, list) else "~" + value[1:-1] + "~"
+    return out
+
+
+HEALD_SOURCE = fleetbed.HEALD_SOURCE
+
+
+class ZzRulesTest(FleetCase):
+    """Runs last (by name): reads the events the scenarios above produced."""
+
+    def test_every_rule_matches_real_events_and_rejects_near_misses(self):
+        s = self.stack
+        seen = s.seen_events() + fleetbed.shadow_stack().seen_events()
+        shadow_prefix = fleetbed.shadow_stack().name + "-"
+        rules = [r for r in s.events.list_rules()["Rules"]
+                 if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(shadow_prefix)]
+        self.assertEqual(len(rules), 6, [r["Name"] for r in rules])
+        unseen = []
+        for rule in rules:
+            pattern = json.loads(rule["EventPattern"])
+            for source in pattern["source"]:
+                for detail_type in pattern["detail-type"]:
+                    with self.subTest(rule=rule["Name"], detail_type=detail_type):
+                        real = [e for e in seen if e["source"] == source and e["detail-type"] == detail_type
+                                and pattern_matches(pattern, e)]
+                        if not real:
+                            if source == HEALD_SOURCE:
+                                self.assertTrue(os.path.exists(os.path.join(
+                                    awsbed.REPO, "agent", "schemas", harness.slug(detail_type) + ".json")),
+                                    f"{detail_type} is not an event heald emits")
+                                unseen.append(f"{detail_type} ({rule['Name']})")
+                                continue
+                            self.fail(f"no event of the run matches {rule['Name']} as {detail_type}")
+                        for path in pattern_leaves(pattern):
+                            miss = near_miss(real[0], path)
+                            self.assertFalse(pattern_matches(pattern, miss), f"{rule['Name']} takes {path} = "
+                                             f"{json.dumps(miss, default=str)[:200]}")
+        print(f"\n# rules: every pattern matched real events of the run and rejected a near miss on each "
+              f"field; not emitted in this run: {', '.join(unseen) or 'none'}", flush=True)
 
 
 class StaticTest(unittest.TestCase):
