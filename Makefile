@@ -70,7 +70,7 @@ $(BUILD)/sigv4-vector: $(BUILD)/obj/tests/tools/sigv4_vector.o $(BUILD)/libheald
 # "/* wrap: sym1 sym2 */", turned into -Wl,--wrap=sym.
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libheald-san.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $< $(BUILD)/libheald-san.a \
+	$(CC) $(SAN_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libheald-san.a \
 	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' $<)) \
 	  $(PKG_LIBS) -lcmocka
 comma := ,
