@@ -1,5 +1,5 @@
 # heald: build, test, package. `make` builds build/heald; `make check` runs every test;
-# `make demo` runs the local demo. Sources are found by wildcard: adding a module or a
+# `make demo` runs the local demo; `make soak` lives SOAK_MINUTES (default 15) of production life. Sources are found by wildcard: adding a module or a
 # test is adding a file.
 
 VERSION    := 0.1.0
@@ -35,7 +35,7 @@ FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/replay/%)
 
-.PHONY: all clean check unit fuzz demo bench deps deb rpm FORCE
+.PHONY: all clean check unit fuzz demo bench soak deps deb rpm FORCE
 all: $(BUILD)/heald $(BUILD)/sigv4-vector
 
 $(VERSION_H): FORCE
@@ -115,6 +115,14 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	tests/bench/run.sh
+
+# The soak test (tests/system/soak.py, root): the installed .deb in a container for SOAK_MINUTES
+# while a driver kills, reloads, cuts AWS off, fills the disk and sends commands; make check
+# runs a short form.
+SOAK_MINUTES ?= 15
+soak: deps
+	$(MAKE) all
+	python3 tests/system/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(BUILD)

@@ -143,6 +143,9 @@ suite "integration tests (build/heald against moto with IAM auth, IMDSv2 server,
         python3 tests/integration/run.py
 suite "system tests (heald in a real systemd, in a throwaway container)" system \
         python3 tests/system/run.py --logdir "$LOGDIR/system"
+# The soak's short form (make soak runs it for SOAK_MINUTES): about 2.5 minutes in all.
+suite "soak, short form (the .deb in a container for 1.5 minutes of kills, reloads, outages)" soak \
+        python3 tests/system/soak.py --minutes 1.5 --logdir "$LOGDIR/soak"
 
 section "packages: make deb/rpm, lintian, rpmlint, rpm -qp, cfn-lint, systemd-analyze security"
 # One check: a command whose output goes to its log; PASS, or FAIL with the log's tail.
