@@ -167,9 +167,12 @@ class Soak:
 
     # ---- the driver's actions ---------------------------------------------------------
     def kill_unit(self) -> None:
-        if self.c.show(WATCHED, "ActiveState") == "active":
-            self.c.systemctl("kill", "-s", "KILL", WATCHED)
-            self.unit_kills += 1
+        """kill -9 of the watched unit's main process, counted only if it was there to kill
+        (heald may be restarting it right now)."""
+        pid = self.c.show(WATCHED, "MainPID")
+        if self.c.show(WATCHED, "ActiveState") == "active" and pid not in ("", "0"):
+            if self.c.run(["kill", "-KILL", pid], check=False).returncode == 0:
+                self.unit_kills += 1
 
     def reload(self) -> None:
         cp = self.c.run(["systemctl", "reload", UNIT], check=False, timeout=30)
@@ -276,6 +279,10 @@ class Soak:
         last = None
         while time.monotonic() < deadline:
             self.collect()
+            state = self.c.show(UNIT, "ActiveState")
+            if state in ("failed", "inactive"):
+                self.notes.append(f"not settled: heald.service is {state}")
+                break
             cp = self.c.run(["heald", "status", "--json"], check=False, timeout=15)
             try:
                 last = (json.loads(cp.stdout)["outbox_depth"], self.queue.depth())
