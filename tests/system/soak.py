@@ -349,7 +349,8 @@ class Soak:
         for s in self.sent:
             cid, mid, kind = s["command_id"], s["message_id"], s["kind"]
             reasons = rejected.get(mid, [])
-            where = f"{kind} {cid} (t={s['t']}s)"
+            first_sent = next(x["t"] for x in self.sent if x["command_id"] == cid)
+            where = f"{kind} {cid} (t={first_sent}s)"
             if kind in want_rejection:
                 if reasons != [want_rejection[kind]]:
                     problems[mid] = f"{where}: rejections {reasons}, want ['{want_rejection[kind]}']"
