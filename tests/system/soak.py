@@ -349,8 +349,11 @@ class Soak:
         for s in self.sent:
             cid, mid, kind = s["command_id"], s["message_id"], s["kind"]
             reasons = rejected.get(mid, [])
-            first_sent = next(x["t"] for x in self.sent if x["command_id"] == cid)
-            where = f"{kind} {cid} (t={first_sent}s)"
+            # A duplicate's two messages are one problem: named by the first one's time.
+            sent_at = s["t"]
+            if kind == "duplicate":
+                sent_at = next(x["t"] for x in self.sent if x["command_id"] == cid)
+            where = f"{kind} {cid} (t={sent_at}s)"
             if kind in want_rejection:
                 if reasons != [want_rejection[kind]]:
                     problems[mid] = f"{where}: rejections {reasons}, want ['{want_rejection[kind]}']"
