@@ -1,5 +1,5 @@
 # heald: build, test, package. `make` builds build/heald; `make check` runs every test;
-# `make demo` runs the local demo. Sources are found by wildcard: adding a module or a
+# `make demo` runs the local demo; `make soak` lives SOAK_MINUTES (default 15) of production life. Sources are found by wildcard: adding a module or a
 # test is adding a file.
 
 VERSION    := 0.1.0
@@ -65,7 +65,7 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/replay/%)
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 TESTLIB_SAN  := $(BUILD)/libheald-test-san.a
 
-.PHONY: all clean check unit replay fuzz demo bench deps deb rpm system-arm64 FORCE
+.PHONY: all clean check unit replay fuzz demo bench soak deps deb rpm system-arm64 FORCE
 all: $(BUILD)/heald $(BUILD)/sigv4-vector
 
 $(VERSION_H): FORCE
@@ -105,7 +105,7 @@ $(BUILD)/sigv4-vector: $(BUILD)/obj/tests/tools/sigv4_vector.o $(BUILD)/obj/test
 # "/* wrap: sym1 sym2 */", turned into -Wl,--wrap=sym.
 $(BUILD)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(TESTLIB_SAN) $(BUILD)/libheald-san.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $< $(TESTLIB_SAN) $(BUILD)/libheald-san.a \
+	$(CC) $(SAN_CFLAGS) -MMD -MP -o $@ $< $(TESTLIB_SAN) $(BUILD)/libheald-san.a \
 	  $(addprefix -Wl$(comma)--wrap=,$(shell sed -n '1s|^/\* wrap: \(.*\) \*/|\1|p' $<)) \
 	  $(PKG_LIBS) -lcmocka
 
@@ -167,6 +167,14 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	tests/bench/run.sh
+
+# The soak test (tests/system/soak.py, root): the installed .deb in a container for SOAK_MINUTES
+# while a driver kills, reloads, cuts AWS off, fills the disk and sends commands; make check
+# runs a short form.
+SOAK_MINUTES ?= 15
+soak: deps
+	$(MAKE) all
+	python3 tests/system/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(BUILD)
