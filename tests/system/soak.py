@@ -34,12 +34,9 @@ import sys
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-sys.path.insert(0, HERE)
-
-import container  # noqa: E402
-from container import Container, ContainerError  # noqa: E402
+import container  # puts tests/lib on the path
+import testlib
+from container import Container, ContainerError
 
 UNIT = "heald.service"
 CONFIG = "/etc/heald/heald.ini"
@@ -438,7 +435,7 @@ def run(minutes: float, watchdog_sec: int) -> list[tuple[bool, str]]:
     if not os.access(os.path.join(container.BUILD_DIR, "heald"), os.X_OK):
         raise unittest.SkipTest("build/heald is not built (make)")
     try:
-        import harness
+        harness = testlib.import_bed()
     except ImportError as e:
         raise unittest.SkipTest(f"the integration bed cannot run: {e}") from None
     deb = build_deb()
