@@ -187,7 +187,7 @@ static void runtime_rejudge(CheckRuntime *c);
 
 static void action_done(CheckRuntime *c, bool ok, const char *what) {
         PolicyConfig pc = policy_config(c->config);
-        snprintf(c->last_action_result, sizeof c->last_action_result, "%s", what);
+        bsprintf(c->last_action_result, "%s", what);
         unsigned out = policy_on_action_done(&c->policy, &pc, ok, now_usec(CLOCK_REALTIME));
         if (out & POLICY_REMEDIATION_FAILED) {
                 log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
@@ -201,10 +201,10 @@ static void on_action_job(const char *unit, const char *result, int error, const
         char what[256];
         c->action_job = false;
         if (!result)
-                snprintf(what, sizeof what, "systemd refused %s %s: %s", check_action_to_string(c->config->action), unit,
+                bsprintf(what, "systemd refused %s %s: %s", check_action_to_string(c->config->action), unit,
                          message ? message : strerror(-error));
         else
-                snprintf(what, sizeof what, "job %s", result);
+                bsprintf(what, "job %s", result);
         action_done(c, result && strcmp(result, "done") == 0, what);
 }
 
@@ -213,13 +213,13 @@ static void on_action_exec(int error, const SpawnResult *r, void *userdata) {
         char what[256];
         c->action_exec = NULL;
         if (error < 0)
-                snprintf(what, sizeof what, "cannot run %s: %s", c->config->action_command[0], strerror(-error));
+                bsprintf(what, "cannot run %s: %s", c->config->action_command[0], strerror(-error));
         else if (r->timed_out)
-                snprintf(what, sizeof what, "%s timed out", c->config->action_command[0]);
+                bsprintf(what, "%s timed out", c->config->action_command[0]);
         else if (!r->exited)
-                snprintf(what, sizeof what, "%s killed by signal %d", c->config->action_command[0], r->signal);
+                bsprintf(what, "%s killed by signal %d", c->config->action_command[0], r->signal);
         else
-                snprintf(what, sizeof what, "%s exit status %d", c->config->action_command[0], r->exit_status);
+                bsprintf(what, "%s exit status %d", c->config->action_command[0], r->exit_status);
         action_done(c, error >= 0 && r->exited && r->exit_status == 0, what);
 }
 
@@ -229,7 +229,7 @@ static void action_start(CheckRuntime *c) {
         RemedyOperation op = remedy_operation_of_action(cc->action);
         int r = 0;
 
-        snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
+        bsprintf(c->last_action, "%s", check_action_to_string(cc->action));
         c->last_action_at = now_usec(CLOCK_REALTIME);
         log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
                   m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
@@ -237,11 +237,11 @@ static void action_start(CheckRuntime *c) {
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
 
         if (m->ctx.dry_run) {
-                snprintf(c->last_action_result, sizeof c->last_action_result, "dry run: not taken");
+                bsprintf(c->last_action_result, "dry run: not taken");
                 policy_on_action_skipped(&c->policy);
                 return;
         }
-        snprintf(c->last_action_result, sizeof c->last_action_result, "running");
+        bsprintf(c->last_action_result, "running");
         if (op >= 0) {
                 r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
@@ -252,7 +252,7 @@ static void action_start(CheckRuntime *c) {
                 return action_done(c, true, "requested from the fleet");
         if (r < 0) {
                 char what[256];
-                snprintf(what, sizeof what, "cannot start: %s", r == -ENOTCONN ? "no system bus" : strerror(-r));
+                bsprintf(what, "cannot start: %s", r == -ENOTCONN ? "no system bus" : strerror(-r));
                 action_done(c, false, what);
         }
 }
@@ -265,11 +265,11 @@ static int on_verify_timeout(sd_event_source *s _unused_, uint64_t usec _unused_
         unsigned out = policy_on_verify_timeout(&c->policy, &pc, now_usec(CLOCK_REALTIME));
         if (out & POLICY_REMEDIATION_FAILED) {
                 char what[128];
-                snprintf(what, sizeof what, "not healthy within verify_timeout (%llu s) after the action",
+                bsprintf(what, "not healthy within verify_timeout (%llu s) after the action",
                          (unsigned long long) (c->config->verify_timeout / USEC_PER_SEC));
                 log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
                 emit_remediation(c, "Remediation Failed", what);
-                snprintf(c->last_action_result, sizeof c->last_action_result, "%s", what);
+                bsprintf(c->last_action_result, "%s", what);
         }
         /* Still failing: judge again so the budget decides about another attempt. */
         runtime_rejudge(c);
@@ -296,14 +296,14 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         if (out & POLICY_REMEDIATION_SUCCEEDED) {
                 log_event(LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
                           c->last.observed);
-                snprintf(c->last_action_result, sizeof c->last_action_result, "verified");
+                bsprintf(c->last_action_result, "verified");
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
                 emit_remediation(c, "Remediation Succeeded", NULL);
         }
         if (out & POLICY_ESCALATE) {
                 char why[256];
-                snprintf(why, sizeof why, "%u actions within %llu s did not fix it; a person or the fleet must act "
-                                          "(then: heald reset %s)",
+                bsprintf(why, "%u actions within %llu s did not fix it; a person or the fleet must act "
+                              "(then: heald reset %s)",
                          c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
                          c->config->name);
                 bool dry_run = m->ctx.dry_run;
@@ -378,9 +378,9 @@ static void on_journal_match(const char *message, size_t len, void *userdata) {
         CheckResult res = { .healthy = false };
         char escaped[CHECK_OUTPUT_MAX];
         codec_escape_copy(escaped, sizeof escaped, message, len);
-        snprintf(res.observed, sizeof res.observed, "matching journal entry");
-        snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
-        snprintf(res.message, sizeof res.message, "%.200s", escaped);
+        bsprintf(res.observed, "matching journal entry");
+        bsprintf(res.threshold, "no entry matching the pattern");
+        bsprintf(res.message, "%.200s", escaped);
         res.output = escaped;
         runtime_result(c, &res);
         /* Healthy again after a quiet interval. */
@@ -412,8 +412,8 @@ static void run_probe(CheckRuntime *c) {
         r = ops->start(c->config, &ctx, on_probe_done, c, &c->probe);
         if (r < 0) {
                 res = (CheckResult) { .healthy = false };
-                snprintf(res.observed, sizeof res.observed, "not run");
-                snprintf(res.message, sizeof res.message, "cannot start the probe: %s", strerror(-r));
+                bsprintf(res.observed, "not run");
+                bsprintf(res.message, "cannot start the probe: %s", strerror(-r));
                 on_probe_done(&res, c);
         }
 }
@@ -454,8 +454,8 @@ static int unit_start(CheckRuntime *c) {
         Monitor *m = c->monitor;
         if (!m->ctx.units) {
                 CheckResult res = { .healthy = false };
-                snprintf(res.observed, sizeof res.observed, "no system bus");
-                snprintf(res.message, sizeof res.message, "cannot watch %s: the system bus is unavailable",
+                bsprintf(res.observed, "no system bus");
+                bsprintf(res.message, "cannot watch %s: the system bus is unavailable",
                          c->config->unit);
                 runtime_result(c, &res);
                 return 0;
@@ -488,10 +488,10 @@ static void journal_stop(CheckRuntime *c) {
 
 static void journal_on_timer(CheckRuntime *c) {
         CheckResult res = { .healthy = true };
-        snprintf(res.observed, sizeof res.observed, "no matching entry for %llu s",
+        bsprintf(res.observed, "no matching entry for %llu s",
                  (unsigned long long) (c->config->interval / USEC_PER_SEC));
-        snprintf(res.threshold, sizeof res.threshold, "no entry matching the pattern");
-        snprintf(res.message, sizeof res.message, "quiet");
+        bsprintf(res.threshold, "no entry matching the pattern");
+        bsprintf(res.message, "quiet");
         runtime_result(c, &res);
         if (c->policy.health == POLICY_HEALTH_FAILED)
                 schedule(c, c->config->interval);
@@ -507,8 +507,8 @@ static void journal_verify_begin(CheckRuntime *c) {
                 verify_observe(c->monitor, c, c->last.healthy);
         else {
                 CheckResult quiet = { .healthy = true };
-                snprintf(quiet.observed, sizeof quiet.observed, "no matching entry");
-                snprintf(quiet.message, sizeof quiet.message, "quiet");
+                bsprintf(quiet.observed, "no matching entry");
+                bsprintf(quiet.message, "quiet");
                 runtime_result(c, &quiet);
         }
 }
