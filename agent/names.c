@@ -12,6 +12,10 @@ bool unit_name_is_valid(const char *s, bool glob) {
                                                 ".path",    ".swap",   ".slice",  ".device", ".scope" };
         size_t n = strlen(s);
 
+        /* A leading '-' is refused (it would read as an option on a command line), except in
+         * systemd's own names for the root mount and the root slice. */
+        if (strcmp(s, "-.mount") == 0 || strcmp(s, "-.slice") == 0)
+                return true;
         if (n > UNIT_NAME_MAX || s[0] == '-' || s[0] == '.' ||
             s[strspn(s, glob ? LETTERS_DIGITS ":_.\\@-*?[]!" : LETTERS_DIGITS ":_.\\@-")])
                 return false;

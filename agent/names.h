@@ -9,7 +9,8 @@
 
 /* "NAME.TYPE" as systemd spells a unit: at most UNIT_NAME_MAX letters, digits and ":-_.\@",
  * a known type suffix (.service, .socket, .timer, ...) after a non-empty name, never starting
- * with '-' or '.' (so never taken for an option). glob: fnmatch's "*?[]!" are allowed too, for
+ * with '-' or '.' (so never taken for an option), except systemd's root mount and root slice
+ * "-.mount" and "-.slice". glob: fnmatch's "*?[]!" are allowed too, for
  * the patterns of [commands] units. */
 bool unit_name_is_valid(const char *s, bool glob);
 

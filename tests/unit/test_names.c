@@ -12,9 +12,10 @@
 static void test_unit_names(void **state) {
         (void) state;
         static const char *const valid[] = { "nginx.service", "app@1.service", "dev-sda1.device", "a.timer",
-                                             "sys-fs-fuse-connections.mount", "x\\x2d.slice" };
+                                             "sys-fs-fuse-connections.mount", "x\\x2d.slice", "-.mount", "-.slice" };
         static const char *const invalid[] = { "",           "nginx",      "nginx.bogus", ".service", "-x.service",
-                                               ".x.service", "a b.service", "a/b.service", "a*.service" };
+                                               ".x.service", "a b.service", "a/b.service", "a*.service",
+                                               "-.service",  "-.mount.mount", "--.mount", "-x.slice" };
         for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
                 assert_true(unit_name_is_valid(valid[i], false));
                 assert_true(unit_name_is_valid(valid[i], true));
