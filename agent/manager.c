@@ -477,6 +477,9 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
         log_event(LOG_INFO, "stopping", "Received %s; stopping", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: sending what is in flight");
         m->heartbeat_timer = sd_event_source_disable_unref(m->heartbeat_timer);
+        /* A command taken now would never run: heald exits once the outbox is sent. */
+        if (m->channel)
+                channel_stop_receiving(m->channel);
 
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddStringToObject(d, "reason", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT") ||

@@ -57,6 +57,7 @@ struct Channel {
         sd_event_source *poll_timer;
         unsigned poll_failures;
         char last_poll_error[128];
+        bool receiving_stopped;  /* heald is stopping, or this instance is ready to stop */
         Job *jobs;               /* FIFO; the head runs */
         Job *waiting;            /* redeliveries of pending commands: answered when those are verified */
         Verify *boot_verify;
@@ -155,6 +156,13 @@ static void message_delete(Channel *c, const char *receipt_handle) {
         _cleanup_free_ char *body = NULL;
         if (c->queue_url && sqs_delete_body(c->queue_url, receipt_handle, &body) >= 0)
                 side_call(c, "sqs", SQS_TARGET_DELETE_MESSAGE, SQS_CONTENT_TYPE, body, "DeleteMessage");
+}
+
+/* visibility_s 0 gives the message back to the queue at once. */
+static void message_set_visibility(Channel *c, const char *receipt_handle, unsigned visibility_s) {
+        _cleanup_free_ char *body = NULL;
+        if (c->queue_url && sqs_change_visibility_body(c->queue_url, receipt_handle, visibility_s, &body) >= 0)
+                side_call(c, "sqs", SQS_TARGET_CHANGE_VISIBILITY, SQS_CONTENT_TYPE, body, "ChangeMessageVisibility");
 }
 
 /* The task token is a bearer secret: its request body is wiped after use. */
@@ -269,10 +277,7 @@ static void job_give_back(Job *j, const char *why) {
 static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
         Channel *c = j->commands;
-        unsigned vis = (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC);
-        _cleanup_free_ char *body = NULL;
-        if (c->queue_url && sqs_change_visibility_body(c->queue_url, j->receipt_handle, vis, &body) >= 0)
-                side_call(c, "sqs", SQS_TARGET_CHANGE_VISIBILITY, SQS_CONTENT_TYPE, body, "ChangeMessageVisibility");
+        message_set_visibility(c, j->receipt_handle, (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC));
         (void) sd_event_source_set_time(s, usec + c->config->sqs_visibility_timeout / 2);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -391,6 +396,7 @@ static void on_verified(bool healthy, cJSON *results, void *userdata) {
 }
 
 static int on_flush_wait(sd_event_source *s, uint64_t usec, void *userdata);
+static void receiving_stop(Channel *c);
 
 static void job_prepare_stop_done(Job *j) {
         Channel *c = j->commands;
@@ -402,6 +408,9 @@ static void job_prepare_stop_done(Job *j) {
                 cJSON_Delete(d);
                 d = NULL;
         }
+        /* A command taken after this one would never run: the instance is about to stop. */
+        log_info("Ready for stop: no more commands are taken until heald starts again");
+        receiving_stop(c);
         job_finish(j, "Ready For Stop", d);
 }
 
@@ -867,8 +876,29 @@ static int on_poll_timer(sd_event_source *s _unused_, uint64_t usec _unused_, vo
 }
 
 static void poll_schedule(Channel *c, usec_t delay) {
+        if (c->receiving_stopped)
+                return;
         (void) sd_event_source_set_time_relative(c->poll_timer, delay);
         (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ONESHOT);
+}
+
+/* Take no more messages. A long poll in flight is cancelled (SQS may still hand a message to
+ * it: that one comes back after its visibility timeout). The commands taken and not yet begun
+ * go back to the queue at once, for heald's next start; the one running goes on. */
+static void receiving_stop(Channel *c) {
+        c->receiving_stopped = true;
+        (void) sd_event_source_set_enabled(c->poll_timer, SD_EVENT_OFF);
+        if (c->poll) {
+                aws_call_cancel(c->poll);
+                c->poll = NULL;
+        }
+        for (Job **p = &c->jobs; *p;)
+                if ((*p)->running)
+                        p = &(*p)->next;
+                else {
+                        message_set_visibility(c, (*p)->receipt_handle, 0);
+                        job_free(*p); /* unlinks it: *p is the next one */
+                }
 }
 
 /* ---- after a reboot or a stop/start: verify what the journal holds ---- */
@@ -1057,6 +1087,10 @@ int channel_start(Channel *c, const char *region, const char *instance_id, const
         }
         poll_schedule(c, 0);
         return 0;
+}
+
+void channel_stop_receiving(Channel *c) {
+        receiving_stop(c);
 }
 
 void channel_outbox_drained(Channel *c) {

@@ -39,6 +39,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Channel *, channel_free);
 int channel_start(Channel *c, const char *region, const char *instance_id, const char *account_id);
 /* After a reload (the queue URL is re-resolved at the next poll). */
 void channel_set_config(Channel *c, const Config *config);
+/* heald is stopping: no more ReceiveMessage (a prepare-stop's Ready For Stop does the same by
+ * itself). Commands received and not yet begun are given back to the queue at once; the one
+ * running goes on. */
+void channel_stop_receiving(Channel *c);
 /* The publisher has sent everything (nothing in flight, the outbox empty): a prepare-stop
  * waiting for that goes on. Safe to call at any time; it acts from the loop, not inside. */
 void channel_outbox_drained(Channel *c);

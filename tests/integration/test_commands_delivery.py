@@ -1,7 +1,9 @@
 """test_commands_delivery.py: the command channel when delivery goes wrong: redeliveries and
 duplicates (run once, reported again), visibility heartbeats, AWS down mid-command, a queue
-that does not exist, the idle poll rate, the redrive to the DLQ, and prepare-stop verified
-after a restart."""
+that does not exist, the idle poll rate, the redrive to the DLQ, prepare-stop verified
+after a restart, and no message taken once heald stops or is ready to stop."""
+import re
+import signal
 import threading
 import time
 
@@ -210,4 +212,48 @@ class PrepareStopTest(CommandCase):
         self.assertQueueEmpty()
         self.assertEqual(agent.event_lines("command-received"), [], "not run again")
         self.assertNoEvents(agent, "Command Received", "Ready For Stop")
+        self.assertEqual(agent.stop(), 0)
+
+
+class NoMessageTakenWhenStoppingTest(CommandCase):
+    """Once heald is stopping (SIGTERM, the outbox still to send) or has reported Ready For
+    Stop, it takes no more messages: a command taken then would never run and would come back
+    only after its visibility timeout. wait_time 0: heald's polls are short, so no long poll
+    of its is left waiting in SQS to take the message."""
+
+    def assertNotTaken(self, agent, cmd):  # noqa: N802 - unittest style
+        self.assertEqual(self.queue.depth(), (1, 0), "the command is still visible in the queue")
+        self.assertEqual(agent.log_lines(re.escape(cmd["command_id"])), [], "heald never saw it")
+
+    def test_no_message_taken_while_stopping(self):
+        agent = self.start_polling(self.command_agent(wait_time="0"))
+        self.wait_until(lambda: self.proxy_calls("ReceiveMessage"), 10, "heald's first poll")
+        # The outbox cannot be sent: heald waits out its whole stop deadline (2 s).
+        self.bed.fail_target("PutEvents", 1000)
+        mark = agent.mark()
+        agent.proc.send_signal(signal.SIGTERM)
+        agent.wait_for_event_log("stopping", since=mark)
+        time.sleep(0.3)  # a ReceiveMessage in flight at the signal has had its answer
+        ping = awsbed.new_command("ping")
+        self.queue.send(ping)
+        # Not agent.stop(): a second SIGTERM would end the wait at once.
+        self.assertEqual(agent.proc.wait(timeout=10), 0)
+        self.assertNotTaken(agent, ping)
+
+    def test_no_message_taken_after_ready_for_stop(self):
+        agent = self.start_polling(self.command_agent(wait_time="0", allow="ping, prepare-stop"))
+        self.queue.send(awsbed.new_command("prepare-stop", reason="scale-in"))
+        self.one(agent, "Ready For Stop")
+        self.assertQueueEmpty()
+        agent.wait_for_log(r"Ready for stop: no more commands are taken")
+        ping = awsbed.new_command("ping")
+        self.queue.send(ping)
+        time.sleep(3)  # three polls' time
+        self.assertNotTaken(agent, ping)
+        self.assertEqual(agent.stop(), 0)
+
+        agent.start()  # the next start takes commands again
+        done = self.one(agent, "Command Succeeded", timeout=20)
+        self.assertEqual(done["command_id"], ping["command_id"])
+        self.assertQueueEmpty()
         self.assertEqual(agent.stop(), 0)
