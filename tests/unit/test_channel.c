@@ -1,0 +1,351 @@
+/* wrap: aws_call_start aws_call_cancel */
+/* test_channel.c: the command channel through its public API on a real sd-event loop, with
+ * AWS replaced at the aws_call_start()/aws_call_cancel() seam: the test answers each call
+ * from an sd-event defer source, as the HTTP layer would from the loop. A received message
+ * becomes a job and its message is deleted; a rejection is reported and deleted; a
+ * redelivery is answered from the journal; after Ready For Stop and after
+ * channel_stop_receiving() no ReceiveMessage follows. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "aws/client.h"
+#include "aws/sqs.h"
+#include "commands/channel.h"
+#include "config.h"
+#include "events/outbox.h"
+#include "../lib/temp_dir.h"
+
+#define MAX_CALLS 64
+#define MAX_EVENTS 16
+#define RECEIVE SQS_TARGET_RECEIVE_MESSAGE
+
+/* One call the channel started: what it asked, and the answer the test gives. */
+typedef struct FakeCall {
+        char target[64];
+        char *body;
+        aws_done_fn done;
+        void *userdata;
+        bool cancelled, answered;
+        int error; /* a transport failure, as http.c reports one */
+        long status;
+        char *answer;
+} FakeCall;
+
+typedef struct Run {
+        TempDir *dir;
+        sd_event *event;
+        Outbox *outbox;
+        Config *config;
+        FakeCall calls[MAX_CALLS];
+        size_t n_calls;
+        char *types[MAX_EVENTS];
+        cJSON *details[MAX_EVENTS];
+        size_t n_events;
+} Run;
+
+static Run *current; /* the seam has no userdata of the test's */
+
+int __wrap_aws_call_start(AwsClient *c, const AwsCallSpec *spec, aws_done_fn done, void *userdata, AwsCall **ret);
+void __wrap_aws_call_cancel(AwsCall *call);
+
+int __wrap_aws_call_start(AwsClient *c _unused_, const AwsCallSpec *spec, aws_done_fn done, void *userdata,
+                          AwsCall **ret) {
+        assert_true(current->n_calls < MAX_CALLS);
+        FakeCall *f = &current->calls[current->n_calls++];
+        snprintf(f->target, sizeof f->target, "%s", spec->target);
+        f->body = strndup(spec->body, spec->body_len);
+        f->done = done;
+        f->userdata = userdata;
+        if (ret)
+                *ret = (AwsCall *) f;
+        return 0;
+}
+
+void __wrap_aws_call_cancel(AwsCall *call) {
+        ((FakeCall *) call)->cancelled = true;
+}
+
+static int on_answer(sd_event_source *s _unused_, void *userdata) {
+        FakeCall *f = userdata;
+        AwsResult res = { .error = f->error, .transport_message = "injected", .status = f->status, .body = f->answer,
+                          .body_len = strlen(f->answer) };
+        f->answered = true;
+        f->done(&res, f->userdata);
+        return 0;
+}
+
+/* The answer arrives from the loop, never inside the test's own call. */
+static void answer(Run *run, FakeCall *f, int error, long status, const char *body) {
+        f->error = error;
+        f->status = status;
+        f->answer = strdup(body);
+        assert_int_equal(sd_event_add_defer(run->event, NULL, on_answer, f), 0);
+}
+
+static size_t count_calls(const Run *run, const char *target) {
+        size_t n = 0;
+        for (size_t i = 0; i < run->n_calls; i++)
+                n += strcmp(run->calls[i].target, target) == 0;
+        return n;
+}
+
+static FakeCall *open_call(Run *run, const char *target) {
+        for (size_t i = 0; i < run->n_calls; i++) {
+                FakeCall *f = &run->calls[i];
+                if (strcmp(f->target, target) == 0 && !f->answered && !f->cancelled && !f->answer)
+                        return f;
+        }
+        return NULL;
+}
+
+/* Runs the loop until the channel has a call to target open (or fails after 5 s). */
+static FakeCall *wait_call(Run *run, const char *target) {
+        for (unsigned i = 0; i < 50; i++) {
+                FakeCall *f = open_call(run, target);
+                if (f)
+                        return f;
+                assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
+        }
+        fail_msg("no %s call", target);
+        return NULL;
+}
+
+static void run_for(Run *run, usec_t duration) {
+        usec_t end = now_usec(CLOCK_MONOTONIC) + duration;
+        while (now_usec(CLOCK_MONOTONIC) < end)
+                assert_true(sd_event_run(run->event, 50 * USEC_PER_MSEC) >= 0);
+}
+
+static int record_event(void *userdata, const char *detail_type, cJSON *detail) {
+        Run *run = userdata;
+        if (run->n_events == MAX_EVENTS) {
+                cJSON_Delete(detail);
+                return -ENOBUFS;
+        }
+        run->types[run->n_events] = strdup(detail_type);
+        run->details[run->n_events++] = detail;
+        return 0;
+}
+
+static size_t count_events(const Run *run, const char *detail_type) {
+        size_t n = 0;
+        for (size_t i = 0; i < run->n_events; i++)
+                n += streq_ptr(run->types[i], detail_type);
+        return n;
+}
+
+static const cJSON *last_event(const Run *run, const char *detail_type) {
+        for (size_t i = run->n_events; i > 0; i--)
+                if (streq_ptr(run->types[i - 1], detail_type))
+                        return run->details[i - 1];
+        return NULL;
+}
+
+static void iso8601(time_t t, char buf[static 32]) {
+        struct tm tm;
+        strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+}
+
+#define COMMAND_SIZE 256
+
+/* A command as the fleet sends it, valid for five minutes. */
+static const char *command(const char *command_id, const char *action, char buf[static COMMAND_SIZE]) {
+        char issued[32], expires[32];
+        iso8601(time(NULL), issued);
+        iso8601(time(NULL) + 300, expires);
+        assert_int_equal(format_bounded(buf, COMMAND_SIZE,
+                                        "{\"command_id\":\"%s\",\"action\":\"%s\",\"instance_id\":\"i-0123456789abcdef0\","
+                                        "\"issued_at\":\"%s\",\"expires_at\":\"%s\"}",
+                                        command_id, action, issued, expires),
+                         0);
+        return buf;
+}
+
+/* A ReceiveMessage answer with one message; md5_ok false sends a wrong MD5OfBody. Caller frees. */
+static char *receive_answer(const char *message_id, const char *body, bool md5_ok) {
+        unsigned char md5[EVP_MAX_MD_SIZE];
+        unsigned md5_len = 0;
+        char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
+        assert_true(EVP_Digest(body, strlen(body), md5, &md5_len, EVP_md5(), NULL));
+        for (unsigned i = 0; i < md5_len; i++)
+                snprintf(hex + 2 * i, 3, "%02x", md5[i] ^ (md5_ok ? 0 : 0xff));
+        cJSON *msg = cJSON_CreateObject(), *attributes = cJSON_AddObjectToObject(msg, "Attributes");
+        cJSON_AddStringToObject(msg, "MessageId", message_id);
+        cJSON_AddStringToObject(msg, "ReceiptHandle", message_id); /* one handle per message is enough here */
+        cJSON_AddStringToObject(msg, "MD5OfBody", hex);
+        cJSON_AddStringToObject(msg, "Body", body);
+        cJSON_AddStringToObject(attributes, "ApproximateReceiveCount", "1");
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "Messages"), msg);
+        char *text = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        assert_non_null(text);
+        return text;
+}
+
+/* The next ReceiveMessage brings this one message. */
+static void deliver(Run *run, const char *message_id, const char *body, bool md5_ok) {
+        _cleanup_free_ char *text = receive_answer(message_id, body, md5_ok);
+        answer(run, wait_call(run, RECEIVE), 0, 200, text);
+}
+
+static bool deleted(const Run *run, const char *receipt_handle) {
+        for (size_t i = 0; i < run->n_calls; i++)
+                if (strcmp(run->calls[i].target, SQS_TARGET_DELETE_MESSAGE) == 0 && strstr(run->calls[i].body, receipt_handle))
+                        return true;
+        return false;
+}
+
+static int setup(void **state) {
+        Run *run = calloc(1, sizeof *run);
+        assert_non_null(run);
+        assert_int_equal(temp_dir_new("test_channel", NULL, &run->dir), 0);
+        assert_int_equal(sd_event_new(&run->event), 0);
+        assert_int_equal(outbox_open(run->dir->path, 1 << 20, &run->outbox, NULL), 0);
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "[agent]\nstate_dir = %s\n"
+                 "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\nwait_time = 1s\n"
+                 "[commands]\nallow = ping, prepare-stop\n",
+                 run->dir->path);
+        _cleanup_free_ char *error = NULL;
+        int r = config_load_string(text, "heald.ini", &run->config, &error);
+        if (r < 0)
+                fail_msg("config: %s", error ? error : strerror(-r));
+        current = run;
+        *state = run;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Run *run = *state;
+        for (size_t i = 0; i < run->n_events; i++) {
+                free(run->types[i]);
+                cJSON_Delete(run->details[i]);
+        }
+        for (size_t i = 0; i < run->n_calls; i++) {
+                free(run->calls[i].body);
+                free(run->calls[i].answer);
+        }
+        config_free(run->config);
+        outbox_free(run->outbox);
+        sd_event_unref(run->event);
+        temp_dir_free(run->dir);
+        free(run);
+        current = NULL;
+        return 0;
+}
+
+static Channel *start_channel(Run *run) {
+        ChannelContext ctx = {
+                .event = run->event,
+                .outbox = run->outbox,
+                .state_dir = run->dir->path,
+                .boot_id = "boot-1",
+                .boot_marker = "marker-1",
+                .emit = record_event,
+                .userdata = run,
+        };
+        Channel *c = NULL;
+        assert_int_equal(channel_new(&ctx, run->config, &c), 0);
+        assert_int_equal(channel_start(c, "us-east-1", "i-0123456789abcdef0", "123456789012"), 0);
+        return c;
+}
+
+static void test_message_becomes_job_and_redelivery_is_answered_from_the_journal(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+        const char *ping = command("cmd-ping-1", "ping", buf);
+
+        deliver(run, "m-1", ping, true);
+        wait_call(run, RECEIVE); /* the job is done: polling again */
+        assert_int_equal(count_events(run, "Command Received"), 1);
+        assert_int_equal(count_events(run, "Command Succeeded"), 1);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(last_event(run, "Command Succeeded"), "command_id")),
+                            "cmd-ping-1");
+        assert_true(deleted(run, "m-1"));
+
+        /* The same command again (a lost DeleteMessage): reported again, not run again. */
+        deliver(run, "m-2", ping, true);
+        wait_call(run, RECEIVE);
+        assert_int_equal(count_events(run, "Command Received"), 1);
+        assert_int_equal(count_events(run, "Command Succeeded"), 2);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(last_event(run, "Command Succeeded"), "redelivered")));
+        assert_true(deleted(run, "m-2"));
+}
+
+static void test_rejection_is_reported_and_deleted(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[2][COMMAND_SIZE];
+        const char *ping = command("cmd-ping-2", "ping", buf[0]);
+        const char *reboot = command("cmd-reboot", "reboot", buf[1]);
+
+        deliver(run, "m-corrupt", ping, false);
+        wait_call(run, RECEIVE);
+        deliver(run, "m-not-allowed", reboot, true);
+        wait_call(run, RECEIVE);
+        assert_int_equal(count_events(run, "Command Rejected"), 2);
+        assert_int_equal(count_events(run, "Command Received"), 0);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(last_event(run, "Command Rejected"), "message_id")),
+                            "m-not-allowed");
+        assert_true(deleted(run, "m-corrupt"));
+        assert_true(deleted(run, "m-not-allowed"));
+}
+
+static void test_failed_poll_is_retried(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        answer(run, wait_call(run, RECEIVE), -ETIMEDOUT, 0, "");
+        wait_call(run, RECEIVE); /* after a backoff of at most POLL_RETRY_BASE (1 s) */
+        assert_int_equal(count_calls(run, RECEIVE), 2);
+}
+
+static void test_no_message_taken_after_ready_for_stop(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+        const char *stop = command("cmd-stop", "prepare-stop", buf);
+
+        deliver(run, "m-stop", stop, true);
+        for (unsigned i = 0; i < 50 && count_events(run, "Ready For Stop") == 0; i++)
+                assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(count_events(run, "Ready For Stop"), 1);
+        assert_true(deleted(run, "m-stop"));
+        run_for(run, 1500 * USEC_PER_MSEC); /* longer than wait_time: a poll would have started */
+        assert_null(open_call(run, RECEIVE));
+        assert_int_equal(count_calls(run, RECEIVE), 1);
+}
+
+static void test_no_message_taken_once_stopping(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        FakeCall *poll = wait_call(run, RECEIVE);
+        channel_stop_receiving(c);
+        assert_true(poll->cancelled);
+        run_for(run, 1500 * USEC_PER_MSEC);
+        assert_int_equal(count_calls(run, RECEIVE), 1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_message_becomes_job_and_redelivery_is_answered_from_the_journal,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rejection_is_reported_and_deleted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failed_poll_is_retried, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_message_taken_after_ready_for_stop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_message_taken_once_stopping, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
