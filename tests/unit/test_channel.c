@@ -18,113 +18,26 @@
 
 #include <openssl/evp.h>
 
-#include "aws/client.h"
 #include "aws/sqs.h"
 #include "commands/channel.h"
 #include "config.h"
 #include "events/outbox.h"
 #include "../lib/temp_dir.h"
+#include "fake_aws.h"
 
-#define MAX_CALLS 64
 #define MAX_EVENTS 16
 #define RECEIVE SQS_TARGET_RECEIVE_MESSAGE
-
-/* One call the channel started: what it asked, and the answer the test gives. */
-typedef struct FakeCall {
-        char target[64];
-        char *body;
-        aws_done_fn done;
-        void *userdata;
-        bool cancelled, answered;
-        int error; /* a transport failure, as http.c reports one */
-        long status;
-        char *answer;
-} FakeCall;
+#define CALL_WAIT (5 * USEC_PER_SEC)
 
 typedef struct Run {
         TempDir *dir;
         sd_event *event;
         Outbox *outbox;
         Config *config;
-        FakeCall calls[MAX_CALLS];
-        size_t n_calls;
         char *types[MAX_EVENTS];
         cJSON *details[MAX_EVENTS];
         size_t n_events;
 } Run;
-
-static Run *current; /* the seam has no userdata of the test's */
-
-int __wrap_aws_call_start(AwsClient *c, const AwsCallSpec *spec, aws_done_fn done, void *userdata, AwsCall **ret);
-void __wrap_aws_call_cancel(AwsCall *call);
-
-int __wrap_aws_call_start(AwsClient *c _unused_, const AwsCallSpec *spec, aws_done_fn done, void *userdata,
-                          AwsCall **ret) {
-        assert_true(current->n_calls < MAX_CALLS);
-        FakeCall *f = &current->calls[current->n_calls++];
-        snprintf(f->target, sizeof f->target, "%s", spec->target);
-        f->body = strndup(spec->body, spec->body_len);
-        f->done = done;
-        f->userdata = userdata;
-        if (ret)
-                *ret = (AwsCall *) f;
-        return 0;
-}
-
-void __wrap_aws_call_cancel(AwsCall *call) {
-        ((FakeCall *) call)->cancelled = true;
-}
-
-static int on_answer(sd_event_source *s _unused_, void *userdata) {
-        FakeCall *f = userdata;
-        AwsResult res = { .error = f->error, .transport_message = "injected", .status = f->status, .body = f->answer,
-                          .body_len = strlen(f->answer) };
-        f->answered = true;
-        f->done(&res, f->userdata);
-        return 0;
-}
-
-/* The answer arrives from the loop, never inside the test's own call. */
-static void answer(Run *run, FakeCall *f, int error, long status, const char *body) {
-        f->error = error;
-        f->status = status;
-        f->answer = strdup(body);
-        assert_int_equal(sd_event_add_defer(run->event, NULL, on_answer, f), 0);
-}
-
-static size_t count_calls(const Run *run, const char *target) {
-        size_t n = 0;
-        for (size_t i = 0; i < run->n_calls; i++)
-                n += strcmp(run->calls[i].target, target) == 0;
-        return n;
-}
-
-static FakeCall *open_call(Run *run, const char *target) {
-        for (size_t i = 0; i < run->n_calls; i++) {
-                FakeCall *f = &run->calls[i];
-                if (strcmp(f->target, target) == 0 && !f->answered && !f->cancelled && !f->answer)
-                        return f;
-        }
-        return NULL;
-}
-
-/* Runs the loop until the channel has a call to target open (or fails after 5 s). */
-static FakeCall *wait_call(Run *run, const char *target) {
-        for (unsigned i = 0; i < 50; i++) {
-                FakeCall *f = open_call(run, target);
-                if (f)
-                        return f;
-                assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
-        }
-        fail_msg("no %s call", target);
-        return NULL;
-}
-
-static void run_for(Run *run, usec_t duration) {
-        usec_t end = now_usec(CLOCK_MONOTONIC) + duration;
-        while (now_usec(CLOCK_MONOTONIC) < end)
-                assert_true(sd_event_run(run->event, 50 * USEC_PER_MSEC) >= 0);
-}
 
 static int record_event(void *userdata, const char *detail_type, cJSON *detail) {
         Run *run = userdata;
@@ -194,14 +107,15 @@ static char *receive_answer(const char *message_id, const char *body, bool md5_o
 }
 
 /* The next ReceiveMessage brings this one message. */
-static void deliver(Run *run, const char *message_id, const char *body, bool md5_ok) {
+static void deliver(const char *message_id, const char *body, bool md5_ok) {
         _cleanup_free_ char *text = receive_answer(message_id, body, md5_ok);
-        answer(run, wait_call(run, RECEIVE), 0, 200, text);
+        fake_aws_answer(fake_aws_wait_call(RECEIVE, CALL_WAIT), 0, 200, text);
 }
 
-static bool deleted(const Run *run, const char *receipt_handle) {
-        for (size_t i = 0; i < run->n_calls; i++)
-                if (strcmp(run->calls[i].target, SQS_TARGET_DELETE_MESSAGE) == 0 && strstr(run->calls[i].body, receipt_handle))
+static bool deleted(const char *receipt_handle) {
+        for (size_t i = 0; i < fake_aws.n_calls; i++)
+                if (strcmp(fake_aws.calls[i].target, SQS_TARGET_DELETE_MESSAGE) == 0 &&
+                    strstr(fake_aws.calls[i].body, receipt_handle))
                         return true;
         return false;
 }
@@ -222,7 +136,7 @@ static int setup(void **state) {
         int r = config_load_string(text, "heald.ini", &run->config, &error);
         if (r < 0)
                 fail_msg("config: %s", error ? error : strerror(-r));
-        current = run;
+        fake_aws_init(run->event);
         *state = run;
         return 0;
 }
@@ -233,16 +147,12 @@ static int teardown(void **state) {
                 free(run->types[i]);
                 cJSON_Delete(run->details[i]);
         }
-        for (size_t i = 0; i < run->n_calls; i++) {
-                free(run->calls[i].body);
-                free(run->calls[i].answer);
-        }
+        fake_aws_done();
         config_free(run->config);
         outbox_free(run->outbox);
         sd_event_unref(run->event);
         temp_dir_free(run->dir);
         free(run);
-        current = NULL;
         return 0;
 }
 
@@ -268,21 +178,21 @@ static void test_message_becomes_job_and_redelivery_is_answered_from_the_journal
         char buf[COMMAND_SIZE];
         const char *ping = command("cmd-ping-1", "ping", buf);
 
-        deliver(run, "m-1", ping, true);
-        wait_call(run, RECEIVE); /* the job is done: polling again */
+        deliver("m-1", ping, true);
+        fake_aws_wait_call(RECEIVE, CALL_WAIT); /* the job is done: polling again */
         assert_int_equal(count_events(run, "Command Received"), 1);
         assert_int_equal(count_events(run, "Command Succeeded"), 1);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(last_event(run, "Command Succeeded"), "command_id")),
                             "cmd-ping-1");
-        assert_true(deleted(run, "m-1"));
+        assert_true(deleted("m-1"));
 
         /* The same command again (a lost DeleteMessage): reported again, not run again. */
-        deliver(run, "m-2", ping, true);
-        wait_call(run, RECEIVE);
+        deliver("m-2", ping, true);
+        fake_aws_wait_call(RECEIVE, CALL_WAIT);
         assert_int_equal(count_events(run, "Command Received"), 1);
         assert_int_equal(count_events(run, "Command Succeeded"), 2);
         assert_true(cJSON_IsTrue(cJSON_GetObjectItem(last_event(run, "Command Succeeded"), "redelivered")));
-        assert_true(deleted(run, "m-2"));
+        assert_true(deleted("m-2"));
 }
 
 static void test_rejection_is_reported_and_deleted(void **state) {
@@ -292,24 +202,24 @@ static void test_rejection_is_reported_and_deleted(void **state) {
         const char *ping = command("cmd-ping-2", "ping", buf[0]);
         const char *reboot = command("cmd-reboot", "reboot", buf[1]);
 
-        deliver(run, "m-corrupt", ping, false);
-        wait_call(run, RECEIVE);
-        deliver(run, "m-not-allowed", reboot, true);
-        wait_call(run, RECEIVE);
+        deliver("m-corrupt", ping, false);
+        fake_aws_wait_call(RECEIVE, CALL_WAIT);
+        deliver("m-not-allowed", reboot, true);
+        fake_aws_wait_call(RECEIVE, CALL_WAIT);
         assert_int_equal(count_events(run, "Command Rejected"), 2);
         assert_int_equal(count_events(run, "Command Received"), 0);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(last_event(run, "Command Rejected"), "message_id")),
                             "m-not-allowed");
-        assert_true(deleted(run, "m-corrupt"));
-        assert_true(deleted(run, "m-not-allowed"));
+        assert_true(deleted("m-corrupt"));
+        assert_true(deleted("m-not-allowed"));
 }
 
 static void test_failed_poll_is_retried(void **state) {
         Run *run = *state;
         _cleanup_(channel_freep) Channel *c = start_channel(run);
-        answer(run, wait_call(run, RECEIVE), -ETIMEDOUT, 0, "");
-        wait_call(run, RECEIVE); /* after a backoff of at most POLL_RETRY_BASE (1 s) */
-        assert_int_equal(count_calls(run, RECEIVE), 2);
+        fake_aws_answer(fake_aws_wait_call(RECEIVE, CALL_WAIT), -ETIMEDOUT, 0, "");
+        fake_aws_wait_call(RECEIVE, CALL_WAIT); /* after a backoff of at most POLL_RETRY_BASE (1 s) */
+        assert_int_equal(fake_aws_count(RECEIVE), 2);
 }
 
 static void test_no_message_taken_after_ready_for_stop(void **state) {
@@ -318,24 +228,24 @@ static void test_no_message_taken_after_ready_for_stop(void **state) {
         char buf[COMMAND_SIZE];
         const char *stop = command("cmd-stop", "prepare-stop", buf);
 
-        deliver(run, "m-stop", stop, true);
+        deliver("m-stop", stop, true);
         for (unsigned i = 0; i < 50 && count_events(run, "Ready For Stop") == 0; i++)
                 assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
         assert_int_equal(count_events(run, "Ready For Stop"), 1);
-        assert_true(deleted(run, "m-stop"));
-        run_for(run, 1500 * USEC_PER_MSEC); /* longer than wait_time: a poll would have started */
-        assert_null(open_call(run, RECEIVE));
-        assert_int_equal(count_calls(run, RECEIVE), 1);
+        assert_true(deleted("m-stop"));
+        fake_aws_run_for(1500 * USEC_PER_MSEC); /* longer than wait_time: a poll would have started */
+        assert_null(fake_aws_open_call(RECEIVE));
+        assert_int_equal(fake_aws_count(RECEIVE), 1);
 }
 
 static void test_no_message_taken_once_stopping(void **state) {
         Run *run = *state;
         _cleanup_(channel_freep) Channel *c = start_channel(run);
-        FakeCall *poll = wait_call(run, RECEIVE);
+        FakeCall *poll = fake_aws_wait_call(RECEIVE, CALL_WAIT);
         channel_stop_receiving(c);
         assert_true(poll->cancelled);
-        run_for(run, 1500 * USEC_PER_MSEC);
-        assert_int_equal(count_calls(run, RECEIVE), 1);
+        fake_aws_run_for(1500 * USEC_PER_MSEC);
+        assert_int_equal(fake_aws_count(RECEIVE), 1);
 }
 
 int main(void) {
