@@ -24,8 +24,8 @@
 #include "events/outbox.h"
 #include "../lib/temp_dir.h"
 #include "fake_aws.h"
+#include "loop_test.h"
 
-#define MAX_EVENTS 16
 #define RECEIVE SQS_TARGET_RECEIVE_MESSAGE
 #define CALL_WAIT (5 * USEC_PER_SEC)
 
@@ -34,35 +34,8 @@ typedef struct Run {
         sd_event *event;
         Outbox *outbox;
         Config *config;
-        char *types[MAX_EVENTS];
-        cJSON *details[MAX_EVENTS];
-        size_t n_events;
+        EventLog events;
 } Run;
-
-static int record_event(void *userdata, const char *detail_type, cJSON *detail) {
-        Run *run = userdata;
-        if (run->n_events == MAX_EVENTS) {
-                cJSON_Delete(detail);
-                return -ENOBUFS;
-        }
-        run->types[run->n_events] = strdup(detail_type);
-        run->details[run->n_events++] = detail;
-        return 0;
-}
-
-static size_t count_events(const Run *run, const char *detail_type) {
-        size_t n = 0;
-        for (size_t i = 0; i < run->n_events; i++)
-                n += streq_ptr(run->types[i], detail_type);
-        return n;
-}
-
-static const cJSON *last_event(const Run *run, const char *detail_type) {
-        for (size_t i = run->n_events; i > 0; i--)
-                if (streq_ptr(run->types[i - 1], detail_type))
-                        return run->details[i - 1];
-        return NULL;
-}
 
 static void iso8601(time_t t, char buf[static 32]) {
         struct tm tm;
@@ -132,10 +105,7 @@ static int setup(void **state) {
                  "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\nwait_time = 1s\n"
                  "[commands]\nallow = ping, prepare-stop\n",
                  run->dir->path);
-        _cleanup_free_ char *error = NULL;
-        int r = config_load_string(text, "heald.ini", &run->config, &error);
-        if (r < 0)
-                fail_msg("config: %s", error ? error : strerror(-r));
+        run->config = config_from_text(text);
         fake_aws_init(run->event);
         *state = run;
         return 0;
@@ -143,10 +113,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Run *run = *state;
-        for (size_t i = 0; i < run->n_events; i++) {
-                free(run->types[i]);
-                cJSON_Delete(run->details[i]);
-        }
+        event_log_done(&run->events);
         fake_aws_done();
         config_free(run->config);
         outbox_free(run->outbox);
@@ -163,8 +130,8 @@ static Channel *start_channel(Run *run) {
                 .state_dir = run->dir->path,
                 .boot_id = "boot-1",
                 .boot_marker = "marker-1",
-                .emit = record_event,
-                .userdata = run,
+                .emit = event_log_record,
+                .userdata = &run->events,
         };
         Channel *c = NULL;
         assert_int_equal(channel_new(&ctx, run->config, &c), 0);
@@ -180,18 +147,18 @@ static void test_message_becomes_job_and_redelivery_is_answered_from_the_journal
 
         deliver("m-1", ping, true);
         fake_aws_wait_call(RECEIVE, CALL_WAIT); /* the job is done: polling again */
-        assert_int_equal(count_events(run, "Command Received"), 1);
-        assert_int_equal(count_events(run, "Command Succeeded"), 1);
-        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(last_event(run, "Command Succeeded"), "command_id")),
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 1);
+        assert_int_equal(event_log_count(&run->events, "Command Succeeded"), 1);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(event_log_find(&run->events, "Command Succeeded", true), "command_id")),
                             "cmd-ping-1");
         assert_true(deleted("m-1"));
 
         /* The same command again (a lost DeleteMessage): reported again, not run again. */
         deliver("m-2", ping, true);
         fake_aws_wait_call(RECEIVE, CALL_WAIT);
-        assert_int_equal(count_events(run, "Command Received"), 1);
-        assert_int_equal(count_events(run, "Command Succeeded"), 2);
-        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(last_event(run, "Command Succeeded"), "redelivered")));
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 1);
+        assert_int_equal(event_log_count(&run->events, "Command Succeeded"), 2);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(event_log_find(&run->events, "Command Succeeded", true), "redelivered")));
         assert_true(deleted("m-2"));
 }
 
@@ -206,9 +173,9 @@ static void test_rejection_is_reported_and_deleted(void **state) {
         fake_aws_wait_call(RECEIVE, CALL_WAIT);
         deliver("m-not-allowed", reboot, true);
         fake_aws_wait_call(RECEIVE, CALL_WAIT);
-        assert_int_equal(count_events(run, "Command Rejected"), 2);
-        assert_int_equal(count_events(run, "Command Received"), 0);
-        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(last_event(run, "Command Rejected"), "message_id")),
+        assert_int_equal(event_log_count(&run->events, "Command Rejected"), 2);
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 0);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(event_log_find(&run->events, "Command Rejected", true), "message_id")),
                             "m-not-allowed");
         assert_true(deleted("m-corrupt"));
         assert_true(deleted("m-not-allowed"));
@@ -229,9 +196,9 @@ static void test_no_message_taken_after_ready_for_stop(void **state) {
         const char *stop = command("cmd-stop", "prepare-stop", buf);
 
         deliver("m-stop", stop, true);
-        for (unsigned i = 0; i < 50 && count_events(run, "Ready For Stop") == 0; i++)
+        for (unsigned i = 0; i < 50 && event_log_count(&run->events, "Ready For Stop") == 0; i++)
                 assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
-        assert_int_equal(count_events(run, "Ready For Stop"), 1);
+        assert_int_equal(event_log_count(&run->events, "Ready For Stop"), 1);
         assert_true(deleted("m-stop"));
         fake_aws_run_for(1500 * USEC_PER_MSEC); /* longer than wait_time: a poll would have started */
         assert_null(fake_aws_open_call(RECEIVE));

@@ -17,35 +17,18 @@
 #include "heal/monitor.h"
 #include "io/http.h"
 #include "../lib/temp_dir.h"
-
-#define MAX_EVENTS 16
+#include "loop_test.h"
 
 typedef struct Run {
         TempDir *dir;
         sd_event *event;
         Http *http;
         char heartbeat[256];
-        char *types[MAX_EVENTS];
-        cJSON *details[MAX_EVENTS];
-        size_t n_events;
+        EventLog events;
 } Run;
 
-static int record_event(void *userdata, const char *detail_type, cJSON *detail) {
-        Run *run = userdata;
-        if (run->n_events == MAX_EVENTS) {
-                cJSON_Delete(detail);
-                return -ENOBUFS;
-        }
-        run->types[run->n_events] = strdup(detail_type);
-        run->details[run->n_events++] = detail;
-        return 0;
-}
-
 static const cJSON *find_event(const Run *run, const char *detail_type) {
-        for (size_t i = 0; i < run->n_events; i++)
-                if (streq_ptr(run->types[i], detail_type))
-                        return run->details[i];
-        return NULL;
+        return event_log_find(&run->events, detail_type, false);
 }
 
 static int setup(void **state) {
@@ -67,10 +50,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Run *run = *state;
-        for (size_t i = 0; i < run->n_events; i++) {
-                free(run->types[i]);
-                cJSON_Delete(run->details[i]);
-        }
+        event_log_done(&run->events);
         http_free(run->http);
         sd_event_unref(run->event);
         temp_dir_free(run->dir);
@@ -85,12 +65,7 @@ static Config *beat_config(const Run *run) {
                  "[check beat]\ntype = file_age\npath = %s\nmax_age = 2s\ninterval = 1s\ntimeout = 900ms\n"
                  "action = exec\naction_command = /usr/bin/touch %s\nverify_timeout = 5s\n",
                  run->dir->path, run->heartbeat, run->heartbeat);
-        Config *c = NULL;
-        _cleanup_free_ char *error = NULL;
-        int r = config_load_string(text, "heald.ini", &c, &error);
-        if (r < 0)
-                fail_msg("config: %s", error ? error : strerror(-r));
-        return c;
+        return config_from_text(text);
 }
 
 /* Runs the loop until the event detail_type was emitted or timeout_s passed. */
@@ -105,8 +80,8 @@ static Monitor *start_monitor(Run *run, const Config *c, bool dry_run) {
                 .http = run->http,
                 .state_dir = c->state_dir,
                 .dry_run = dry_run,
-                .emit = record_event,
-                .userdata = run,
+                .emit = event_log_record,
+                .userdata = &run->events,
         };
         Monitor *m = NULL;
         assert_int_equal(monitor_new(&ctx, c->checks, c->n_checks, &m), 0);
@@ -121,8 +96,8 @@ static void test_stale_heartbeat_fixed_and_verified(void **state) {
         run_until(run, "Remediation Succeeded", 10);
         const char *order[] = { "Check Failed", "Remediation Started", "Remediation Succeeded" };
         size_t seen = 0;
-        for (size_t i = 0; i < run->n_events && seen < ELEMENTSOF(order); i++)
-                if (streq_ptr(run->types[i], order[seen]))
+        for (size_t i = 0; i < run->events.n && seen < ELEMENTSOF(order); i++)
+                if (streq_ptr(run->events.types[i], order[seen]))
                         seen++;
         assert_int_equal(seen, ELEMENTSOF(order));
 
