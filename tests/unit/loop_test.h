@@ -1,5 +1,6 @@
-/* loop_test.h: what the unit tests of loop modules share: the events a module emitted
- * (an emit_fn that records them) and a configuration from text. Include after cmocka.h. */
+/* loop_test.h: what the unit tests of loop modules share: a bed (state directory, loop,
+ * outbox), the events a module emitted (an emit_fn that records them) and a configuration
+ * from text. Include after cmocka.h. */
 #pragma once
 
 #include <errno.h>
@@ -8,6 +9,28 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "events/outbox.h"
+#include "../lib/temp_dir.h"
+
+/* A module's world: its own state directory, a real loop, an outbox in that directory. */
+typedef struct LoopBed {
+        TempDir *dir;
+        sd_event *event;
+        Outbox *outbox;
+} LoopBed;
+
+static inline void loop_bed_open(LoopBed *b, const char *name) {
+        assert_int_equal(temp_dir_new(name, NULL, &b->dir), 0);
+        assert_int_equal(sd_event_new(&b->event), 0);
+        assert_int_equal(outbox_open(b->dir->path, 0, &b->outbox, NULL), 0);
+}
+
+static inline void loop_bed_close(LoopBed *b) {
+        outbox_free(b->outbox);
+        sd_event_unref(b->event);
+        temp_dir_free(b->dir);
+        *b = (LoopBed) {};
+}
 
 #define EVENT_LOG_MAX 16
 

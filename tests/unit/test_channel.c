@@ -30,9 +30,7 @@
 #define CALL_WAIT (5 * USEC_PER_SEC)
 
 typedef struct Run {
-        TempDir *dir;
-        sd_event *event;
-        Outbox *outbox;
+        LoopBed bed;
         Config *config;
         EventLog events;
 } Run;
@@ -96,17 +94,15 @@ static bool deleted(const char *receipt_handle) {
 static int setup(void **state) {
         Run *run = calloc(1, sizeof *run);
         assert_non_null(run);
-        assert_int_equal(temp_dir_new("test_channel", NULL, &run->dir), 0);
-        assert_int_equal(sd_event_new(&run->event), 0);
-        assert_int_equal(outbox_open(run->dir->path, 1 << 20, &run->outbox, NULL), 0);
+        loop_bed_open(&run->bed, "test_channel");
         char text[1024];
         snprintf(text, sizeof text,
                  "[agent]\nstate_dir = %s\n"
                  "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\nwait_time = 1s\n"
                  "[commands]\nallow = ping, prepare-stop\n",
-                 run->dir->path);
+                 run->bed.dir->path);
         run->config = config_from_text(text);
-        fake_aws_init(run->event);
+        fake_aws_init(run->bed.event);
         *state = run;
         return 0;
 }
@@ -116,18 +112,16 @@ static int teardown(void **state) {
         event_log_done(&run->events);
         fake_aws_done();
         config_free(run->config);
-        outbox_free(run->outbox);
-        sd_event_unref(run->event);
-        temp_dir_free(run->dir);
+        loop_bed_close(&run->bed);
         free(run);
         return 0;
 }
 
 static Channel *start_channel(Run *run) {
         ChannelContext ctx = {
-                .event = run->event,
-                .outbox = run->outbox,
-                .state_dir = run->dir->path,
+                .event = run->bed.event,
+                .outbox = run->bed.outbox,
+                .state_dir = run->bed.dir->path,
                 .boot_id = "boot-1",
                 .boot_marker = "marker-1",
                 .emit = event_log_record,
@@ -197,7 +191,7 @@ static void test_no_message_taken_after_ready_for_stop(void **state) {
 
         deliver("m-stop", stop, true);
         for (unsigned i = 0; i < 50 && event_log_count(&run->events, "Ready For Stop") == 0; i++)
-                assert_true(sd_event_run(run->event, 100 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_run(run->bed.event, 100 * USEC_PER_MSEC) >= 0);
         assert_int_equal(event_log_count(&run->events, "Ready For Stop"), 1);
         assert_true(deleted("m-stop"));
         fake_aws_run_for(1500 * USEC_PER_MSEC); /* longer than wait_time: a poll would have started */

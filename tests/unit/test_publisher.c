@@ -26,9 +26,7 @@
 #define CALL_WAIT (5 * USEC_PER_SEC)
 
 typedef struct Run {
-        TempDir *dir;
-        sd_event *event;
-        Outbox *outbox;
+        LoopBed bed;
         Config *config;
         Publisher *publisher;
         unsigned idle;
@@ -42,17 +40,15 @@ static void on_idle(void *userdata) {
 static int setup(void **state) {
         Run *run = calloc(1, sizeof *run);
         assert_non_null(run);
-        assert_int_equal(temp_dir_new("test_publisher", NULL, &run->dir), 0);
-        assert_int_equal(sd_event_new(&run->event), 0);
-        assert_int_equal(outbox_open(run->dir->path, 0, &run->outbox, NULL), 0);
+        loop_bed_open(&run->bed, "test_publisher");
         char text[512];
         snprintf(text, sizeof text,
                  "[agent]\nstate_dir = %s\n"
                  "[eventbridge]\nretry_base = 10ms\nretry_max = 50ms\nauth_retry_interval = 1s\n",
-                 run->dir->path);
+                 run->bed.dir->path);
         run->config = config_from_text(text);
-        fake_aws_init(run->event);
-        assert_int_equal(publisher_new(run->event, run->config, run->outbox, NULL, &run->publisher), 0);
+        fake_aws_init(run->bed.event);
+        assert_int_equal(publisher_new(run->bed.event, run->config, run->bed.outbox, NULL, &run->publisher), 0);
         publisher_set_idle_callback(run->publisher, on_idle, run);
         *state = run;
         return 0;
@@ -63,9 +59,7 @@ static int teardown(void **state) {
         publisher_free(run->publisher);
         fake_aws_done();
         config_free(run->config);
-        outbox_free(run->outbox);
-        sd_event_unref(run->event);
-        temp_dir_free(run->dir);
+        loop_bed_close(&run->bed);
         free(run);
         return 0;
 }
@@ -78,7 +72,7 @@ static void append_events(Run *run, size_t n) {
                 assert_int_equal(event_record_encode("Agent Heartbeat", detail, now_usec(CLOCK_REALTIME), &record), 0);
                 cJSON_Delete(detail);
                 uint64_t id;
-                assert_int_equal(outbox_append(run->outbox, record, strlen(record), &id), 0);
+                assert_int_equal(outbox_append(run->bed.outbox, record, strlen(record), &id), 0);
         }
 }
 
@@ -117,7 +111,7 @@ static void answer_put(FakeCall *f, size_t n, const char *error_code) {
 
 static void run_until_idle(Run *run) {
         for (unsigned i = 0; i < 100 && run->idle == 0; i++)
-                assert_true(sd_event_run(run->event, 50 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_run(run->bed.event, 50 * USEC_PER_MSEC) >= 0);
         assert_int_equal(run->idle, 1);
 }
 
@@ -127,7 +121,7 @@ static void test_batches_of_ten_accepted_leave_the_outbox(void **state) {
         start(run);
         /* Both in flight at once (up to 4 may be). */
         for (unsigned i = 0; i < 100 && fake_aws_count(PUT) < 2; i++)
-                assert_true(sd_event_run(run->event, 50 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_run(run->bed.event, 50 * USEC_PER_MSEC) >= 0);
         assert_int_equal(fake_aws.n_calls, 2);
         FakeCall *first = &fake_aws.calls[0], *second = &fake_aws.calls[1];
         assert_int_equal(entries_of(first), 10);
@@ -135,7 +129,7 @@ static void test_batches_of_ten_accepted_leave_the_outbox(void **state) {
         answer_put(first, 10, NULL);
         answer_put(second, 2, NULL);
         run_until_idle(run);
-        assert_int_equal(outbox_count(run->outbox), 0);
+        assert_int_equal(outbox_count(run->bed.outbox), 0);
         assert_int_equal(fake_aws_count(PUT), 2);
 }
 
@@ -145,11 +139,11 @@ static void test_transient_failure_keeps_the_entry(void **state) {
         start(run);
         answer_put(fake_aws_wait_call(PUT, CALL_WAIT), 3, "InternalFailure");
         FakeCall *retry = fake_aws_wait_call(PUT, CALL_WAIT); /* after a backoff of at most retry_max */
-        assert_int_equal(outbox_count(run->outbox), 1);
+        assert_int_equal(outbox_count(run->bed.outbox), 1);
         assert_int_equal(entries_of(retry), 1);
         answer_put(retry, 1, NULL);
         run_until_idle(run);
-        assert_int_equal(outbox_count(run->outbox), 0);
+        assert_int_equal(outbox_count(run->bed.outbox), 0);
 }
 
 static void test_refusal_waits_auth_retry_interval(void **state) {
@@ -159,13 +153,13 @@ static void test_refusal_waits_auth_retry_interval(void **state) {
         answer_put(fake_aws_wait_call(PUT, CALL_WAIT), 1, "AccessDeniedException");
         fake_aws_run_for(700 * USEC_PER_MSEC); /* a transient backoff (retry_max 50ms) would have retried */
         assert_int_equal(fake_aws_count(PUT), 1);
-        assert_int_equal(outbox_count(run->outbox), 1);
+        assert_int_equal(outbox_count(run->bed.outbox), 1);
         publisher_kick(run->publisher); /* new events do not cut the wait short */
         fake_aws_run_for(100 * USEC_PER_MSEC);
         assert_int_equal(fake_aws_count(PUT), 1);
         answer_put(fake_aws_wait_call(PUT, 2 * USEC_PER_SEC), 1, NULL); /* after auth_retry_interval (1 s) */
         run_until_idle(run);
-        assert_int_equal(outbox_count(run->outbox), 0);
+        assert_int_equal(outbox_count(run->bed.outbox), 0);
 }
 
 int main(void) {
