@@ -15,6 +15,7 @@
 #include "log.h"
 
 #define POLICY_FILE "policy.json"
+#define POLICY_RETRY_USEC (5 * USEC_PER_SEC) /* how soon a budget the disk refused is written again */
 #define VERIFY_CADENCE (1 * USEC_PER_SEC) /* probes re-run at most this far apart while verifying */
 #define ACTION_OUTPUT_MAX 4096
 
@@ -44,6 +45,15 @@ static PolicyConfig policy_config(const CheckConfig *c) {
 
 /* ---- durable policy state ---- */
 
+static void policy_save(Monitor *m);
+
+/* A budget the disk refused (full) is written as soon as the disk takes it, so that a restart
+ * after the disk is freed does not hand out a fresh one. */
+static int on_policy_retry(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        policy_save(userdata);
+        return 0;
+}
+
 static void policy_save(Monitor *m) {
         cJSON *root = cJSON_CreateObject(), *checks = cJSON_AddObjectToObject(root, "checks");
         int r = root && checks ? 0 : -ENOMEM;
@@ -61,10 +71,21 @@ static void policy_save(Monitor *m) {
                 r = -ENOMEM;
         if (r >= 0)
                 r = write_file_atomic(m->state_dir, POLICY_FILE, text, strlen(text));
-        if (r < 0)
+        if (r < 0 && !m->policy_retry)
                 log_error_errno(r, "Failed to save the remediation budgets to %s/" POLICY_FILE
-                                   " (a restart of heald would reset them): %m",
-                                m->state_dir);
+                                   " (a restart of heald now would reset them; retried every %u s): %m",
+                                m->state_dir, (unsigned) (POLICY_RETRY_USEC / USEC_PER_SEC));
+        else if (r >= 0 && m->policy_retry)
+                log_info("Saved the remediation budgets to %s/" POLICY_FILE " again", m->state_dir);
+        if (r >= 0)
+                m->policy_retry = sd_event_source_disable_unref(m->policy_retry);
+        else if (m->policy_retry)
+                (void) sd_event_source_set_time_relative(m->policy_retry, POLICY_RETRY_USEC);
+        else
+                (void) sd_event_add_time_relative(m->ctx.event, &m->policy_retry, CLOCK_BOOTTIME, POLICY_RETRY_USEC,
+                                                  USEC_PER_SEC, on_policy_retry, m);
+        if (m->policy_retry)
+                (void) sd_event_source_set_enabled(m->policy_retry, SD_EVENT_ONESHOT);
 }
 
 static void policy_load(Monitor *m) {
@@ -621,6 +642,7 @@ Monitor *monitor_free(Monitor *m) {
         while (m->verifies)
                 verify_cancel(m->verifies);
         runtimes_free(m->checks, m->n_checks);
+        sd_event_source_disable_unref(m->policy_retry);
         free(m->state_dir);
         free(m);
         return NULL;

@@ -40,6 +40,7 @@ struct Monitor {
         CheckRuntime *checks;
         size_t n_checks;
         Verify *verifies;
+        sd_event_source *policy_retry; /* armed while the last save of policy.json failed */
 };
 
 /* Every check's event detail starts so: check, check_type, target, observed, threshold.

@@ -1,10 +1,11 @@
 """test_full_disk.py: heald with its state directory on a full file system (a small tmpfs, root only)."""
+import json
 import os
 import socket
 import subprocess
 import time
 
-from test_checks import ChecksTestCase
+from test_checks import FAST, ChecksTestCase
 
 
 def fill(path: str) -> str:
@@ -90,3 +91,35 @@ class FullDiskTest(ChecksTestCase):
         time.sleep(0.5)
         self.assertEqual(agent.stop(), 0)
         self.assertFalse(any("Failed to open the outbox" in ln for ln in agent.log_text().splitlines()))
+
+    def test_budget_refused_by_a_full_disk_is_saved_once_there_is_room(self):
+        agent = self.check_agent({})
+        self.mount_tmpfs(agent.state_dir, "2m")
+        beat = os.path.join(agent.dir, "heartbeat")  # off the full disk, so that the fix works
+        # The fix dates the beat an hour ahead, so that one action fixes it for the whole test.
+        fix, _ = self.counted_script(agent, "touch-heartbeat.sh", extra=f"/usr/bin/touch -d '+1 hour' '{beat}'")
+        open(beat, "w").close()
+        self.set_check(agent, "beat", type="file_age", path=beat, max_age="2s", action="exec",
+                       action_command=fix, verify_timeout="5s", **FAST)
+        agent.start()
+        agent.wait_for_event_log("started", timeout=10)
+        filler = fill(agent.state_dir)
+
+        # The beat goes stale, heald acts; the disk refuses the budget.
+        self.check_events(agent, "Remediation Started", "beat")
+        agent.wait_for_log("Failed to save the remediation budgets", timeout=10)
+        os.unlink(filler)
+        # Within the retry interval (5 s) the budget reaches the disk without another action.
+        policy = os.path.join(agent.state_dir, "policy.json")
+
+        def actions_on_disk():
+            try:
+                with open(policy) as f:
+                    return len(json.load(f)["checks"]["beat"]["actions"])
+            except (OSError, ValueError, KeyError):
+                return 0
+        self.wait_until(lambda: actions_on_disk() == 1, 10, "the budget saved once the disk has room")
+        agent.wait_for_log("Saved the remediation budgets", timeout=5)
+        self.assertEqual(agent.stop(), 0)
+        self.assertEqual(agent.log_text().count("Failed to save the remediation budgets"), 1,
+                         "the failure is said once, not at every retry")
