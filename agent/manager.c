@@ -13,6 +13,7 @@
 #include "aws/imds.h"
 #include "aws/imds_doc.h"
 #include "backoff.h"
+#include "codec.h"
 #include "commands/channel.h"
 #include "control.h"
 #include "events/event.h"
@@ -24,6 +25,9 @@
 #include "io/units.h"
 
 #define IDENTITY_PATH "/latest/dynamic/instance-identity/document"
+/* Answers only where the instance's metadata options allow tags in IMDS (404 elsewhere). */
+#define ASG_TAG_PATH "/latest/meta-data/tags/instance/aws:autoscaling:groupName"
+#define ASG_NAME_MAX 255
 #define STOP_DEADLINE (2 * USEC_PER_SEC)
 #define SEND_EVENT_DEADLINE (30 * USEC_PER_SEC)
 #define HEARTBEAT_SEQ_FILE "heartbeat.seq"
@@ -46,6 +50,7 @@ struct Manager {
         unsigned identity_failures;
         char *region, *instance_arn;
         bool target_known;
+        cJSON *instance; /* every event detail's "instance" context; NULL until IMDS told it */
 
         uint64_t heartbeat_seq;
         char boot_id[40];
@@ -122,9 +127,27 @@ static void status_update(Manager *m) {
                           m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
 
+/* The instance's context goes into every detail, so that a rule or a person reading the
+ * event needs no second lookup. A detail that already names an instance keeps its own. */
+static int add_instance_context(Manager *m, cJSON *detail) {
+        if (!m->instance || !cJSON_IsObject(detail) || cJSON_HasObjectItem(detail, "instance"))
+                return 0;
+        cJSON *copy = cJSON_Duplicate(m->instance, true);
+        if (!copy || !cJSON_AddItemToObject(detail, "instance", copy)) {
+                cJSON_Delete(copy);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         _cleanup_free_ char *record = NULL;
-        int r = event_record_encode(detail_type, detail, now_usec(CLOCK_REALTIME), &record);
+        int r = add_instance_context(m, detail);
+        if (r < 0) {
+                cJSON_Delete(detail);
+                return r;
+        }
+        r = event_record_encode(detail_type, detail, now_usec(CLOCK_REALTIME), &record);
         cJSON_Delete(detail);
         if (r < 0)
                 return r;
@@ -210,6 +233,47 @@ static void oneshot_send(Manager *m) {
 
 /* ---- identity ---- */
 
+static int instance_context_new(const ImdsIdentity *id, cJSON **ret) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "id", id->instance_id) ||
+            !cJSON_AddStringToObject(o, "type", id->instance_type) ||
+            !cJSON_AddStringToObject(o, "availability_zone", id->availability_zone) ||
+            !cJSON_AddStringToObject(o, "ami", id->image_id)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        *ret = o;
+        return 0;
+}
+
+/* The group name is the only tag heald reads; without tags in IMDS the context goes without it. */
+static void on_asg_name(int error, const char *body, size_t len, void *userdata) {
+        Manager *m = userdata;
+        char name[ASG_NAME_MAX + 1];
+        if (error < 0 || !m->instance || len == 0 || len > ASG_NAME_MAX) {
+                log_debug("No Auto Scaling group name from IMDS tags (%s)", error < 0 ? strerror(-error) : "empty or too long");
+                return;
+        }
+        codec_escape_copy(name, sizeof name, body, len);
+        cJSON_DeleteItemFromObjectCaseSensitive(m->instance, "auto_scaling_group");
+        if (!cJSON_AddStringToObject(m->instance, "auto_scaling_group", name))
+                log_warning("Out of memory: events go without the Auto Scaling group name");
+}
+
+static void instance_context_set(Manager *m, const ImdsIdentity *id) {
+        cJSON *instance;
+        int r = instance_context_new(id, &instance);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot record the instance's context for events: %m");
+                return;
+        }
+        cJSON_Delete(m->instance);
+        m->instance = instance;
+        r = imds_fetch(m->imds, ASG_TAG_PATH, on_asg_name, m);
+        if (r < 0)
+                log_debug_errno(r, "Cannot ask IMDS for the Auto Scaling group name: %m");
+}
+
 static int target_known(Manager *m, const char *region, const char *instance_arn) {
         int r = free_and_strdup(&m->region, region);
         if (r >= 0)
@@ -257,6 +321,8 @@ static void on_identity(int error, const char *body, size_t len, void *userdata)
                          id.account_id, region);
                 r = target_known(m, region, arn);
         }
+        if (r >= 0)
+                instance_context_set(m, &id);
         if (r >= 0 && m->channel)
                 r = channel_start(m->channel, region, id.instance_id, id.account_id);
         if (r < 0 && !m->publisher)
@@ -340,6 +406,7 @@ Manager *manager_free(Manager *m) {
         sd_event_unref(m->event);
         free(m->region);
         free(m->instance_arn);
+        cJSON_Delete(m->instance);
         config_free(m->config);
         free(m);
         return NULL;

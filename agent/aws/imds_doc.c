@@ -70,6 +70,18 @@ static int identity_field(const cJSON *root, const char *field, bool (*valid)(co
         return 0;
 }
 
+static int is_context_char(int c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' || c == '-';
+}
+
+/* An informative field: copied when it is a short token, else left "" (never refused). */
+static void identity_context_field(const cJSON *root, const char *field, char dst[static IMDS_CONTEXT_MAX]) {
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, field));
+        size_t n = s ? strlen(s) : 0;
+        if (n > 0 && n < IMDS_CONTEXT_MAX && string_all(s, n, is_context_char))
+                memcpy(dst, s, n + 1);
+}
+
 int imds_parse_identity(const char *body, size_t len, ImdsIdentity *ret, char **ret_error) {
         _cleanup_cjson_ cJSON *root = NULL;
         ImdsIdentity id = {};
@@ -87,6 +99,9 @@ int imds_parse_identity(const char *body, size_t len, ImdsIdentity *ret, char **
         r = identity_field(root, "accountId", account_id_is_valid, id.account_id, sizeof id.account_id, ret_error);
         if (r < 0)
                 return r;
+        identity_context_field(root, "instanceType", id.instance_type);
+        identity_context_field(root, "availabilityZone", id.availability_zone);
+        identity_context_field(root, "imageId", id.image_id);
 
         *ret = id;
         return 0;

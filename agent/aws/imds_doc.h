@@ -7,11 +7,17 @@
 #define IMDS_REGION_MAX      32
 #define IMDS_ACCOUNT_ID_MAX  13 /* 12 digits + NUL */
 #define IMDS_ROLE_NAME_MAX   64 /* IAM's limit */
+#define IMDS_CONTEXT_MAX     32 /* instance type, availability zone, AMI id */
 
 typedef struct ImdsIdentity {
         char instance_id[IMDS_INSTANCE_ID_MAX]; /* "i-" + 8 or 17 lowercase hex digits */
         char region[IMDS_REGION_MAX];           /* e.g. "us-east-1", "us-gov-west-1" */
         char account_id[IMDS_ACCOUNT_ID_MAX];   /* 1..12 digits: real ones have 12, the metadata mock 10 */
+        /* The instance's context for event details; "" when the document lacks one (they
+         * are informative, so a missing one is no reason to refuse the document). */
+        char instance_type[IMDS_CONTEXT_MAX];     /* "t3.micro" */
+        char availability_zone[IMDS_CONTEXT_MAX]; /* "us-east-1a" */
+        char image_id[IMDS_CONTEXT_MAX];          /* "ami-0123456789abcdef0" */
 } ImdsIdentity;
 
 /* Parse /latest/dynamic/instance-identity/document. Returns 0 or -EBADMSG with *ret_error

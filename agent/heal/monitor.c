@@ -10,6 +10,7 @@
 #include "backoff.h"
 #include "codec.h"
 #include "events/emit.h"
+#include "heal/diagnose.h"
 #include "heal/remedy.h"
 #include "heal/runtime.h"
 #include "log.h"
@@ -133,6 +134,19 @@ static bool add_action(cJSON *d, const CheckConfig *cc) {
                (t ? cJSON_AddStringToObject(d, "action_target", t) != NULL : cJSON_AddNullToObject(d, "action_target") != NULL);
 }
 
+/* The evidence goes with the failure events (Check Failed, Remediation Failed, Escalated):
+ * read now, while it is still there. */
+static bool add_diagnosis(cJSON *d, CheckRuntime *c) {
+        cJSON *diagnosis;
+        if (diagnose(c->config, c->unit_known ? &c->unit_state : NULL, &diagnosis) < 0)
+                return false;
+        if (!cJSON_AddItemToObject(d, "diagnosis", diagnosis)) {
+                cJSON_Delete(diagnosis);
+                return false;
+        }
+        return true;
+}
+
 static void emit(CheckRuntime *c, const char *type, cJSON *d) {
         (void) emit_event(c->monitor->ctx.emit, c->monitor->ctx.userdata, type, d, c->config->name);
 }
@@ -143,7 +157,7 @@ static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
                   !cJSON_AddNumberToObject(d, "fail_after", c->config->fail_after) ||
                   (res->output && !cJSON_AddStringToObject(d, "output", res->output)) ||
                   !emit_add_time(d, "detected_at", c->policy.detected_at) ||
-                  (c->after && !cJSON_AddStringToObject(d, "after", c->after->config->name)))) {
+                  (c->after && !cJSON_AddStringToObject(d, "after", c->after->config->name)) || !add_diagnosis(d, c))) {
                 cJSON_Delete(d);
                 d = NULL;
         }
@@ -186,12 +200,12 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
                      cJSON_AddNumberToObject(d, "time_to_recovery_ms", (double) ((now - p->detected_at) / USEC_PER_MSEC));
         else if (ok && strcmp(type, "Remediation Failed") == 0)
                 ok = emit_add_time(d, "action_started_at", p->action_started_at) &&
-                     cJSON_AddStringToObject(d, "reason", reason);
+                     cJSON_AddStringToObject(d, "reason", reason) && add_diagnosis(d, c);
         else if (ok && strcmp(type, "Remediation Escalated") == 0)
                 ok = cJSON_AddNumberToObject(d, "actions_in_window", (double) (cc->max_actions - policy_budget_left(p, &pc, now))) &&
                      cJSON_AddNumberToObject(d, "max_actions", cc->max_actions) &&
                      cJSON_AddNumberToObject(d, "action_window_s", (double) (cc->action_window / USEC_PER_SEC)) &&
-                     cJSON_AddStringToObject(d, "reason", reason);
+                     cJSON_AddStringToObject(d, "reason", reason) && add_diagnosis(d, c);
         else if (ok && strcmp(type, "Remediation Requested") == 0)
                 ok = cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "");
         if (!ok) {

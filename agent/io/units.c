@@ -115,6 +115,14 @@ static int read_properties(sd_bus_message *m, UnitState *st) {
                         *(name[0] == 'N' ? &st->n_restarts : &st->main_pid) = u;
                         done = true;
                 }
+                if (!done && (strcmp(name, "ExecMainCode") == 0 || strcmp(name, "ExecMainStatus") == 0)) {
+                        int32_t i;
+                        r = sd_bus_message_read(m, "v", "i", &i);
+                        if (r < 0)
+                                return r;
+                        *(strcmp(name, "ExecMainCode") == 0 ? &st->exec_main_code : &st->exec_main_status) = i;
+                        done = true;
+                }
                 if (!done) {
                         r = sd_bus_message_skip(m, "v");
                         if (r < 0)

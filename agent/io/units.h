@@ -16,6 +16,10 @@ typedef struct UnitState {
         char result[32];       /* services: "success", "signal", "exit-code", ...; "" otherwise */
         uint32_t n_restarts;   /* services: automatic restarts by Restart= */
         uint32_t main_pid;
+        /* services: how the main process last ended: waitid()'s si_code (CLD_EXITED,
+         * CLD_KILLED, CLD_DUMPED; 0 while it never ended) and its exit status or signal */
+        int32_t exec_main_code;
+        int32_t exec_main_status;
 } UnitState;
 
 /* A unit's state changed (or was first read). Borrowed during the call. */

@@ -23,6 +23,9 @@ static void test_identity_testdata(void **state) {
         assert_string_equal(id.instance_id, "i-1234567890abcdef0");
         assert_string_equal(id.region, "us-east-1");
         assert_string_equal(id.account_id, "0123456789");
+        assert_string_equal(id.instance_type, "m4.xlarge");
+        assert_string_equal(id.availability_zone, "us-east-1f");
+        assert_string_equal(id.image_id, "ami-0b69ea66ff7391e80");
         assert_int_equal(imds_identity_instance_arn(&id, &arn), 0);
         assert_string_equal(arn, "arn:aws:ec2:us-east-1:0123456789:instance/i-1234567890abcdef0");
 
@@ -48,6 +51,7 @@ static void test_identity_partitions(void **state) {
                 snprintf(doc, sizeof doc, "{\"instanceId\":\"i-0abcdef1\",\"region\":\"%s\",\"accountId\":\"1\"}",
                          cases[i].region);
                 assert_int_equal(imds_parse_identity(doc, strlen(doc), &id, NULL), 0);
+                assert_string_equal(id.instance_type, ""); /* context missing: accepted, left empty */
                 assert_int_equal(imds_identity_instance_arn(&id, &arn), 0);
                 snprintf(expected, sizeof expected, "arn:%s:ec2:%s:1:instance/i-0abcdef1", cases[i].partition,
                          cases[i].region);
