@@ -223,32 +223,11 @@ static void on_action_exec(int error, const SpawnResult *r, void *userdata) {
         action_done(c, error >= 0 && r->exited && r->exit_status == 0, what);
 }
 
-/* Hands the action over (a systemd job, a program) before anything about it is recorded. The
- * records' fdatasyncs (Check Failed, Remediation Started) and the budget's then overlap
- * systemd's handling of the job instead of delaying it: a record was the larger part of the
- * time from the unit's failure to the restart. Every record is still durable before heald
- * handles anything else, the job's outcome included, so the outbox holds them in order. */
-static int action_launch(CheckRuntime *c) {
+static void action_start(CheckRuntime *c) {
         Monitor *m = c->monitor;
         const CheckConfig *cc = c->config;
         RemedyOperation op = remedy_operation_of_action(cc->action);
         int r = 0;
-
-        if (m->ctx.dry_run)
-                return 0;
-        if (op >= 0) {
-                r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
-                c->action_job = r >= 0;
-        } else if (cc->action == CHECK_ACTION_EXEC)
-                r = spawn_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
-                               &c->action_exec);
-        return r;
-}
-
-/* Records the action action_launch() handed over (launched: its result) and what became of it. */
-static void action_report(CheckRuntime *c, int launched) {
-        Monitor *m = c->monitor;
-        const CheckConfig *cc = c->config;
 
         snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
         c->last_action_at = now_usec(CLOCK_REALTIME);
@@ -263,12 +242,17 @@ static void action_report(CheckRuntime *c, int launched) {
                 return;
         }
         snprintf(c->last_action_result, sizeof c->last_action_result, "running");
-        if (cc->action == CHECK_ACTION_REQUEST) /* the fleet acts; verification watches whether it worked */
+        if (op >= 0) {
+                r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
+                c->action_job = r >= 0;
+        } else if (cc->action == CHECK_ACTION_EXEC)
+                r = spawn_start(m->ctx.event, cc->action_command, cc->verify_timeout, ACTION_OUTPUT_MAX, on_action_exec, c,
+                               &c->action_exec);
+        else /* request: the fleet acts; verification watches whether it worked */
                 return action_done(c, true, "requested from the fleet");
-        if (launched < 0) {
+        if (r < 0) {
                 char what[256];
-                snprintf(what, sizeof what, "cannot start: %s",
-                         launched == -ENOTCONN ? "no system bus" : strerror(-launched));
+                snprintf(what, sizeof what, "cannot start: %s", r == -ENOTCONN ? "no system bus" : strerror(-r));
                 action_done(c, false, what);
         }
 }
@@ -302,7 +286,6 @@ static void schedule(CheckRuntime *c, usec_t delay) {
 
 static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         Monitor *m = c->monitor;
-        int launched = out & POLICY_ACT ? action_launch(c) : 0;
         if ((out & POLICY_CHECK_FAILED) && res)
                 emit_check_failed(c, res);
         if ((out & POLICY_CHECK_RECOVERED) && res)
@@ -330,7 +313,7 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                 emit_remediation(c, "Remediation Escalated", why);
         }
         if (out & POLICY_ACT)
-                action_report(c, launched);
+                action_start(c);
         if (out & POLICY_ARM_VERIFY_TIMER) {
                 (void) sd_event_source_set_time(c->verify_timer, now_usec(CLOCK_BOOTTIME) + c->config->verify_timeout);
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_ONESHOT);
