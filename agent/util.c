@@ -13,6 +13,11 @@ usec_t now_usec(int clock_id) {
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }
 
+usec_t timer_accuracy(usec_t delay) {
+        usec_t a = delay / 10;
+        return a < 10 * USEC_PER_MSEC ? 10 * USEC_PER_MSEC : a > USEC_PER_SEC ? USEC_PER_SEC : a;
+}
+
 int free_and_strdup(char **dst, const char *src) {
         char *copy = NULL;
         if (src) {

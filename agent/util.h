@@ -108,6 +108,11 @@ int format_bounded(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
 /* Monotonic/boot/realtime clocks in microseconds. */
 usec_t now_usec(int clock_id);
 
+/* The accuracy for a timer due delay from now: a tenth of it, between 10 ms and 1 s. sd-event
+ * wakes once for every timer whose window has begun, so timers of the same period share a
+ * wake-up instead of waking the process one by one. */
+usec_t timer_accuracy(usec_t delay);
+
 /* Replace *dst with a copy of src (NULL allowed). Returns 0 or -ENOMEM. */
 int free_and_strdup(char **dst, const char *src);
 

@@ -314,6 +314,7 @@ static int on_verify_timeout(sd_event_source *s _unused_, uint64_t usec _unused_
 static void schedule(CheckRuntime *c, usec_t delay) {
         if (!c->timer)
                 return;
+        (void) sd_event_source_set_time_accuracy(c->timer, timer_accuracy(delay));
         (void) sd_event_source_set_time_relative(c->timer, delay);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
@@ -463,8 +464,10 @@ static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *u
 
 /* Polled checks: the timer runs the next probe. */
 static int poll_start(CheckRuntime *c) {
-        /* Spread the first runs over the interval so checks do not run in lockstep; one that a
-         * verification carried over a reload waits for is due now. */
+        /* The first runs are spread over a tenth of the interval, the timer's accuracy: sd-event
+         * then runs the checks due within that window in one wake-up (monit's cycle, without
+         * its latency for unit and journal checks). One that a verification carried over a
+         * reload waits for is due now. */
         schedule(c, verify_includes(c->monitor, c) ? 0 : backoff_random() % (c->config->interval / 10 + 1));
         return 0;
 }

@@ -13,7 +13,10 @@ the integration bed (moto, IMDSv2, fault proxy) on the host. Prints figures, nev
 Timestamps all come from CLOCK_REALTIME, which the host and the container share: the kill
 time is taken on the host just before os.kill(); journal entries carry journald's receive
 time (__REALTIME_TIMESTAMP, us), unit timestamps are systemd's (us).
-Usage: sudo tests/bench/heal_bench.py [--runs 50] [--idle 60] [--pings 30]
+It ends with issue 13's summary table: each figure beside monit's from the same run, with
+the ratio (and `heald send-event` beside `aws events put-events` when run.sh passes
+--send-event). heald runs with the packaged unit's Environment= (systemd/heald.service).
+Usage: sudo tests/bench/heal_bench.py [--runs 50] [--idle 60] [--pings 30] [--send-event FILE]
 Logs (container consoles, the bed's) are removed after a good run; HEALD_BENCH_KEEP=1 keeps them.
 """
 import argparse
@@ -66,6 +69,13 @@ DISK_PATHS = ["/", "/tmp", "/run"]
 
 
 # ---- small helpers ------------------------------------------------------------------------
+def packaged_environment() -> tuple[str, ...]:
+    """systemd/heald.service's Environment= lines as unit properties: the bench runs heald as a
+    transient unit, and it should run as the installed one does."""
+    with open(os.path.join(TESTS, "..", "systemd", "heald.service")) as f:
+        return tuple(line.strip() for line in f if line.startswith("Environment="))
+
+
 def pct(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p99 of 50 samples is the largest)."""
     s = sorted(values)
@@ -227,7 +237,7 @@ def bench_heald_healing(bed, c: container.Container, runs: int) -> dict:
                               "verify_timeout": "10s"}
     c.systemctl("start", CRASHY)
     c.start_heald(config, unit="heald-heal", state_dir="/var/lib/heald-heal",
-                  config_path="/etc/heald/heal.ini")
+                  config_path="/etc/heald/heal.ini", properties=packaged_environment())
     unit = "heald-heal.service"
     agent.events(1, timeout=20, detail_type="Agent Started")
     kills, props = [], []
@@ -371,14 +381,14 @@ def monit_idle_rc(http_port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_idle_and_commands(bed, c: container.Container, idle_s: int, pings: int) -> None:
+def bench_idle_and_commands(bed, c: container.Container, idle_s: int, pings: int) -> dict:
     harness = import_bed()
     import awsbed  # noqa: PLC0415 - beside harness
     with HealthServer(path_prefix="/health", keep_alive=True) as srv:
-        _bench_idle_and_commands(bed, c, idle_s, pings, srv.port, awsbed, harness)
+        return _bench_idle_and_commands(bed, c, idle_s, pings, srv.port, awsbed, harness)
 
 
-def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> None:
+def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> dict:
     queue = bed.fleet.command_queue(visibility_timeout=60)  # the role may read it
 
     c.write_file("/etc/systemd/system/bench-idle@.service", IDLE_UNIT_FILE)
@@ -396,7 +406,7 @@ def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> No
     write_monitrc(c, "/etc/monit/idle.rc", monit_idle_rc(port))
     unit = "heald-idle.service"
     c.start_heald(config, unit="heald-idle", state_dir="/var/lib/heald-idle",
-                  config_path="/etc/heald/idle.ini")
+                  config_path="/etc/heald/idle.ini", properties=packaged_environment())
     monit_pid = host_pid(c, start_monit(c, "monit-idle", "/etc/monit/idle.rc"))
     heald_pid = host_pid(c, int(c.show(unit, "MainPID")))
     agent.events(1, timeout=20, detail_type="Agent Started")
@@ -412,6 +422,7 @@ def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> No
     failing = c.run(["sh", "-c", f"journalctl -b -q -o cat -u {unit} HEALD_EVENT=check-failed; "
                      "grep -i 'failed\\|error' /var/log/monit-idle.log"], check=False).stdout.strip()
     where = rss_by_mapping(heald_pid)
+    monit_where = rss_by_mapping(monit_pid)
 
     def cost(name, a, b, mem):
         cpu_ms = (b.cpu_ns - a.cpu_ns) / 1e6
@@ -428,6 +439,7 @@ def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> No
     cost("heald", h0, h1, hm)
     cost("monit", m0, m1, mm)
     print(f"heald RSS by mapping: {where}")
+    print(f"monit RSS by mapping: {monit_where}")
     print("heald RSS goal <= 6 MiB (VmHWM); heald also long-polls the command queue (wait_time 20 s)")
     if failing:
         print(f"note: checks failed during the run (heald's journal, monit's log):\n{failing}")
@@ -456,6 +468,10 @@ def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> No
     show("  its SendMessage", since(b_sent, b_sends), "the same for the baseline's messages")
     print(f"heald peak RSS (idle run, after the pings): {mib(memory(heald_pid)['VmHWM'])} (VmHWM)")
     c.systemctl("stop", unit, "monit-idle.service")
+    return {name: {"hwm_kib": mem["VmHWM"], "anon_kib": mem["RssAnon"], "file_kib": mem["RssFile"],
+                   "wakeups_s": (b.runs - a.runs) / span, "cpu_ms_min": (b.cpu_ns - a.cpu_ns) / 1e6 * 60 / span}
+            for name, a, b, mem in (("heald", h0, h1, hm), ("monit", m0, m1, mm))} | {
+            "where": {"heald": where, "monit": monit_where}}
 
 
 def boto3_receiver(bed, n: int) -> tuple[list[int], list[int], list[int]]:
@@ -489,6 +505,38 @@ def boto3_receiver(bed, n: int) -> tuple[list[int], list[int], list[int]]:
     return sends, sent, arrived
 
 
+def report_summary(h: dict, m: dict, idle: dict, send_event: dict | None) -> None:
+    """Issue 13's table: each figure of this run beside its baseline's, with the ratio."""
+    h_restart = statistics.median(since([p["InactiveExit"] for p in h["props"]], h["kills"]))
+    m_restart = statistics.median(since([p["InactiveExit"] for p in m["props"]], m["kills"]))
+    hi, mi = idle["heald"], idle["monit"]
+    rows = [
+        ("peak RSS (VmHWM, idle run)", f"{mib(hi['hwm_kib'])} (anon {mib(hi['anon_kib'])}, "
+         f"file {mib(hi['file_kib'])})", f"{mib(mi['hwm_kib'])} (anon {mib(mi['anon_kib'])}, "
+         f"file {mib(mi['file_kib'])})", f"{hi['hwm_kib'] / mi['hwm_kib']:.2f}", "<= monit's"),
+        ("wake-ups per second, idle", f"{hi['wakeups_s']:.2f}", f"{mi['wakeups_s']:.2f}",
+         f"{hi['wakeups_s'] / mi['wakeups_s']:.2f}" if mi["wakeups_s"] else "-", "<= monit's"),
+        ("idle CPU per minute", f"{hi['cpu_ms_min']:.0f} ms", f"{mi['cpu_ms_min']:.0f} ms",
+         f"{hi['cpu_ms_min'] / mi['cpu_ms_min']:.2f}" if mi["cpu_ms_min"] else "-", "<= monit's"),
+        ("kill -> restart begins (median)", f"{h_restart:.1f} ms", f"{m_restart:.1f} ms",
+         f"1/{m_restart / h_restart:.0f}", "<= 5 ms (>= 100x monit)"),
+    ]
+    if send_event and "aws" in send_event:
+        hs, aws = send_event["heald"], send_event["aws"]
+        rows.append(("send-event vs aws events put-events",
+                     f"{hs['wall_ms']:.0f} ms wall, {mib(hs['hwm_kib'])}",
+                     f"aws CLI: {aws['wall_ms']:.0f} ms, {mib(aws['hwm_kib'])}",
+                     f"1/{aws['wall_ms'] / hs['wall_ms']:.0f} time, 1/{aws['hwm_kib'] / hs['hwm_kib']:.1f} memory",
+                     ">= 20x faster, <= 1/8 memory"))
+    print("== Summary (issue 13): same run, same checks; ratio = heald / baseline")
+    print("| figure | heald | monit | ratio | goal |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"heald RSS by mapping: {idle['where']['heald']}")
+    print(f"monit RSS by mapping: {idle['where']['monit']}")
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds: the container is powered off
 
@@ -499,6 +547,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=50, help="kills per daemon (default 50)")
     ap.add_argument("--idle", type=int, default=60, help="idle measurement, seconds (default 60)")
     ap.add_argument("--pings", type=int, default=30, help="ping commands (default 30)")
+    ap.add_argument("--send-event", help="send_event_bench.py's --json, for the summary table")
     args = ap.parse_args()
     try:
         container.require()
@@ -530,7 +579,13 @@ def main() -> int:
         m = bench_monit_healing(c, args.runs)
         report_healing(h, m)
         print()
-        bench_idle_and_commands(bed, c, args.idle, args.pings)
+        idle = bench_idle_and_commands(bed, c, args.idle, args.pings)
+        print()
+        send_event = None
+        if args.send_event:
+            with open(args.send_event) as f:
+                send_event = json.load(f)
+        report_summary(h, m, idle, send_event)
     if os.environ.get("HEALD_BENCH_KEEP") != "1":  # logs are kept only when something failed
         shutil.rmtree(container.log_dir(), ignore_errors=True)
         bed.stop()

@@ -3,9 +3,13 @@
 #  1. SigV4 signatures/s: heald's signer vs botocore's SigV4Auth on the same PutEvents request.
 #  2. Outbox drain: events/s from a 10,000-event outbox to a local sink that answers PutEvents
 #     at once, vs boto3's put_events sending the same events to the same sink; heald's peak RSS.
-#  3. Healing and the command channel (tests/bench/heal_bench.py, root and systemd-nspawn):
+#  3. One event, whole process: `heald send-event` vs `aws events put-events` to the same sink.
+#  4. Healing and the command channel (tests/bench/heal_bench.py, root and systemd-nspawn):
 #     detection and recovery vs monit, idle cost of 20 checks vs monit, command latency vs a
 #     boto3 receiver, ReceiveMessage calls of an idle heald. Says why when it is skipped.
+#     It ends with the summary table of issue 13: every figure beside monit's (or the aws
+#     CLI's) from this run, with the ratio.
+# heald runs with the Environment= of the packaged unit (systemd/heald.service), as installed.
 # Timings are printed, never judged: the goals are in tests/bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,9 +58,10 @@ region = us-east-1
 imds_endpoint = http://127.0.0.1:9
 events_endpoint = http://127.0.0.1:$port
 INI
+HEALD_ENV=$(sed -n 's/^Environment=//p' systemd/heald.service)
 count() { curl -s "http://127.0.0.1:$port/count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])'; }
 start=$(date +%s.%N)
-AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench HEALD_LOG_TARGET=stderr \
+env $HEALD_ENV AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench HEALD_LOG_TARGET=stderr \
         build/heald --config "$T/heald.ini" 2>"$T/heald.log" &
 pid=$!
 # N backlog events plus Agent Started
@@ -77,4 +82,11 @@ mib() { echo "$(($1 / 1024)).$((($1 % 1024) * 10 / 1024)) MiB"; }
 echo "heald peak RSS: $(mib "$rss") (VmHWM; goal <= 6 MiB); at the end RssAnon $(mib "$anon"), RssFile $(mib "$file")"
 
 echo
-python3 tests/bench/heal_bench.py
+echo "== One event, whole process: heald send-event vs aws events put-events (same sink)"
+sed "s|^state_dir = .*|state_dir = $T/send-state|" "$T/heald.ini" >"$T/send.ini"
+curl -s -X POST "http://127.0.0.1:$port/reset" >/dev/null
+python3 tests/bench/send_event_bench.py build/heald "$T/send.ini" "http://127.0.0.1:$port" \
+        --json "$T/send.json"
+
+echo
+python3 tests/bench/heal_bench.py --send-event "$T/send.json"

@@ -123,6 +123,10 @@ class PackageTest(SystemTestCase):
             pid = self.wait_ready(c)
             self.assertEqual(c.systemctl("is-enabled", "heald.service"), "enabled", out.stdout)
             self.assertEqual(c.run(["ps", "-o", "user=", "-p", str(pid)]).stdout.strip(), "heald")
+            # The packaged unit keeps GnuTLS (loaded by libcurl's librtmp, unused) from
+            # initialising itself: ~0.6 MiB of RSS (tests/bench/RESULTS.md).
+            environ = c.run(["cat", f"/proc/{pid}/environ"]).stdout.split("\0")
+            self.assertIn("GNUTLS_NO_IMPLICIT_INIT=1", environ)
             self.assertEqual(c.read_file(CONFIG), text, "dpkg kept the admin's heald.ini")
             self.assertEqual(c.run(["stat", "-c", "%a %U:%G", CONFIG]).stdout.strip(),
                              "640 root:heald")

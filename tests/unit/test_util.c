@@ -37,11 +37,23 @@ static void test_format_bounded_tiny_buffers(void **state) {
         assert_string_equal(buf, "");
 }
 
+/* Checks polled every 10 s share one wake-up a second wide; a 1 s verification cadence stays
+ * within 100 ms; short timers keep the 10 ms they had. */
+static void test_timer_accuracy(void **state) {
+        (void) state;
+        assert_int_equal(timer_accuracy(10 * USEC_PER_SEC), USEC_PER_SEC);
+        assert_int_equal(timer_accuracy(USEC_PER_SEC), 100 * USEC_PER_MSEC);
+        assert_int_equal(timer_accuracy(5 * USEC_PER_MINUTE), USEC_PER_SEC);
+        assert_int_equal(timer_accuracy(0), 10 * USEC_PER_MSEC);
+        assert_int_equal(timer_accuracy(50 * USEC_PER_MSEC), 10 * USEC_PER_MSEC);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bsprintf_fits),
                 cmocka_unit_test(test_bsprintf_reports_and_marks_a_cut),
                 cmocka_unit_test(test_format_bounded_tiny_buffers),
+                cmocka_unit_test(test_timer_accuracy),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
