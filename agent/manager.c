@@ -542,9 +542,10 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
 
 static int on_control_request(const char *request, cJSON **ret, void *userdata) {
         Manager *m = userdata;
-        if (strcmp(request, "status") == 0) {
+        /* "status" or "status CHECK" (that one with its history) */
+        if (strcmp(request, "status") == 0 || strncmp(request, "status ", 7) == 0) {
                 cJSON *checks = NULL;
-                int r = monitor_status(m->monitor, &checks);
+                int r = monitor_status(m->monitor, request[6] ? request + 7 : NULL, &checks);
                 if (r < 0)
                         return r;
                 cJSON *o = cJSON_CreateObject();

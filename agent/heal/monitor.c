@@ -185,9 +185,27 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
 static void handle(CheckRuntime *c, unsigned out, const CheckResult *res);
 static void runtime_rejudge(CheckRuntime *c);
 
+static RemediationRecord *remediation_newest(CheckRuntime *c) {
+        return c->n_remediations ? &c->remediations[(c->n_remediations - 1) % HISTORY_MAX] : NULL;
+}
+
+static void remediation_begin(CheckRuntime *c, const char *action) {
+        RemediationRecord *r = &c->remediations[c->n_remediations++ % HISTORY_MAX];
+        *r = (RemediationRecord) { .at = now_usec(CLOCK_REALTIME) };
+        snprintf(r->action, sizeof r->action, "%s", action);
+        snprintf(r->result, sizeof r->result, "running");
+}
+
+/* The newest remediation's outcome so far (it may be refined: "job done", then "verified"). */
+static void remediation_set_result(CheckRuntime *c, const char *result) {
+        RemediationRecord *r = remediation_newest(c);
+        if (r)
+                snprintf(r->result, sizeof r->result, "%s", result);
+}
+
 static void action_done(CheckRuntime *c, bool ok, const char *what) {
         PolicyConfig pc = policy_config(c->config);
-        snprintf(c->last_action_result, sizeof c->last_action_result, "%s", what);
+        remediation_set_result(c, what);
         unsigned out = policy_on_action_done(&c->policy, &pc, ok, now_usec(CLOCK_REALTIME));
         if (out & POLICY_REMEDIATION_FAILED) {
                 log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
@@ -229,19 +247,17 @@ static void action_start(CheckRuntime *c) {
         RemedyOperation op = remedy_operation_of_action(cc->action);
         int r = 0;
 
-        snprintf(c->last_action, sizeof c->last_action, "%s", check_action_to_string(cc->action));
-        c->last_action_at = now_usec(CLOCK_REALTIME);
+        remediation_begin(c, check_action_to_string(cc->action));
         log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
                   m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
                   c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
 
         if (m->ctx.dry_run) {
-                snprintf(c->last_action_result, sizeof c->last_action_result, "dry run: not taken");
+                remediation_set_result(c, "dry run: not taken");
                 policy_on_action_skipped(&c->policy);
                 return;
         }
-        snprintf(c->last_action_result, sizeof c->last_action_result, "running");
         if (op >= 0) {
                 r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
@@ -269,7 +285,7 @@ static int on_verify_timeout(sd_event_source *s _unused_, uint64_t usec _unused_
                          (unsigned long long) (c->config->verify_timeout / USEC_PER_SEC));
                 log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
                 emit_remediation(c, "Remediation Failed", what);
-                snprintf(c->last_action_result, sizeof c->last_action_result, "%s", what);
+                remediation_set_result(c, what);
         }
         /* Still failing: judge again so the budget decides about another attempt. */
         runtime_rejudge(c);
@@ -296,7 +312,7 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         if (out & POLICY_REMEDIATION_SUCCEEDED) {
                 log_event(LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
                           c->last.observed);
-                snprintf(c->last_action_result, sizeof c->last_action_result, "verified");
+                remediation_set_result(c, "verified");
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
                 emit_remediation(c, "Remediation Succeeded", NULL);
         }
@@ -329,9 +345,15 @@ static void runtime_result(CheckRuntime *c, const CheckResult *res) {
         c->last.output = NULL;
         c->have_last = true;
         c->last_at = now_usec(CLOCK_REALTIME);
+        ResultRecord *record = &c->results[c->n_results++ % HISTORY_MAX];
+        *record = (ResultRecord) { .at = c->last_at, .healthy = res->healthy };
+        snprintf(record->observed, sizeof record->observed, "%s", res->observed);
         bool dependency_failing = c->after && c->after->policy.health == POLICY_HEALTH_FAILED;
         PolicyConfig pc = policy_config(c->config);
+        PolicyHealth before = c->policy.health;
         unsigned out = policy_on_result(&c->policy, &pc, res->healthy, dependency_failing, c->last_at);
+        if (c->policy.health != before)
+                c->health_since = c->last_at;
         handle(c, out, res);
 }
 
@@ -585,6 +607,7 @@ static int runtimes_build(Monitor *m, const CheckConfig *checks, size_t n, Check
         for (size_t i = 0; i < n; i++) {
                 rt[i].monitor = m;
                 rt[i].config = &checks[i];
+                rt[i].health_since = now_usec(CLOCK_REALTIME);
                 policy_init(&rt[i].policy);
         }
         *ret = rt;
@@ -646,10 +669,12 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
                         rt[i].last = old->last;
                         rt[i].have_last = old->have_last;
                         rt[i].last_at = old->last_at;
+                        rt[i].health_since = old->health_since;
                         rt[i].unit_history = old->unit_history;
-                        memcpy(rt[i].last_action, old->last_action, sizeof rt[i].last_action);
-                        memcpy(rt[i].last_action_result, old->last_action_result, sizeof rt[i].last_action_result);
-                        rt[i].last_action_at = old->last_action_at;
+                        memcpy(rt[i].results, old->results, sizeof rt[i].results);
+                        rt[i].n_results = old->n_results;
+                        memcpy(rt[i].remediations, old->remediations, sizeof rt[i].remediations);
+                        rt[i].n_remediations = old->n_remediations;
                 }
         verify_carry_over(m, rt, n);
         runtimes_free(m->checks, m->n_checks);
@@ -695,33 +720,76 @@ void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing) {
 }
 
 
-int monitor_status(Monitor *m, cJSON **ret) {
+/* Newest first: what heald status CHECK lists. */
+static cJSON *results_to_json(const CheckRuntime *c) {
         cJSON *arr = cJSON_CreateArray();
+        for (size_t k = 0; arr && k < c->n_results && k < HISTORY_MAX; k++) {
+                const ResultRecord *r = &c->results[(c->n_results - 1 - k) % HISTORY_MAX];
+                cJSON *o = cJSON_CreateObject();
+                if (!cJSON_AddItemToArray(arr, o) || !emit_add_time(o, "at", r->at) ||
+                    !cJSON_AddBoolToObject(o, "healthy", r->healthy) || !cJSON_AddStringToObject(o, "observed", r->observed)) {
+                        cJSON_Delete(arr);
+                        return NULL;
+                }
+        }
+        return arr;
+}
+
+static cJSON *remediations_to_json(const CheckRuntime *c) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t k = 0; arr && k < c->n_remediations && k < HISTORY_MAX; k++) {
+                const RemediationRecord *r = &c->remediations[(c->n_remediations - 1 - k) % HISTORY_MAX];
+                cJSON *o = cJSON_CreateObject();
+                if (!cJSON_AddItemToArray(arr, o) || !emit_add_time(o, "at", r->at) ||
+                    !cJSON_AddStringToObject(o, "action", r->action) || !cJSON_AddStringToObject(o, "result", r->result)) {
+                        cJSON_Delete(arr);
+                        return NULL;
+                }
+        }
+        return arr;
+}
+
+static cJSON *runtime_status(CheckRuntime *c, bool with_history, usec_t now) {
+        PolicyConfig pc = policy_config(c->config);
+        const RemediationRecord *newest = remediation_newest(c);
+        cJSON *d = runtime_detail_new(c);
+        bool ok = d && cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
+                  emit_add_time(d, "since", c->health_since) &&
+                  cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
+                  cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
+                  (!c->have_last || emit_add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
+                  cJSON_AddStringToObject(d, "last_action", newest ? newest->action : "") &&
+                  cJSON_AddStringToObject(d, "last_action_result", newest ? newest->result : "") &&
+                  (!newest || emit_add_time(d, "last_action_at", newest->at)) &&
+                  cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now)) &&
+                  cJSON_AddNumberToObject(d, "max_actions", c->config->max_actions);
+        if (ok && with_history)
+                ok = cJSON_AddItemToObject(d, "results", results_to_json(c)) &&
+                     cJSON_AddItemToObject(d, "remediations", remediations_to_json(c));
+        if (!ok) {
+                cJSON_Delete(d);
+                return NULL;
+        }
+        return d;
+}
+
+int monitor_status(Monitor *m, const char *check, cJSON **ret) {
+        _cleanup_cjson_ cJSON *arr = cJSON_CreateArray();
         if (!arr)
                 return -ENOMEM;
         usec_t now = now_usec(CLOCK_REALTIME);
         for (size_t i = 0; i < m->n_checks; i++) {
                 CheckRuntime *c = &m->checks[i];
-                PolicyConfig pc = policy_config(c->config);
-                cJSON *d = runtime_detail_new(c);
+                if (check && strcmp(c->config->name, check) != 0)
+                        continue;
+                cJSON *d = runtime_status(c, check != NULL, now);
                 if (!d || !cJSON_AddItemToArray(arr, d)) {
                         cJSON_Delete(d);
-                        cJSON_Delete(arr);
-                        return -ENOMEM;
-                }
-                bool ok = cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
-                          cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
-                          cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
-                          (!c->have_last || emit_add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
-                          cJSON_AddStringToObject(d, "last_action", c->last_action) &&
-                          cJSON_AddStringToObject(d, "last_action_result", c->last_action_result) &&
-                          (!c->last_action_at || emit_add_time(d, "last_action_at", c->last_action_at)) &&
-                          cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now));
-                if (!ok) {
-                        cJSON_Delete(arr);
                         return -ENOMEM;
                 }
         }
-        *ret = arr;
+        if (check && cJSON_GetArraySize(arr) == 0)
+                return -ENOENT;
+        *ret = TAKE_PTR(arr);
         return 0;
 }
