@@ -106,18 +106,22 @@ static void outbox_disk_log(Manager *m) {
 
 static void status_update(Manager *m) {
         unsigned ok = 0, failing = 0;
-        char in_memory[128] = "";
+        char in_memory[128] = "", names[160] = "", failing_names[170] = "";
         if (!m->outbox)
                 return;
         outbox_disk_log(m);
-        if (m->monitor)
+        if (m->monitor) {
                 monitor_counts(m->monitor, &ok, &failing);
+                monitor_failing_names(m->monitor, 3, names, sizeof names);
+        }
+        if (names[0])
+                bsprintf(failing_names, " (%s)", names);
         if (m->outbox_disk_error < 0 || outbox_in_memory(m->outbox) > 0)
                 bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
-        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing; outbox %zu events%s; %s",
-                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing,
+        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing%s; outbox %zu events%s; %s",
+                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing, failing_names,
                           outbox_count(m->outbox), in_memory,
                           m->target_known ? "publishing" : "waiting for the IMDS identity");
 }

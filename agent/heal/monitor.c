@@ -112,6 +112,21 @@ static bool add_action(cJSON *d, const CheckConfig *cc) {
                (t ? cJSON_AddStringToObject(d, "action_target", t) != NULL : cJSON_AddNullToObject(d, "action_target") != NULL);
 }
 
+/* What a check's log lines are about: the check, and the unit it watches or acts on. */
+static LogSubject runtime_subject(const CheckRuntime *c) {
+        const CheckConfig *cc = c->config;
+        const char *unit = cc->type == CHECK_UNIT                             ? cc->unit
+                           : remedy_operation_of_action(cc->action) >= 0 ? remedy_action_target(cc)
+                                                                          : NULL;
+        return (LogSubject) { .check = cc->name, .unit = unit };
+}
+
+#define log_check(c, level, event, ...)                                            \
+        do {                                                                       \
+                LogSubject _subject_ = runtime_subject(c);                         \
+                log_event_about((level), (event), &_subject_, __VA_ARGS__);        \
+        } while (0)
+
 static void emit(CheckRuntime *c, const char *type, cJSON *d) {
         (void) emit_event(c->monitor->ctx.emit, c->monitor->ctx.userdata, type, d, c->config->name);
 }
@@ -126,7 +141,7 @@ static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
                 cJSON_Delete(d);
                 d = NULL;
         }
-        log_event(LOG_WARNING, "check-failed", "Check %s failed: %s (%s; healthy: %s)", c->config->name, res->message,
+        log_check(c, LOG_WARNING, "check-failed", "Check %s failed: %s (%s; healthy: %s)", c->config->name, res->message,
                   res->observed, res->threshold);
         emit(c, "Check Failed", d);
 }
@@ -140,7 +155,7 @@ static void emit_check_recovered(CheckRuntime *c, const CheckResult *res) {
                 cJSON_Delete(d);
                 d = NULL;
         }
-        log_event(LOG_INFO, "check-recovered", "Check %s recovered: %s", c->config->name, res->observed);
+        log_check(c, LOG_INFO, "check-recovered", "Check %s recovered: %s", c->config->name, res->observed);
         emit(c, "Check Recovered", d);
 }
 
@@ -208,7 +223,7 @@ static void action_done(CheckRuntime *c, bool ok, const char *what) {
         remediation_set_result(c, what);
         unsigned out = policy_on_action_done(&c->policy, &pc, ok, now_usec(CLOCK_REALTIME));
         if (out & POLICY_REMEDIATION_FAILED) {
-                log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
+                log_check(c, LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
                 emit_remediation(c, "Remediation Failed", what);
         }
         handle(c, out & ~POLICY_REMEDIATION_FAILED, NULL);
@@ -248,7 +263,7 @@ static void action_start(CheckRuntime *c) {
         int r = 0;
 
         remediation_begin(c, check_action_to_string(cc->action));
-        log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
+        log_check(c, LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
                   m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
                   c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
@@ -283,7 +298,7 @@ static int on_verify_timeout(sd_event_source *s _unused_, uint64_t usec _unused_
                 char what[128];
                 snprintf(what, sizeof what, "not healthy within verify_timeout (%llu s) after the action",
                          (unsigned long long) (c->config->verify_timeout / USEC_PER_SEC));
-                log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
+                log_check(c, LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
                 emit_remediation(c, "Remediation Failed", what);
                 remediation_set_result(c, what);
         }
@@ -306,11 +321,11 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         if ((out & POLICY_CHECK_RECOVERED) && res)
                 emit_check_recovered(c, res);
         if (out & POLICY_SUPPRESSED)
-                log_event(LOG_NOTICE, "remediation-suppressed",
+                log_check(c, LOG_NOTICE, "remediation-suppressed",
                           "Check %s is failing, but %s, which it runs after, is failing too: no action until %s recovers",
                           c->config->name, c->after->config->name, c->after->config->name);
         if (out & POLICY_REMEDIATION_SUCCEEDED) {
-                log_event(LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
+                log_check(c, LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
                           c->last.observed);
                 remediation_set_result(c, "verified");
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
@@ -323,7 +338,7 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                          c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
                          c->config->name);
                 bool dry_run = m->ctx.dry_run;
-                log_event(dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",
+                log_check(c, dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",
                           c->config->name, why, dry_run ? " [dry run: nobody needs to act]" : "");
                 emit_remediation(c, "Remediation Escalated", why);
         }
@@ -700,7 +715,7 @@ int monitor_reset(Monitor *m, const char *check) {
                         continue;
                 policy_reset(&c->policy);
                 policy_save(m);
-                log_event(LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
+                log_check(c, LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
                 runtime_source(c)->refresh(c);
                 return 0;
         }
@@ -719,6 +734,30 @@ void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing) {
         *ret_failing = failing;
 }
 
+
+void monitor_failing_names(const Monitor *m, size_t max, char *buf, size_t size) {
+        size_t shown = 0, more = 0, len = 0;
+        buf[0] = 0;
+        for (size_t i = 0; i < m->n_checks; i++) {
+                if (m->checks[i].policy.health != POLICY_HEALTH_FAILED)
+                        continue;
+                if (shown == max) {
+                        more++;
+                        continue;
+                }
+                int k = snprintf(buf + len, size - len, "%s%s", shown ? ", " : "", m->checks[i].config->name);
+                if (k < 0 || (size_t) k >= size - len) {
+                        buf[len] = 0; /* a name that does not fit is counted, not cut */
+                        max = shown;
+                        more++;
+                        continue;
+                }
+                len += (size_t) k;
+                shown++;
+        }
+        if (more)
+                snprintf(buf + len, size - len, "%s+%zu more", shown ? ", " : "", more);
+}
 
 /* Newest first: what heald status CHECK lists. */
 static cJSON *results_to_json(const CheckRuntime *c) {

@@ -42,3 +42,5 @@ int monitor_reset(Monitor *m, const char *check);
  * for heald status: an array; caller owns *ret. -ENOENT: no such check. */
 int monitor_status(Monitor *m, const char *check, cJSON **ret);
 void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing);
+/* The failing checks' names for STATUS=: the first max, then "+N more"; "" when none. */
+void monitor_failing_names(const Monitor *m, size_t max, char *buf, size_t size);
