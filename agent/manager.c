@@ -14,10 +14,12 @@
 #include "aws/imds_doc.h"
 #include "backoff.h"
 #include "commands/channel.h"
+#include "codec.h"
 #include "control.h"
 #include "events/event.h"
 #include "io/http.h"
 #include "log.h"
+#include "metrics.h"
 #include "heal/monitor.h"
 #include "events/outbox.h"
 #include "events/publisher.h"
@@ -27,6 +29,7 @@
 #define STOP_DEADLINE (2 * USEC_PER_SEC)
 #define SEND_EVENT_DEADLINE (30 * USEC_PER_SEC)
 #define HEARTBEAT_SEQ_FILE "heartbeat.seq"
+#define METRICS_INTERVAL (5 * USEC_PER_SEC) /* at most one metrics write per interval */
 
 struct Manager {
         Config *config;
@@ -53,6 +56,11 @@ struct Manager {
         usec_t started_at; /* CLOCK_MONOTONIC */
         bool stopping;
         int outbox_disk_error; /* as last said in the log: 0, or why the outbox holds events in memory */
+
+        Metrics *metrics;     /* daemon only */
+        sd_event_source *metrics_timer;
+        char *metrics_text, *metrics_path; /* what was last written where */
+        int metrics_error;    /* as last said in the log */
 
         /* send-event */
         const char *oneshot_type, *oneshot_detail;
@@ -128,6 +136,8 @@ static void status_update(Manager *m) {
 
 int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         _cleanup_free_ char *record = NULL;
+        if (m->metrics && metrics_observe_event(m->metrics, detail_type, detail) < 0)
+                log_debug("Metrics: cannot count a %s event", detail_type);
         int r = event_record_encode(detail_type, detail, now_usec(CLOCK_REALTIME), &record);
         cJSON_Delete(detail);
         if (r < 0)
@@ -341,6 +351,10 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->identity_timer);
         sd_event_source_disable_unref(m->heartbeat_timer);
         sd_event_source_disable_unref(m->deadline_timer);
+        sd_event_source_disable_unref(m->metrics_timer);
+        metrics_free(m->metrics);
+        free(m->metrics_text);
+        free(m->metrics_path);
         sd_event_unref(m->event);
         free(m->region);
         free(m->instance_arn);
@@ -701,7 +715,58 @@ static int manager_setup_modules(Manager *m) {
         return 0;
 }
 
-/* The watchdog and the heartbeat. */
+/* [metrics] textfile, for the node exporter's textfile collector: rendered every
+ * METRICS_INTERVAL, written (atomically, 0644 for the collector's user) only when it changed. */
+static void metrics_flush(Manager *m) {
+        const char *path = m->config->metrics_textfile;
+        if (!path)
+                return;
+        _cleanup_cjson_ cJSON *checks = NULL;
+        if (monitor_status(m->monitor, NULL, &checks) < 0)
+                checks = NULL; /* rendered without the checks' gauges */
+        PublisherCounts counts = publisher_counts(m->publisher);
+        MetricsGauges g = {
+                .checks = checks,
+                .outbox_depth = outbox_count(m->outbox),
+                .events_published = counts.published,
+                .events_dead_lettered = counts.dead_lettered,
+                .events_dropped = counts.dropped_reported + outbox_dropped(m->outbox),
+                .aws = aws_client_request_counts(m->aws),
+                .credentials_expiration = credentials_expiration(m->credentials),
+                .dry_run = m->config->dry_run,
+        };
+        _cleanup_free_ char *text = NULL, *dir = strdup(path);
+        int r = dir ? metrics_render(m->metrics, &g, &text) : -ENOMEM;
+        if (r >= 0 && streq_ptr(text, m->metrics_text) && streq_ptr(path, m->metrics_path))
+                return;
+        char *slash = dir ? strrchr(dir, '/') : NULL; /* validated: absolute */
+        if (slash) {
+                *slash = 0;
+                r = r < 0 ? r : write_file_atomic_mode(dir[0] ? dir : "/", slash + 1, text, strlen(text), 0644);
+        }
+        if (r < 0) {
+                if (r != m->metrics_error)
+                        log_warning_errno(r, "Cannot write the metrics to %s: %m", path);
+                m->metrics_error = r;
+                return;
+        }
+        if (m->metrics_error < 0)
+                log_info("The metrics are written to %s again", path);
+        m->metrics_error = 0;
+        if (free_and_strdup(&m->metrics_path, path) < 0)
+                return;
+        free(m->metrics_text);
+        m->metrics_text = TAKE_PTR(text);
+}
+
+static int on_metrics_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        metrics_flush(m);
+        (void) sd_event_source_set_time(s, usec + METRICS_INTERVAL);
+        return 0;
+}
+
+/* The watchdog, the heartbeat and the metrics. */
 static int manager_setup_timers(Manager *m) {
         /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
          * pings stop and systemd restarts heald. */
@@ -715,6 +780,15 @@ static int manager_setup_timers(Manager *m) {
                         return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
                 (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
         }
+        r = metrics_new(&m->metrics);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics: %m");
+        /* At once, then every METRICS_INTERVAL; a reload may set or change [metrics] textfile. */
+        r = sd_event_add_time_relative(m->event, &m->metrics_timer, CLOCK_BOOTTIME, 0, USEC_PER_MSEC * 100,
+                                       on_metrics_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to arm the metrics timer: %m");
+        (void) sd_event_source_set_enabled(m->metrics_timer, SD_EVENT_ON);
         return 0;
 }
 
