@@ -97,9 +97,8 @@ static void count_outcome(AwsRequestCounts *counts, const char *service, AwsOutc
         while (i < counts->n_services && strcmp(counts->service[i], service) != 0)
                 i++;
         if (i == counts->n_services) {
-                if (i == AWS_SERVICES_MAX || strlen(service) >= sizeof counts->service[i])
+                if (i == AWS_SERVICES_MAX || bsprintf(counts->service[i], "%s", service) < 0)
                         return;
-                strcpy(counts->service[i], service);
                 counts->n_services++;
         }
         counts->n[i][o]++;
