@@ -126,6 +126,14 @@ static const char *validate_absolute_path(const char *s) {
         return s[0] == '/' ? NULL : "must be an absolute path";
 }
 
+/* The node exporter's textfile collector reads only *.prom files of its directory. */
+static const char *validate_metrics_textfile(const char *s) {
+        size_t n = strlen(s);
+        return s[0] == '/' && n > 6 && strcmp(s + n - 5, ".prom") == 0 && s[n - 6] != '/'
+                       ? NULL
+                       : "must be an absolute path ending in .prom (in the node exporter's textfile directory)";
+}
+
 static const char *validate_imds_endpoint(const char *s) {
         return url_has_host(s, "http://") ? NULL : "must start with http:// (IMDS is link-local, plain HTTP)";
 }
@@ -275,6 +283,8 @@ static const ConfigKey config_keys[] = {
         KEY("outbox", "max_bytes", CONFIG_SIZE, outbox_max_bytes, "64MiB", .min = MIB, .max = UINT64_MAX),
         KEY("outbox", "dead_letter_max_bytes", CONFIG_SIZE, dead_letter_max_bytes, "1MiB", .min = 64 * KIB,
             .max = UINT64_MAX),
+
+        KEY("metrics", "textfile", CONFIG_STRING, metrics_textfile, "", .validate = validate_metrics_textfile),
 
         KEY("sqs", "queue_url", CONFIG_STRING, queue_url, "", .validate = validate_queue_url),
         KEY("sqs", "wait_time", CONFIG_DURATION, sqs_wait_time, "20s", .min = 0, .max = 20 * USEC_PER_SEC,

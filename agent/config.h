@@ -80,6 +80,9 @@ typedef struct Config {
         bool dry_run;              /* report what would be done, do nothing */
         char *control_socket;      /* heald status/reset talk to the daemon here; default /run/heald/heald.sock */
 
+        /* [metrics] */
+        char *metrics_textfile;    /* NULL: none; else the .prom file heald keeps up to date */
+
         /* [check NAME] sections, in file order */
         CheckConfig *checks;
         size_t n_checks;

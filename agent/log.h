@@ -1,4 +1,5 @@
-/* log.h: one place that writes log lines: the journal (structured) or stderr. */
+/* log.h: one place that writes log lines: the journal (structured: MESSAGE_ID= per event,
+ * HEALD_* fields) or stderr (with a timestamp). */
 #pragma once
 
 #include <assert.h>
@@ -18,6 +19,23 @@ void log_force_stderr(bool on);
  * contract: event: optional short event name, sent as HEALD_EVENT= in the journal and as
  * "event=NAME" on stderr. %m expands to strerror(error). */
 int log_internal(int level, int error, const char *event, const char *fmt, ...) _printf_(4, 5);
+
+/* What a line is about, sent as the journal fields HEALD_CHECK=, HEALD_UNIT= (once per unit)
+ * and HEALD_COMMAND_ID=; every member is optional (NULL). */
+typedef struct LogSubject {
+        const char *check;
+        const char *unit;
+        char *const *units; /* NULL-terminated, after unit */
+        const char *command_id;
+} LogSubject;
+
+/* log_internal() with the fields of what the line is about (subject may be NULL). */
+int log_internal_about(int level, int error, const char *event, const LogSubject *subject, const char *fmt, ...)
+        _printf_(5, 6);
+
+/* The stable MESSAGE_ID (32 hex digits) of an event's lines, documented in
+ * packaging/heald.catalog; NULL for a name without one. */
+const char *log_message_id(const char *event);
 
 /* level names: "debug", "info", "warning", "error" -> LOG_*; -EINVAL otherwise. */
 int log_level_from_string(const char *s);
@@ -45,3 +63,6 @@ const char *log_level_to_string(int level);
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, (e), __VA_ARGS__)
 /* A log line tied to an agent event (journal field HEALD_EVENT=); no value, as log_full. */
 #define log_event(level, event, ...) ((void) log_internal((level), 0, (event), __VA_ARGS__))
+/* The same, about a check, unit or command (journal fields HEALD_CHECK= and so on). */
+#define log_event_about(level, event, subject, ...) \
+        ((void) log_internal_about((level), 0, (event), (subject), __VA_ARGS__))

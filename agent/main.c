@@ -1,11 +1,13 @@
-/* main.c: the command line. Exit codes (heald(8)): 0 success, 1 failure, 64 usage, 65 bad event,
- * 69 (EX_UNAVAILABLE) send-event not accepted, 78 (EX_CONFIG) bad configuration. */
+/* main.c: the command line. Exit codes (heald(8)): 0 success, 1 failure (status: a check is failing
+ * or escalated), 64 usage, 65 bad event, 69 (EX_UNAVAILABLE) send-event not accepted or the daemon
+ * unreachable, 78 (EX_CONFIG) bad configuration. */
 #include <getopt.h>
 #include <sys/prctl.h>
 #include <sysexits.h>
 
 #include <cjson/cJSON.h>
 
+#include "aws/timestamp.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -17,7 +19,9 @@ static void help(void) {
                "       heald check-config [--config FILE]    validate and print the effective configuration\n"
                "       heald send-event [--config FILE] DETAIL_TYPE DETAIL_JSON\n"
                "                                             publish one event now; exit 0 only if accepted\n"
-               "       heald status [--config FILE] [--json] every check's state, from the running daemon\n"
+               "       heald status [--config FILE] [--json] [CHECK]\n"
+               "                                             every check's state from the running daemon, or one\n"
+               "                                             check's with its history; exit 1 if one is failing\n"
                "       heald reset [--config FILE] CHECK     clear a check's escalation and action budget\n"
                "       heald polkit-rules [--config FILE] [--output FILE]\n"
                "                                             the polkit rule letting user " POLKIT_USER_DEFAULT " manage the\n"
@@ -40,18 +44,79 @@ static const char *json_str(const cJSON *o, const char *key) {
         return v ? v : "-";
 }
 
-static void print_status(const cJSON *st) {
-        const cJSON *checks = cJSON_GetObjectItemCaseSensitive(st, "checks"), *c;
-        printf("heald %s (pid %.0f)%s: outbox %.0f events, %s\n", json_str(st, "version"),
-               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "pid")),
+/* "42s ago", "3m ago", "5h ago", "2d ago": the age of an ISO 8601 time field, or "-". */
+static const char *json_age(const cJSON *o, const char *key, char buf[static 32]) {
+        usec_t at, now = now_usec(CLOCK_REALTIME);
+        if (iso8601_parse(json_str(o, key), &at) < 0)
+                return "-";
+        uint64_t s = now > at ? (now - at) / USEC_PER_SEC : 0;
+        if (s < 120)
+                snprintf(buf, 32, "%llus ago", (unsigned long long) s);
+        else if (s < 7200)
+                snprintf(buf, 32, "%llum ago", (unsigned long long) (s / 60));
+        else if (s < 172800)
+                snprintf(buf, 32, "%lluh ago", (unsigned long long) (s / 3600));
+        else
+                snprintf(buf, 32, "%llud ago", (unsigned long long) (s / 86400));
+        return buf;
+}
+
+static double json_num(const cJSON *o, const char *key) {
+        return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* A check needs a person (exit status 1): it failed, or its budget is spent. */
+static bool check_in_trouble(const cJSON *c) {
+        return streq_ptr(json_str(c, "health"), "failed") || streq_ptr(json_str(c, "phase"), "escalated");
+}
+
+static void print_status_header(const cJSON *st) {
+        printf("heald %s (pid %.0f)%s: outbox %.0f event%s, %s\n", json_str(st, "version"), json_num(st, "pid"),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "dry_run")) ? " [dry run]" : "",
-               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "outbox_depth")),
+               json_num(st, "outbox_depth"), json_num(st, "outbox_depth") == 1 ? "" : "s",
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "publishing")) ? "publishing" : "not publishing yet");
-        printf("%-20s %-9s %-8s %-10s %-30s %s\n", "CHECK", "TYPE", "HEALTH", "PHASE", "OBSERVED", "LAST ACTION");
-        cJSON_ArrayForEach(c, checks)
-                printf("%-20s %-9s %-8s %-10s %-30.30s %s %s\n", json_str(c, "check"), json_str(c, "check_type"),
-                       json_str(c, "health"), json_str(c, "phase"), json_str(c, "observed"), json_str(c, "last_action"),
+}
+
+/* heald status: one line per check, as monit summary. */
+static void print_status(const cJSON *st) {
+        const cJSON *c;
+        char since[32], checked[32];
+        print_status_header(st);
+        printf("%-20s %-9s %-8s %-9s %-10s %-9s %-30s %-7s %s\n", "CHECK", "TYPE", "HEALTH", "SINCE", "PHASE", "CHECKED",
+               "OBSERVED", "BUDGET", "LAST ACTION");
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(st, "checks")) {
+                char budget[24];
+                snprintf(budget, sizeof budget, "%.0f/%.0f", json_num(c, "budget_left"), json_num(c, "max_actions"));
+                printf("%-20s %-9s %-8s %-9s %-10s %-9s %-30.30s %-7s %s %s\n", json_str(c, "check"), json_str(c, "check_type"),
+                       json_str(c, "health"), json_age(c, "since", since), json_str(c, "phase"),
+                       json_age(c, "last_result_at", checked), json_str(c, "observed"), budget, json_str(c, "last_action"),
                        json_str(c, "last_action_result"));
+        }
+}
+
+/* heald status CHECK: one check in full, as monit status, with its recent history. */
+static void print_check_status(const cJSON *st) {
+        const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st, "checks"), 0), *e;
+        char age[32];
+        print_status_header(st);
+        printf("Check '%s' (%s, %s)\n", json_str(c, "check"), json_str(c, "check_type"), json_str(c, "target"));
+        printf("  %-20s %s since %s (%s)\n", "health", json_str(c, "health"), json_str(c, "since"), json_age(c, "since", age));
+        printf("  %-20s %s\n", "phase", json_str(c, "phase"));
+        printf("  %-20s %s (%s)\n", "last checked", json_str(c, "last_result_at"), json_age(c, "last_result_at", age));
+        printf("  %-20s %s\n", "observed", json_str(c, "observed"));
+        printf("  %-20s %s\n", "healthy when", json_str(c, "threshold"));
+        printf("  %-20s %s\n", "message", json_str(c, "message"));
+        printf("  %-20s %s %s\n", "action", json_str(c, "action"),
+               cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "action_target")) ? json_str(c, "action_target") : "");
+        printf("  %-20s %.0f of %.0f\n", "budget left", json_num(c, "budget_left"), json_num(c, "max_actions"));
+        printf("Last results (newest first):\n");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "results"))
+                printf("  %s  %-9s %s\n", json_str(e, "at"),
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "healthy")) ? "healthy" : "unhealthy",
+                       json_str(e, "observed"));
+        printf("Remediations (newest first):\n");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "remediations"))
+                printf("  %s  %-9s %s\n", json_str(e, "at"), json_str(e, "action"), json_str(e, "result"));
 }
 
 /* The options every verb may read. */
@@ -88,18 +153,32 @@ static int run_control(const Options *options, const char *request) {
                 cJSON_Delete(o);
                 return EXIT_FAILURE;
         }
+        bool is_status = strncmp(request, "status", 6) == 0, in_trouble = false;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(o, "checks"))
+                in_trouble = in_trouble || check_in_trouble(c);
         if (options->json)
                 printf("%s\n", answer);
-        else if (strncmp(request, "reset ", 6) == 0)
+        else if (!is_status)
                 printf("Check %s reset: its action budget is full and any escalation is cleared.\n", request + 6);
+        else if (request[6])
+                print_check_status(o);
         else
                 print_status(o);
         cJSON_Delete(o);
-        return EXIT_SUCCESS;
+        /* status says the state as monit does: 1 when a check failed or escalated */
+        return is_status && in_trouble ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-static int verb_status(const Options *o, char **args _unused_) {
-        return run_control(o, "status");
+static int verb_status(const Options *o, char **args) {
+        char request[CONTROL_REQUEST_MAX];
+        if (!args[0])
+                return run_control(o, "status");
+        if (bsprintf(request, "status %s", args[0]) < 0) {
+                fprintf(stderr, "heald: no check has a name that long\n");
+                return EX_USAGE;
+        }
+        return run_control(o, request);
 }
 
 static int verb_reset(const Options *o, char **args) {
@@ -190,17 +269,17 @@ static int verb_run(const Options *o, char **args _unused_) {
  * daemon), the arguments it takes after the options, and what runs it. */
 typedef struct Verb {
         const char *name;
-        int n_args;
+        int min_args, max_args;
         int (*run)(const Options *o, char **args);
 } Verb;
 
 static const Verb verbs[] = {
-        { NULL, 0, verb_run },
-        { "check-config", 0, verb_check_config },
-        { "send-event", 2, verb_send_event },
-        { "status", 0, verb_status },
-        { "reset", 1, verb_reset },
-        { "polkit-rules", 0, verb_polkit_rules },
+        { NULL, 0, 0, verb_run },
+        { "check-config", 0, 0, verb_check_config },
+        { "send-event", 2, 2, verb_send_event },
+        { "status", 0, 1, verb_status },
+        { "reset", 1, 1, verb_reset },
+        { "polkit-rules", 0, 0, verb_polkit_rules },
 };
 
 static const Verb *verb_find(const char *name) {
@@ -261,7 +340,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "heald: unknown command '%s' (see heald --help)\n", name);
                 return EX_USAGE;
         }
-        if (argc - optind != verb->n_args) {
+        if (argc - optind < verb->min_args || argc - optind > verb->max_args) {
                 fprintf(stderr, "heald: wrong number of arguments (see heald --help)\n");
                 return EX_USAGE;
         }

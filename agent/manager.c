@@ -19,6 +19,7 @@
 #include "events/event.h"
 #include "io/http.h"
 #include "log.h"
+#include "metrics.h"
 #include "heal/monitor.h"
 #include "events/outbox.h"
 #include "events/publisher.h"
@@ -31,6 +32,7 @@
 #define STOP_DEADLINE (2 * USEC_PER_SEC)
 #define SEND_EVENT_DEADLINE (30 * USEC_PER_SEC)
 #define HEARTBEAT_SEQ_FILE "heartbeat.seq"
+#define METRICS_INTERVAL (5 * USEC_PER_SEC) /* at most one metrics write per interval */
 
 struct Manager {
         Config *config;
@@ -58,6 +60,11 @@ struct Manager {
         usec_t started_at; /* CLOCK_MONOTONIC */
         bool stopping;
         int outbox_disk_error; /* as last said in the log: 0, or why the outbox holds events in memory */
+
+        Metrics *metrics;     /* daemon only */
+        sd_event_source *metrics_timer;
+        char *metrics_text, *metrics_path; /* what was last written where */
+        int metrics_error;    /* as last said in the log */
 
         /* send-event */
         const char *oneshot_type, *oneshot_detail;
@@ -111,18 +118,22 @@ static void outbox_disk_log(Manager *m) {
 
 static void status_update(Manager *m) {
         unsigned ok = 0, failing = 0;
-        char in_memory[128] = "";
+        char in_memory[128] = "", names[160] = "", failing_names[170] = "";
         if (!m->outbox)
                 return;
         outbox_disk_log(m);
-        if (m->monitor)
+        if (m->monitor) {
                 monitor_counts(m->monitor, &ok, &failing);
+                monitor_failing_names(m->monitor, 3, names, sizeof names);
+        }
+        if (names[0])
+                bsprintf(failing_names, " (%s)", names);
         if (m->outbox_disk_error < 0 || outbox_in_memory(m->outbox) > 0)
                 bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
-        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing; outbox %zu events%s; %s",
-                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing,
+        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing%s; outbox %zu events%s; %s",
+                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing, failing_names,
                           outbox_count(m->outbox), in_memory,
                           m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
@@ -147,6 +158,8 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
                 cJSON_Delete(detail);
                 return r;
         }
+        if (m->metrics && metrics_observe_event(m->metrics, detail_type, detail) < 0)
+                log_debug("Metrics: cannot count a %s event", detail_type);
         r = event_record_encode(detail_type, detail, now_usec(CLOCK_REALTIME), &record);
         cJSON_Delete(detail);
         if (r < 0)
@@ -403,6 +416,10 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->identity_timer);
         sd_event_source_disable_unref(m->heartbeat_timer);
         sd_event_source_disable_unref(m->deadline_timer);
+        sd_event_source_disable_unref(m->metrics_timer);
+        metrics_free(m->metrics);
+        free(m->metrics_text);
+        free(m->metrics_path);
         sd_event_unref(m->event);
         free(m->region);
         free(m->instance_arn);
@@ -612,9 +629,10 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
 
 static int on_control_request(const char *request, cJSON **ret, void *userdata) {
         Manager *m = userdata;
-        if (strcmp(request, "status") == 0) {
+        /* "status" or "status CHECK" (that one with its history) */
+        if (strcmp(request, "status") == 0 || strncmp(request, "status ", 7) == 0) {
                 cJSON *checks = NULL;
-                int r = monitor_status(m->monitor, &checks);
+                int r = monitor_status(m->monitor, request[6] ? request + 7 : NULL, &checks);
                 if (r < 0)
                         return r;
                 cJSON *o = cJSON_CreateObject();
@@ -766,7 +784,58 @@ static int manager_setup_modules(Manager *m) {
         return 0;
 }
 
-/* The watchdog and the heartbeat. */
+/* [metrics] textfile, for the node exporter's textfile collector: rendered every
+ * METRICS_INTERVAL, written (atomically, 0644 for the collector's user) only when it changed. */
+static void metrics_flush(Manager *m) {
+        const char *path = m->config->metrics_textfile;
+        if (!path)
+                return;
+        _cleanup_cjson_ cJSON *checks = NULL;
+        if (monitor_status(m->monitor, NULL, &checks) < 0)
+                checks = NULL; /* rendered without the checks' gauges */
+        PublisherCounts counts = publisher_counts(m->publisher);
+        MetricsGauges g = {
+                .checks = checks,
+                .outbox_depth = outbox_count(m->outbox),
+                .events_published = counts.published,
+                .events_dead_lettered = counts.dead_lettered,
+                .events_dropped = counts.dropped_reported + outbox_dropped(m->outbox),
+                .aws = aws_client_request_counts(m->aws),
+                .credentials_expiration = credentials_expiration(m->credentials),
+                .dry_run = m->config->dry_run,
+        };
+        _cleanup_free_ char *text = NULL, *dir = strdup(path);
+        int r = dir ? metrics_render(m->metrics, &g, &text) : -ENOMEM;
+        if (r >= 0 && streq_ptr(text, m->metrics_text) && streq_ptr(path, m->metrics_path))
+                return;
+        char *slash = dir ? strrchr(dir, '/') : NULL; /* validated: absolute */
+        if (slash) {
+                *slash = 0;
+                r = r < 0 ? r : write_file_atomic_mode(dir[0] ? dir : "/", slash + 1, text, strlen(text), 0644);
+        }
+        if (r < 0) {
+                if (r != m->metrics_error)
+                        log_warning_errno(r, "Cannot write the metrics to %s: %m", path);
+                m->metrics_error = r;
+                return;
+        }
+        if (m->metrics_error < 0)
+                log_info("The metrics are written to %s again", path);
+        m->metrics_error = 0;
+        if (free_and_strdup(&m->metrics_path, path) < 0)
+                return;
+        free(m->metrics_text);
+        m->metrics_text = TAKE_PTR(text);
+}
+
+static int on_metrics_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        metrics_flush(m);
+        (void) sd_event_source_set_time(s, usec + METRICS_INTERVAL);
+        return 0;
+}
+
+/* The watchdog, the heartbeat and the metrics. */
 static int manager_setup_timers(Manager *m) {
         /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
          * pings stop and systemd restarts heald. */
@@ -780,6 +849,15 @@ static int manager_setup_timers(Manager *m) {
                         return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
                 (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
         }
+        r = metrics_new(&m->metrics);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics: %m");
+        /* At once, then every METRICS_INTERVAL; a reload may set or change [metrics] textfile. */
+        r = sd_event_add_time_relative(m->event, &m->metrics_timer, CLOCK_BOOTTIME, 0, USEC_PER_MSEC * 100,
+                                       on_metrics_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to arm the metrics timer: %m");
+        (void) sd_event_source_set_enabled(m->metrics_timer, SD_EVENT_ON);
         return 0;
 }
 

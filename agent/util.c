@@ -64,6 +64,10 @@ static int write_all(int fd, const void *data, size_t len) {
 }
 
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len) {
+        return write_file_atomic_mode(dir, name, data, len, 0600);
+}
+
+int write_file_atomic_mode(const char *dir, const char *name, const void *data, size_t len, mode_t mode) {
         char tmp[4096], dst[4096];
         int r;
 
@@ -71,10 +75,12 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
                 return -ENAMETOOLONG;
 
         (void) unlink(tmp); /* a leftover from a crash between create and rename */
-        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd < 0)
                 return -errno;
         r = write_all(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode) < 0) /* past the umask: mode is what the readers need */
+                r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, dst) < 0)

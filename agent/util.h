@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,8 @@ int free_and_strdup(char **dst, const char *src);
 
 /* Write data to dir/name atomically and durably: temp file 0600, fsync, rename, fsync dir. */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
+/* The same with the file's mode (0644: a file other users' programs read). */
+int write_file_atomic_mode(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
 /* fsync a directory, making the entries created or renamed in it durable. */
 int directory_fsync(const char *path);
 

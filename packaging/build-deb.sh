@@ -24,6 +24,8 @@ install -D -m 0755 "$build/heald" "$root/usr/sbin/heald"
 install -D -m 0644 config/heald.ini "$root/etc/heald/heald.ini"
 install -D -m 0644 systemd/heald.service "$root/lib/systemd/system/heald.service"
 install -D -m 0644 packaging/sysusers.d/heald.conf "$root/usr/lib/sysusers.d/heald.conf"
+# systemd's dpkg trigger on /usr/lib/systemd/catalog runs journalctl --update-catalog.
+install -D -m 0644 packaging/heald.catalog "$root/usr/lib/systemd/catalog/heald.catalog"
 gzip -9n -c packaging/man/heald.8 >"$root/usr/share/man/man8/heald.8.gz"
 gzip -9n -c packaging/man/heald.ini.5 >"$root/usr/share/man/man5/heald.ini.5.gz"
 install -m 0644 README.md "$doc/README.md"

@@ -16,7 +16,7 @@ trap 'rm -rf "$top"' EXIT
 mkdir -p "$top/SOURCES" "$top/BUILD" "$top/RPMS" "$top/SPECS"
 
 tar czf "$top/SOURCES/heald-$version.tar.gz" --transform "s,^,heald-$version/," \
-        Makefile README.md agent config systemd packaging/man packaging/sysusers.d
+        Makefile README.md agent config systemd packaging/man packaging/sysusers.d packaging/heald.catalog
 # --nodeps: the BuildRequires name RPM packages, which a Debian host does not have in an rpm database.
 rpmbuild -bb --nodeps --quiet --target "$arch-linux" "${cross[@]}" --define "heald_static_libdir $static" \
         --define "_topdir $top" --define "heald_version $version" \

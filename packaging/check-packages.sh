@@ -13,6 +13,7 @@ has_match() { grep -qE -- "$2" <<<"$1" || problem "$3: nothing matches /$2/"; }
 files=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
 for f in "-rwxr-xr-x ./usr/sbin/heald" "-rw-r--r-- ./etc/heald/heald.ini" \
         "-rw-r--r-- ./lib/systemd/system/heald.service" "-rw-r--r-- ./usr/lib/sysusers.d/heald.conf" \
+        "-rw-r--r-- ./usr/lib/systemd/catalog/heald.catalog" \
         "-rw-r--r-- ./usr/share/man/man8/heald.8.gz" "-rw-r--r-- ./usr/share/man/man5/heald.ini.5.gz" \
         "-rw-r--r-- ./usr/share/doc/heald/README.md" "-rw-r--r-- ./usr/share/doc/heald/copyright" \
         "-rw-r--r-- ./usr/share/doc/heald/changelog.gz" \
@@ -47,6 +48,7 @@ for f in "-rwxr-xr-x root:root  /usr/sbin/heald" "-rw-r----- root:heald cn /etc/
         "drwxr-x--- root:heald  /etc/heald" "drwx------ heald:heald  /var/lib/heald" \
         "-rw-r--r-- root:root  /usr/lib/systemd/system/heald.service" \
         "-rw-r--r-- root:root  /usr/lib/sysusers.d/heald.conf" \
+        "-rw-r--r-- root:root  /usr/lib/systemd/catalog/heald.catalog" \
         "-rw-r--r-- root:root d /usr/share/man/man8/heald.8.gz" \
         "-rw-r--r-- root:root d /usr/share/man/man5/heald.ini.5.gz"; do
         has_line "$rfiles" "$f" "rpm file list"

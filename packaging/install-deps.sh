@@ -7,6 +7,7 @@ DEBS=(gcc make pkg-config git ca-certificates
       libcurl4-openssl-dev libssl-dev libcjson-dev libinih-dev libsystemd-dev
       libcmocka-dev clang libclang-rt-14-dev valgrind cppcheck clang-tidy
       systemd-container debootstrap iproute2 python3
+      prometheus-node-exporter                        # the metrics test scrapes the real collector
       dpkg-dev lintian rpm rpmlint rpm2cpio cpio file)  # make deb / make rpm and their checks
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

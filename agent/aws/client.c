@@ -13,6 +13,7 @@ struct AwsClient {
         SigV4Signer *signer;
         int64_t clock_offset; /* usec */
         AwsCall *calls;
+        AwsRequestCounts counts;
 };
 
 struct AwsCall {
@@ -74,7 +75,50 @@ static void call_free(AwsCall *call) {
         free(call);
 }
 
+static AwsOutcome outcome_of(const AwsResult *r) {
+        if (r->error < 0)
+                return AWS_OUTCOME_TRANSPORT_ERROR;
+        if (!r->aws)
+                return AWS_OUTCOME_SUCCESS;
+        switch (r->aws->error_class) {
+        case AWS_ERROR_CLOCK_SKEW:
+                return AWS_OUTCOME_CLOCK_SKEW;
+        case AWS_ERROR_AUTH:
+                return AWS_OUTCOME_AUTH;
+        case AWS_ERROR_CLIENT:
+                return AWS_OUTCOME_CLIENT;
+        default:
+                return AWS_OUTCOME_TRANSIENT;
+        }
+}
+
+static void count_outcome(AwsRequestCounts *counts, const char *service, AwsOutcome o) {
+        size_t i = 0;
+        while (i < counts->n_services && strcmp(counts->service[i], service) != 0)
+                i++;
+        if (i == counts->n_services) {
+                if (i == AWS_SERVICES_MAX || bsprintf(counts->service[i], "%s", service) < 0)
+                        return;
+                counts->n_services++;
+        }
+        counts->n[i][o]++;
+}
+
+const char *aws_outcome_to_string(AwsOutcome o) {
+        static const char *const names[_AWS_OUTCOME_MAX] = {
+                [AWS_OUTCOME_SUCCESS] = "success",       [AWS_OUTCOME_TRANSPORT_ERROR] = "transport-error",
+                [AWS_OUTCOME_TRANSIENT] = "transient",   [AWS_OUTCOME_CLOCK_SKEW] = "clock-skew",
+                [AWS_OUTCOME_AUTH] = "auth",             [AWS_OUTCOME_CLIENT] = "client-error",
+        };
+        return o >= 0 && o < _AWS_OUTCOME_MAX ? names[o] : "unknown";
+}
+
+const AwsRequestCounts *aws_client_request_counts(const AwsClient *c) {
+        return &c->counts;
+}
+
 static void call_finish(AwsCall *call, const AwsResult *result) {
+        count_outcome(&call->client->counts, call->service, outcome_of(result));
         call->req = NULL;
         call->done(result, call->userdata);
         call_free(call);

@@ -49,6 +49,28 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AwsClient *, aws_client_free);
 int aws_call_start(AwsClient *c, const AwsCallSpec *spec, aws_done_fn done, void *userdata, AwsCall **ret);
 void aws_call_cancel(AwsCall *call);
 
+/* How calls ended, per signing service, since the client was made: what the metrics count. */
+typedef enum AwsOutcome {
+        AWS_OUTCOME_SUCCESS,
+        AWS_OUTCOME_TRANSPORT_ERROR, /* no answer: connection, timeout, too long */
+        AWS_OUTCOME_TRANSIENT,       /* throttling, 5xx */
+        AWS_OUTCOME_CLOCK_SKEW,
+        AWS_OUTCOME_AUTH,
+        AWS_OUTCOME_CLIENT,
+        _AWS_OUTCOME_MAX,
+} AwsOutcome;
+
+#define AWS_SERVICES_MAX 4
+typedef struct AwsRequestCounts {
+        char service[AWS_SERVICES_MAX][16]; /* "events", "sqs", "states"; others are not counted */
+        uint64_t n[AWS_SERVICES_MAX][_AWS_OUTCOME_MAX];
+        size_t n_services;
+} AwsRequestCounts;
+
+const char *aws_outcome_to_string(AwsOutcome o);
+/* Borrowed while the client lives. */
+const AwsRequestCounts *aws_client_request_counts(const AwsClient *c);
+
 /* What heald adds to its wall clock when signing (server time minus ours), learnt from
  * a RequestTimeTooSkewed answer's Date header. */
 int64_t aws_client_clock_offset(const AwsClient *c);

@@ -225,3 +225,7 @@ void credentials_invalidate(Credentials *c) {
         if (!c->fetching)
                 schedule(c, 0);
 }
+
+usec_t credentials_expiration(const Credentials *c) {
+        return c->expiration;
+}

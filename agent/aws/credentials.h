@@ -29,3 +29,6 @@ bool credentials_from_environment(const Credentials *c);
 const char *credentials_source(const Credentials *c);
 /* Forget the current credentials and fetch anew at once (AWS said they are invalid). */
 void credentials_invalidate(Credentials *c);
+/* When the credentials in hand expire (CLOCK_REALTIME): 0 without any, USEC_INFINITY for keys
+ * from the environment. */
+usec_t credentials_expiration(const Credentials *c);

@@ -19,6 +19,9 @@
 #include "heal/remedy.h"
 #include "log.h"
 
+/* A command's log lines carry its id and units (journal fields HEALD_COMMAND_ID=, HEALD_UNIT=). */
+#define COMMAND_SUBJECT(cmd) (&(const LogSubject) { .command_id = (cmd)->command_id, .units = (cmd)->units })
+
 #define POLL_RETRY_BASE (1 * USEC_PER_SEC)
 #define POLL_RETRY_MAX (5 * USEC_PER_MINUTE)
 #define CALL_TIMEOUT (10 * USEC_PER_SEC)
@@ -256,7 +259,8 @@ static void job_finish(Job *j, const char *type, cJSON *detail) {
                 log_error_errno(r, "Failed to record command %s in the journal (a redelivery would run it again): %m",
                                 j->cmd.command_id);
         task_report(c, j->cmd.task_token, success, type, detail);
-        log_event(success ? LOG_INFO : LOG_WARNING, "command-done", "Command %s (%s): %s", j->cmd.command_id,
+        log_event_about(success ? LOG_INFO : LOG_WARNING, "command-done", COMMAND_SUBJECT(&j->cmd), "Command %s (%s): %s",
+                        j->cmd.command_id,
                   command_action_to_string(j->cmd.action), type);
         emit(c, type, detail);
         message_delete(c, j->receipt_handle);
@@ -574,7 +578,8 @@ static void job_run(Job *j) {
                 cJSON_Delete(d);
                 d = NULL;
         }
-        log_event(LOG_INFO, "command-received", "Command %s: %s", j->cmd.command_id, command_action_to_string(j->cmd.action));
+        log_event_about(LOG_INFO, "command-received", COMMAND_SUBJECT(&j->cmd), "Command %s: %s", j->cmd.command_id,
+                        command_action_to_string(j->cmd.action));
         emit(c, "Command Received", d);
 
         switch (j->cmd.action) {
@@ -643,7 +648,7 @@ static void report_again(Channel *c, const char *receipt_handle, const Command *
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(record, "detail_type"));
         cJSON *detail = cJSON_DetachItemFromObjectCaseSensitive(record, "detail");
         if (type && cJSON_IsObject(detail) && cJSON_AddBoolToObject(detail, "redelivered", true)) {
-                log_event(LOG_INFO, "command-redelivered",
+                log_event_about(LOG_INFO, "command-redelivered", COMMAND_SUBJECT(cmd),
                           "Command %s was delivered again; it ran before (%s) and does not run twice", cmd->command_id, type);
                 task_report(c, cmd->task_token, is_success(type), type, detail);
                 emit(c, type, detail);
@@ -951,7 +956,8 @@ static void on_boot_verified(bool healthy, cJSON *results, void *userdata) {
                 d = NULL;
         }
         cJSON_Delete(context);
-        log_event(healthy ? LOG_INFO : LOG_WARNING, "command-verified", "Command %s (%s) after the boot: %s",
+        log_event_about(healthy ? LOG_INFO : LOG_WARNING, "command-verified",
+                        &(const LogSubject) { .command_id = rec->command_id }, "Command %s (%s) after the boot: %s",
                   rec->command_id, rec->action ? rec->action : "?", type);
         pending_finish(c, rec, type, d);
         boot_verify_next(c);
@@ -985,7 +991,8 @@ static void pending_finish(Channel *c, const CommandRecord *rec, const char *typ
  * it is not run again, and it failed. Only reboot and prepare-stop expect heald to stop. */
 static void pending_interrupted(Channel *c, const CommandRecord *rec) {
         usec_t now = now_usec(CLOCK_REALTIME);
-        log_event(LOG_WARNING, "command-interrupted", "Command %s (%s) was interrupted by a stop of heald; it does not run again",
+        log_event_about(LOG_WARNING, "command-interrupted", &(const LogSubject) { .command_id = rec->command_id },
+                        "Command %s (%s) was interrupted by a stop of heald; it does not run again",
                   rec->command_id, rec->action);
         pending_finish(c, rec, "Command Failed",
                        not_run_detail(rec->command_id, rec->action, now > rec->begun_at ? now - rec->begun_at : 0,

@@ -42,6 +42,7 @@ struct Publisher {
         AwsCall *dropped_call;    /* an Events Dropped report in flight */
         uint64_t dropped_sent;    /* the count it carries */
         uint64_t dead_letters_dropped; /* oldest dead-letter lines dropped to stay within the cap */
+        PublisherCounts counts;   /* since heald started, for the metrics */
 };
 
 static bool id_in_flight(const Publisher *p, uint64_t id) {
@@ -92,6 +93,7 @@ static void dead_letter(Publisher *p, uint64_t id, const char *reason) {
                 transient_failure(p, "cannot write the dead-letter file");
                 return;
         }
+        p->counts.dead_lettered++;
         log_event(LOG_ERR, "dead-letter",
                   "EventBridge can never accept event %llu (%s); moved it to %s/outbox/dead-letter.jsonl",
                   (unsigned long long) id, reason, p->config->state_dir);
@@ -126,11 +128,13 @@ static void on_dropped_response(const AwsResult *res, void *userdata) {
         if (r < 0)
                 log_error_errno(r, "Failed to record that %llu dropped events were reported (they may be reported again): %m",
                                 (unsigned long long) p->dropped_sent);
-        else
+        else {
+                p->counts.dropped_reported += p->dropped_sent;
                 log_event(LOG_WARNING, "events-dropped",
                           "The outbox was full ([outbox] max_bytes); %llu oldest events were dropped, and an Events "
                           "Dropped event reported it",
                           (unsigned long long) p->dropped_sent);
+        }
 }
 
 /* Drops are reported as soon as the bus answers again, ahead of the backlog (which may take
@@ -329,6 +333,7 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                         n_retry++;
                         retry_code = results[i].error_code;
                 }
+        p->counts.published += n_accepted;
         r = outbox_remove_nosync(p->outbox, accepted, n_accepted);
         if (r >= 0)
                 (void) sd_event_source_set_enabled(p->sync, SD_EVENT_ONESHOT);
@@ -469,6 +474,10 @@ void publisher_kick(Publisher *p) {
 void publisher_set_idle_callback(Publisher *p, publisher_idle_fn idle, void *userdata) {
         p->idle = idle;
         p->idle_userdata = userdata;
+}
+
+PublisherCounts publisher_counts(const Publisher *p) {
+        return p->counts;
 }
 
 size_t publisher_in_flight(const Publisher *p) {

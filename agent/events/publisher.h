@@ -26,3 +26,10 @@ void publisher_kick(Publisher *p);
  * shutdown and prepare-stop). It may run from inside publisher_kick(). */
 void publisher_set_idle_callback(Publisher *p, publisher_idle_fn idle, void *userdata);
 size_t publisher_in_flight(const Publisher *p);
+/* What became of events since heald started. */
+typedef struct PublisherCounts {
+        uint64_t published;        /* accepted by EventBridge */
+        uint64_t dead_lettered;    /* moved to the dead-letter file */
+        uint64_t dropped_reported; /* dropped for max_bytes and reported (outbox_dropped() holds the rest) */
+} PublisherCounts;
+PublisherCounts publisher_counts(const Publisher *p);

@@ -147,6 +147,21 @@ static bool add_diagnosis(cJSON *d, CheckRuntime *c) {
         return true;
 }
 
+/* What a check's log lines are about: the check, and the unit it watches or acts on. */
+static LogSubject runtime_subject(const CheckRuntime *c) {
+        const CheckConfig *cc = c->config;
+        const char *unit = cc->type == CHECK_UNIT                             ? cc->unit
+                           : remedy_operation_of_action(cc->action) >= 0 ? remedy_action_target(cc)
+                                                                          : NULL;
+        return (LogSubject) { .check = cc->name, .unit = unit };
+}
+
+#define log_check(c, level, event, ...)                                            \
+        do {                                                                       \
+                LogSubject _subject_ = runtime_subject(c);                         \
+                log_event_about((level), (event), &_subject_, __VA_ARGS__);        \
+        } while (0)
+
 static void emit(CheckRuntime *c, const char *type, cJSON *d) {
         (void) emit_event(c->monitor->ctx.emit, c->monitor->ctx.userdata, type, d, c->config->name);
 }
@@ -161,7 +176,7 @@ static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
                 cJSON_Delete(d);
                 d = NULL;
         }
-        log_event(LOG_WARNING, "check-failed", "Check %s failed: %s (%s; healthy: %s)", c->config->name, res->message,
+        log_check(c, LOG_WARNING, "check-failed", "Check %s failed: %s (%s; healthy: %s)", c->config->name, res->message,
                   res->observed, res->threshold);
         emit(c, "Check Failed", d);
 }
@@ -175,7 +190,7 @@ static void emit_check_recovered(CheckRuntime *c, const CheckResult *res) {
                 cJSON_Delete(d);
                 d = NULL;
         }
-        log_event(LOG_INFO, "check-recovered", "Check %s recovered: %s", c->config->name, res->observed);
+        log_check(c, LOG_INFO, "check-recovered", "Check %s recovered: %s", c->config->name, res->observed);
         emit(c, "Check Recovered", d);
 }
 
@@ -220,12 +235,30 @@ static void emit_remediation(CheckRuntime *c, const char *type, const char *reas
 static void handle(CheckRuntime *c, unsigned out, const CheckResult *res);
 static void runtime_rejudge(CheckRuntime *c);
 
+static RemediationRecord *remediation_newest(CheckRuntime *c) {
+        return c->n_remediations ? &c->remediations[(c->n_remediations - 1) % HISTORY_MAX] : NULL;
+}
+
+static void remediation_begin(CheckRuntime *c, const char *action) {
+        RemediationRecord *r = &c->remediations[c->n_remediations++ % HISTORY_MAX];
+        *r = (RemediationRecord) { .at = now_usec(CLOCK_REALTIME) };
+        bsprintf(r->action, "%s", action);
+        bsprintf(r->result, "running");
+}
+
+/* The newest remediation's outcome so far (it may be refined: "job done", then "verified"). */
+static void remediation_set_result(CheckRuntime *c, const char *result) {
+        RemediationRecord *r = remediation_newest(c);
+        if (r)
+                bsprintf(r->result, "%s", result);
+}
+
 static void action_done(CheckRuntime *c, bool ok, const char *what) {
         PolicyConfig pc = policy_config(c->config);
-        bsprintf(c->last_action_result, "%s", what);
+        remediation_set_result(c, what);
         unsigned out = policy_on_action_done(&c->policy, &pc, ok, now_usec(CLOCK_REALTIME));
         if (out & POLICY_REMEDIATION_FAILED) {
-                log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
+                log_check(c, LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
                 emit_remediation(c, "Remediation Failed", what);
         }
         handle(c, out & ~POLICY_REMEDIATION_FAILED, NULL);
@@ -264,19 +297,17 @@ static void action_start(CheckRuntime *c) {
         RemedyOperation op = remedy_operation_of_action(cc->action);
         int r = 0;
 
-        bsprintf(c->last_action, "%s", check_action_to_string(cc->action));
-        c->last_action_at = now_usec(CLOCK_REALTIME);
-        log_event(LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
+        remediation_begin(c, check_action_to_string(cc->action));
+        log_check(c, LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
                   m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
                   c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
 
         if (m->ctx.dry_run) {
-                bsprintf(c->last_action_result, "dry run: not taken");
+                remediation_set_result(c, "dry run: not taken");
                 policy_on_action_skipped(&c->policy);
                 return;
         }
-        bsprintf(c->last_action_result, "running");
         if (op >= 0) {
                 r = remedy_unit_job(m->ctx.units, op, remedy_action_target(cc), on_action_job, c);
                 c->action_job = r >= 0;
@@ -302,9 +333,9 @@ static int on_verify_timeout(sd_event_source *s _unused_, uint64_t usec _unused_
                 char what[128];
                 bsprintf(what, "not healthy within verify_timeout (%llu s) after the action",
                          (unsigned long long) (c->config->verify_timeout / USEC_PER_SEC));
-                log_event(LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
+                log_check(c, LOG_ERR, "remediation-failed", "Remediation of check %s failed: %s", c->config->name, what);
                 emit_remediation(c, "Remediation Failed", what);
-                bsprintf(c->last_action_result, "%s", what);
+                remediation_set_result(c, what);
         }
         /* Still failing: judge again so the budget decides about another attempt. */
         runtime_rejudge(c);
@@ -326,13 +357,13 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         if ((out & POLICY_CHECK_RECOVERED) && res)
                 emit_check_recovered(c, res);
         if (out & POLICY_SUPPRESSED)
-                log_event(LOG_NOTICE, "remediation-suppressed",
+                log_check(c, LOG_NOTICE, "remediation-suppressed",
                           "Check %s is failing, but %s, which it runs after, is failing too: no action until %s recovers",
                           c->config->name, c->after->config->name, c->after->config->name);
         if (out & POLICY_REMEDIATION_SUCCEEDED) {
-                log_event(LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
+                log_check(c, LOG_NOTICE, "remediation-succeeded", "Check %s: remediation verified (%s)", c->config->name,
                           c->last.observed);
-                bsprintf(c->last_action_result, "verified");
+                remediation_set_result(c, "verified");
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_OFF);
                 emit_remediation(c, "Remediation Succeeded", NULL);
         }
@@ -343,7 +374,7 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
                          c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
                          c->config->name);
                 bool dry_run = m->ctx.dry_run;
-                log_event(dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",
+                log_check(c, dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",
                           c->config->name, why, dry_run ? " [dry run: nobody needs to act]" : "");
                 emit_remediation(c, "Remediation Escalated", why);
         }
@@ -365,9 +396,15 @@ static void runtime_result(CheckRuntime *c, const CheckResult *res) {
         c->last.output = NULL;
         c->have_last = true;
         c->last_at = now_usec(CLOCK_REALTIME);
+        ResultRecord *record = &c->results[c->n_results++ % HISTORY_MAX];
+        *record = (ResultRecord) { .at = c->last_at, .healthy = res->healthy };
+        bsprintf(record->observed, "%s", res->observed);
         bool dependency_failing = c->after && c->after->policy.health == POLICY_HEALTH_FAILED;
         PolicyConfig pc = policy_config(c->config);
+        PolicyHealth before = c->policy.health;
         unsigned out = policy_on_result(&c->policy, &pc, res->healthy, dependency_failing, c->last_at);
+        if (c->policy.health != before)
+                c->health_since = c->last_at;
         handle(c, out, res);
 }
 
@@ -623,6 +660,7 @@ static int runtimes_build(Monitor *m, const CheckConfig *checks, size_t n, Check
         for (size_t i = 0; i < n; i++) {
                 rt[i].monitor = m;
                 rt[i].config = &checks[i];
+                rt[i].health_since = now_usec(CLOCK_REALTIME);
                 policy_init(&rt[i].policy);
         }
         *ret = rt;
@@ -685,10 +723,12 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
                         rt[i].last = old->last;
                         rt[i].have_last = old->have_last;
                         rt[i].last_at = old->last_at;
+                        rt[i].health_since = old->health_since;
                         rt[i].unit_history = old->unit_history;
-                        memcpy(rt[i].last_action, old->last_action, sizeof rt[i].last_action);
-                        memcpy(rt[i].last_action_result, old->last_action_result, sizeof rt[i].last_action_result);
-                        rt[i].last_action_at = old->last_action_at;
+                        memcpy(rt[i].results, old->results, sizeof rt[i].results);
+                        rt[i].n_results = old->n_results;
+                        memcpy(rt[i].remediations, old->remediations, sizeof rt[i].remediations);
+                        rt[i].n_remediations = old->n_remediations;
                 }
         verify_carry_over(m, rt, n);
         runtimes_free(m->checks, m->n_checks);
@@ -714,7 +754,7 @@ int monitor_reset(Monitor *m, const char *check) {
                         continue;
                 policy_reset(&c->policy);
                 policy_save(m);
-                log_event(LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
+                log_check(c, LOG_NOTICE, "check-reset", "Check %s reset: its remediation budget is full again", check);
                 runtime_source(c)->refresh(c);
                 return 0;
         }
@@ -734,33 +774,100 @@ void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing) {
 }
 
 
-int monitor_status(Monitor *m, cJSON **ret) {
+void monitor_failing_names(const Monitor *m, size_t max, char *buf, size_t size) {
+        size_t shown = 0, more = 0, len = 0;
+        buf[0] = 0;
+        for (size_t i = 0; i < m->n_checks; i++) {
+                if (m->checks[i].policy.health != POLICY_HEALTH_FAILED)
+                        continue;
+                if (shown == max) {
+                        more++;
+                        continue;
+                }
+                int k = snprintf(buf + len, size - len, "%s%s", shown ? ", " : "", m->checks[i].config->name);
+                if (k < 0 || (size_t) k >= size - len) {
+                        buf[len] = 0; /* a name that does not fit is counted, not cut */
+                        max = shown;
+                        more++;
+                        continue;
+                }
+                len += (size_t) k;
+                shown++;
+        }
+        if (more)
+                snprintf(buf + len, size - len, "%s+%zu more", shown ? ", " : "", more);
+}
+
+/* Newest first: what heald status CHECK lists. */
+static cJSON *results_to_json(const CheckRuntime *c) {
         cJSON *arr = cJSON_CreateArray();
+        for (size_t k = 0; arr && k < c->n_results && k < HISTORY_MAX; k++) {
+                const ResultRecord *r = &c->results[(c->n_results - 1 - k) % HISTORY_MAX];
+                cJSON *o = cJSON_CreateObject();
+                if (!cJSON_AddItemToArray(arr, o) || !emit_add_time(o, "at", r->at) ||
+                    !cJSON_AddBoolToObject(o, "healthy", r->healthy) || !cJSON_AddStringToObject(o, "observed", r->observed)) {
+                        cJSON_Delete(arr);
+                        return NULL;
+                }
+        }
+        return arr;
+}
+
+static cJSON *remediations_to_json(const CheckRuntime *c) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t k = 0; arr && k < c->n_remediations && k < HISTORY_MAX; k++) {
+                const RemediationRecord *r = &c->remediations[(c->n_remediations - 1 - k) % HISTORY_MAX];
+                cJSON *o = cJSON_CreateObject();
+                if (!cJSON_AddItemToArray(arr, o) || !emit_add_time(o, "at", r->at) ||
+                    !cJSON_AddStringToObject(o, "action", r->action) || !cJSON_AddStringToObject(o, "result", r->result)) {
+                        cJSON_Delete(arr);
+                        return NULL;
+                }
+        }
+        return arr;
+}
+
+static cJSON *runtime_status(CheckRuntime *c, bool with_history, usec_t now) {
+        PolicyConfig pc = policy_config(c->config);
+        const RemediationRecord *newest = remediation_newest(c);
+        cJSON *d = runtime_detail_new(c);
+        bool ok = d && cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
+                  emit_add_time(d, "since", c->health_since) &&
+                  cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
+                  cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
+                  (!c->have_last || emit_add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
+                  cJSON_AddStringToObject(d, "last_action", newest ? newest->action : "") &&
+                  cJSON_AddStringToObject(d, "last_action_result", newest ? newest->result : "") &&
+                  (!newest || emit_add_time(d, "last_action_at", newest->at)) &&
+                  cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now)) &&
+                  cJSON_AddNumberToObject(d, "max_actions", c->config->max_actions);
+        if (ok && with_history)
+                ok = cJSON_AddItemToObject(d, "results", results_to_json(c)) &&
+                     cJSON_AddItemToObject(d, "remediations", remediations_to_json(c));
+        if (!ok) {
+                cJSON_Delete(d);
+                return NULL;
+        }
+        return d;
+}
+
+int monitor_status(Monitor *m, const char *check, cJSON **ret) {
+        _cleanup_cjson_ cJSON *arr = cJSON_CreateArray();
         if (!arr)
                 return -ENOMEM;
         usec_t now = now_usec(CLOCK_REALTIME);
         for (size_t i = 0; i < m->n_checks; i++) {
                 CheckRuntime *c = &m->checks[i];
-                PolicyConfig pc = policy_config(c->config);
-                cJSON *d = runtime_detail_new(c);
+                if (check && strcmp(c->config->name, check) != 0)
+                        continue;
+                cJSON *d = runtime_status(c, check != NULL, now);
                 if (!d || !cJSON_AddItemToArray(arr, d)) {
                         cJSON_Delete(d);
-                        cJSON_Delete(arr);
-                        return -ENOMEM;
-                }
-                bool ok = cJSON_AddStringToObject(d, "health", policy_health_to_string(c->policy.health)) &&
-                          cJSON_AddStringToObject(d, "phase", policy_phase_to_string(c->policy.phase)) &&
-                          cJSON_AddStringToObject(d, "message", c->have_last ? c->last.message : "not run yet") &&
-                          (!c->have_last || emit_add_time(d, "last_result_at", c->last_at)) && add_action(d, c->config) &&
-                          cJSON_AddStringToObject(d, "last_action", c->last_action) &&
-                          cJSON_AddStringToObject(d, "last_action_result", c->last_action_result) &&
-                          (!c->last_action_at || emit_add_time(d, "last_action_at", c->last_action_at)) &&
-                          cJSON_AddNumberToObject(d, "budget_left", policy_budget_left(&c->policy, &pc, now));
-                if (!ok) {
-                        cJSON_Delete(arr);
                         return -ENOMEM;
                 }
         }
-        *ret = arr;
+        if (check && cJSON_GetArraySize(arr) == 0)
+                return -ENOENT;
+        *ret = TAKE_PTR(arr);
         return 0;
 }

@@ -38,6 +38,9 @@ int monitor_reload(Monitor *m, const CheckConfig *checks, size_t n, bool dry_run
 /* heald reset CHECK: clear the escalation and the budget. -ENOENT: no such check. */
 int monitor_reset(Monitor *m, const char *check);
 
-/* Every check's state, for heald status. Caller owns *ret. */
-int monitor_status(Monitor *m, cJSON **ret);
+/* Every check's state (check NULL), or one check's with its last results and remediations,
+ * for heald status: an array; caller owns *ret. -ENOENT: no such check. */
+int monitor_status(Monitor *m, const char *check, cJSON **ret);
 void monitor_counts(const Monitor *m, unsigned *ret_ok, unsigned *ret_failing);
+/* The failing checks' names for STATUS=: the first max, then "+N more"; "" when none. */
+void monitor_failing_names(const Monitor *m, size_t max, char *buf, size_t size);

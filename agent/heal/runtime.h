@@ -9,6 +9,21 @@
 #include "io/journal_watch.h"
 #include "io/spawn.h"
 
+/* heald status CHECK shows the last HISTORY_MAX results and remediations. */
+#define HISTORY_MAX 10
+
+typedef struct ResultRecord {
+        usec_t at; /* wall clock */
+        bool healthy;
+        char observed[CHECK_TEXT_MAX];
+} ResultRecord;
+
+typedef struct RemediationRecord {
+        usec_t at; /* wall clock of the start */
+        char action[32];
+        char result[256]; /* "running" until it ends */
+} RemediationRecord;
+
 typedef struct CheckRuntime CheckRuntime;
 struct CheckRuntime {
         Monitor *monitor;
@@ -30,8 +45,12 @@ struct CheckRuntime {
         CheckResult last;              /* without output */
         bool have_last;
         usec_t last_at;                /* wall clock of the last result */
-        char last_action[64], last_action_result[256];
-        usec_t last_action_at;
+        usec_t health_since;           /* wall clock of the last change of policy.health */
+        /* Rings, oldest overwritten; n_* counts every entry ever added. */
+        ResultRecord results[HISTORY_MAX];
+        size_t n_results;
+        RemediationRecord remediations[HISTORY_MAX];
+        size_t n_remediations;
 };
 
 struct Monitor {

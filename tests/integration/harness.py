@@ -356,7 +356,7 @@ class Agent:
             time.sleep(0.05)
 
     def wait_for_event_log(self, event: str, timeout: float = 10, since: int = 0) -> str:
-        m = self.wait_for_log(rf"^heald\[\w+\]: .*\(event={re.escape(event)}\)$", timeout, since)
+        m = self.wait_for_log(rf"^\S+ heald\[\w+\]: .*\(event={re.escape(event)}\)$", timeout, since)
         return m.group(0)
 
     # ---- events ---------------------------------------------------------------------

@@ -84,7 +84,8 @@ class ChecksTestCase(BedTestCase):
     def status(self, agent, config: str | None = None) -> dict:
         """`heald status --json`: the daemon's answer, checks by name."""
         cp = agent.run_cli("status", "--json", timeout=10, config=config)
-        self.assertEqual(cp.returncode, 0, f"heald status failed: {cp.stderr}")
+        # 1 says a check is failing or escalated; the answer is the same
+        self.assertIn(cp.returncode, (0, 1), f"heald status failed: {cp.stderr}")
         st = json.loads(cp.stdout)
         st["by_name"] = {c["check"]: c for c in st["checks"]}
         return st
@@ -529,6 +530,59 @@ class ControlTest(ChecksTestCase):
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(settings(again.stdout), settings(cp.stdout), "check-config output is a fixed point")
 
+    def test_status_exit_and_history(self):
+        agent = self.check_agent({})
+        healthy = self.script(agent, "ok.sh", "exit 0")
+        probe = self.script(agent, "app-check.sh", "echo down\nexit 2")
+        fix, fixes = self.counted_script(agent, "noop-fix.sh")
+        self.set_check(agent, "fine", type="exec", command=healthy, **FAST)
+        agent.start()
+        self.wait_check(agent, "fine", 10, "healthy", health="ok")
+        cp = agent.run_cli("status")
+        self.assertEqual(cp.returncode, 0, f"all healthy: {cp.stdout}{cp.stderr}")
+        self.assertRegex(cp.stdout, r"(?m)^CHECK\s+TYPE\s+HEALTH\s+SINCE\s+PHASE\s+CHECKED\s+OBSERVED\s+BUDGET")
+        self.assertRegex(cp.stdout, r"(?m)^fine\s+exec\s+ok\s+\d+s ago\s+idle\s+\d+s ago\s+exit status 0\s+3/3")
+        self.assertEqual(agent.stop(), 0)
+
+        self.set_check(agent, "app", type="exec", command=probe, fail_after=1, action="exec",
+                       action_command=fix, max_actions=1, verify_timeout="1s", **FAST)
+        agent.start()
+        self.wait_check(agent, "app", 20, "escalated", phase="escalated")
+        cp = agent.run_cli("status")
+        self.assertEqual(cp.returncode, 1, f"a check escalated: {cp.stdout}{cp.stderr}")
+        self.assertRegex(cp.stdout, r"(?m)^app\s+exec\s+failed\s+\d+s ago\s+escalated\s+\d+s ago\s+exit status 2\s+0/1\s+"
+                                    r"exec not healthy within verify_timeout")
+        cp = agent.run_cli("status", "--json")
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertNotIn("results", json.loads(cp.stdout)["checks"][0], "history only for one check")
+
+        time.sleep(1.5)  # a few more failing results
+        cp = agent.run_cli("status", "--json", "app")
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        (app,) = json.loads(cp.stdout)["checks"]
+        self.assertEqual(app["check"], "app")
+        self.assertTrue(3 <= len(app["results"]) <= 10, app["results"])
+        self.assertEqual({(r["healthy"], r["observed"]) for r in app["results"]}, {(False, "exit status 2")})
+        times = [r["at"] for r in app["results"]]
+        self.assertEqual(times, sorted(times, reverse=True), "newest first")
+        self.assertEqual([(r["action"], r["result"]) for r in app["remediations"]],
+                         [("exec", "not healthy within verify_timeout (1 s) after the action")])
+        self.assertLessEqual(app["since"], app["last_result_at"])
+        time.sleep(10)  # more than 10 results: the history keeps the last 10
+        cp = agent.run_cli("status", "app")
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertRegex(cp.stdout, r"(?m)^Check 'app' \(exec, ")
+        self.assertRegex(cp.stdout, r"(?m)^  health\s+failed since \S+Z \(\d+s ago\)$")
+        self.assertRegex(cp.stdout, r"(?m)^  budget left\s+0 of 1$")
+        self.assertEqual(len(re.findall(r"(?m)^  \S+Z  unhealthy exit status 2$", cp.stdout)), 10, cp.stdout)
+        self.assertRegex(cp.stdout, r"(?m)^Remediations \(newest first\):\n  \S+Z  exec\s+not healthy within")
+        self.assertEqual(self.runs(fixes), 1)
+
+        cp = agent.run_cli("status", "ghost")
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertIn("no such check", cp.stderr)
+        self.assertEqual(agent.stop(), 0)
+
     def test_status_without_daemon_is_a_clear_error(self):
         agent = self.check_agent({"t": dict(type="tcp", host="127.0.0.1", port=closed_port(), **FAST)})
         sock = agent.config["agent"]["control_socket"]
@@ -540,7 +594,7 @@ class ControlTest(ChecksTestCase):
 
         agent.start()
         cp = agent.run_cli("status")
-        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertIn(cp.returncode, (0, 1), cp.stderr)  # 1 once the closed port counts as failed
         self.assertRegex(cp.stdout, r"(?m)^CHECK\s+TYPE\s+HEALTH")
         self.assertRegex(cp.stdout, r"(?m)^t\s+tcp\s")
         self.assertEqual(agent.stop(), 0)

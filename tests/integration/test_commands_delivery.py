@@ -123,7 +123,7 @@ class DeliveryTest(CommandCase):
         time.sleep(8)
         calls = self.proxy_calls("ReceiveMessage")
         self.assertLessEqual(len(calls), 6, f"backoff, no busy loop: {len(calls)} polls in ~8 s")
-        warnings = agent.log_lines(r"^heald\[warning\]: .*\(event=sqs-error\)$")
+        warnings = agent.log_lines(r"^\S+ heald\[warning\]: .*\(event=sqs-error\)$")
         self.assertEqual(len(warnings), 1, "one warning per kind of failure, not per attempt")
         self.assertEqual(agent.log_lines(r"AccessDenied"), [], "the policy allows the queue's ARN")
         # The fleet creates the queue: heald picks it up (after its current backoff).

@@ -55,7 +55,7 @@ class PackageTest(SystemTestCase):
 
     # ---- helpers ----------------------------------------------------------------------
     def status(self, c: Container) -> dict:
-        return json.loads(c.run(["heald", "status", "--json"]).stdout)
+        return json.loads(c.run(["heald", "status", "--json"], check=False).stdout)  # 1: a check is failing
 
     def main_pid(self, c: Container) -> int:
         return int(c.show("heald.service", "MainPID"))

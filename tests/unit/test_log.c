@@ -1,5 +1,6 @@
 /* test_log.c: the logging contract: a line about a failure hands back a negative errno and
- * refuses an error of 0; a plain line has no value, so it cannot stand in for a result. */
+ * refuses an error of 0; a plain line has no value, so it cannot stand in for a result. Every
+ * MESSAGE_ID is the one packaging/heald.catalog documents; stderr lines carry a timestamp. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,7 +8,9 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <regex.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/wait.h>
 
 #include "log.h"
@@ -68,10 +71,74 @@ static void test_errno_variant_refuses_zero(void **state) {
         assert_int_equal(WTERMSIG(status), SIGABRT);
 }
 
+/* The catalog names each entry's event in a comment above its "-- ID" line. Run from the
+ * source tree's top (tests/run-all.sh does). */
+static void test_catalog_documents_every_message_id(void **state) {
+        (void) state;
+        FILE *f = fopen("packaging/heald.catalog", "re");
+        assert_non_null(f);
+        char line[512], event[128] = "", seen[64][33];
+        size_t n = 0;
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = 0;
+                if (sscanf(line, "# HEALD_EVENT=%127s", event) == 1)
+                        continue;
+                if (strncmp(line, "-- ", 3) != 0)
+                        continue;
+                assert_string_not_equal(event, ""); /* each entry says its event */
+                const char *id = log_message_id(event);
+                if (!id)
+                        fail_msg("the catalog documents event %s, which has no MESSAGE_ID", event);
+                assert_string_equal(id, line + 3);
+                for (size_t i = 0; i < n; i++)
+                        assert_string_not_equal(seen[i], id);
+                assert_true(n < 64);
+                snprintf(seen[n++], sizeof seen[0], "%s", id);
+                event[0] = 0;
+        }
+        fclose(f);
+        assert_true(n >= 30);
+        assert_null(log_message_id("no-such-event"));
+        assert_null(log_message_id(NULL));
+}
+
+static void log_one_line(void) {
+        log_info("hello %s", "there");
+}
+
+/* Outside the journal the line is stamped: nothing else would say when it happened. */
+static void test_stderr_line_has_a_timestamp(void **state) {
+        (void) state;
+        char path[] = "/tmp/heald-test-log-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        fflush(stderr);
+        int saved = dup(STDERR_FILENO);
+        assert_true(saved >= 0);
+        assert_true(dup2(fd, STDERR_FILENO) >= 0);
+        log_one_line();
+        fflush(stderr);
+        assert_true(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        char text[256] = "";
+        assert_true(pread(fd, text, sizeof text - 1, 0) > 0);
+        close(fd);
+        unlink(path);
+        regex_t re;
+        assert_int_equal(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z heald\\[info\\]: hello there\n$",
+                                 REG_EXTENDED),
+                         0);
+        if (regexec(&re, text, 0, NULL, 0) != 0)
+                fail_msg("stderr line without a timestamp: %s", text);
+        regfree(&re);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_errno_variants_return_negative_errno),
                 cmocka_unit_test(test_errno_variant_refuses_zero),
+                cmocka_unit_test(test_catalog_documents_every_message_id),
+                cmocka_unit_test(test_stderr_line_has_a_timestamp),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }
