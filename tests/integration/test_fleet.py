@@ -331,6 +331,85 @@ class ConcurrencyTest(FleetCase):
         self.assertLeasesFree()
 
 
+class LimitsTest(FleetCase):
+    """The limits' stack (fleetbed.LIMITS): MaxConcurrent 2, MaxUnhealthy 25%, StormThreshold 60%."""
+
+    def setUp(self):
+        super().setUp()
+        self.stack = fleetbed.limits_stack()
+
+    def group(self, name: str, n: int) -> list[fleetbed.Instance]:
+        insts = [self.instance(f"{name}-{i}", group=name) for i in range(n)]
+        self.wait_until(lambda: len(self.stack.group_record(name).get("members", [])) == n, 30,
+                        f"the lifecycle counted the {n} instances of {name}")
+        return insts
+
+    def test_max_unhealthy_binds_before_max_concurrent(self):
+        """Two of a group of 4 alarm at once: 25% of 4 is one instance, so although
+        MaxConcurrent = 2 the second waits; EC2 never shows both away; both healed, every
+        lease and count given back."""
+        s = self.stack
+        insts = self.group("quarter", 4)
+        record = s.group_record("quarter")
+        # 4 x 25 - 99 and 4 x 60 - 99: one may be held (held_x100 0 < 1), three may ask.
+        self.assertEqual((record["unhealthy_budget"], record["storm_budget"], record["held_x100"]), (1, 141, 0))
+        a, b = insts[:2]
+        with s.sample_states(a, b) as ec2:
+            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
+        for run in runs:
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        away = {"stopping", "stopped", "pending"}
+        self.assertEqual([x for x in ec2.samples if x[a.id] in away and x[b.id] in away], [])
+        self.assertTrue(all(any(x[i.id] in away for x in ec2.samples) for i in (a, b)), "both were stopped")
+        waited = [run for run in runs if "GiveSlotBack" in s.states_entered(run)]
+        self.assertGreaterEqual(len(waited), 1, "the second took a slot, found the group at MaxUnhealthy, gave it back")
+        self.assertLeasesFree()
+        self.assertEqual(s.group_record("quarter")["held_x100"], 0)
+        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Paused"), [])
+
+    def test_storm_pauses_the_group_once_and_resume_heals_one_at_a_time(self):
+        """Four of a group of 5 ask at once (80% > 60%): one Fleet Remediation Paused, one
+        page, nothing stopped while paused; an operator resumes and each is healed in turn
+        (MaxUnhealthy: one at a time)."""
+        s = self.stack
+        insts = self.group("storm", 5)
+        asking = insts[:4]
+        s.alert_messages()  # what earlier tests left for a person
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(*insts) as ec2:
+            for inst in asking:
+                s.alarm(inst, "system")
+            runs = s.wait_new_executions("Coordinator", known, n=4)
+            paused = s.coordinator_events.wait("Fleet Remediation Paused", timeout=30)
+            time.sleep(4)  # a few polls of the paused gate
+            self.assertEqual([x for x in ec2.samples if set(x.values()) != {"running"}], [], "nothing stopped")
+        self.assertEqual(paused["detail"]["group"], "storm")
+        self.assertEqual(paused["detail"]["storm_threshold_percent"], 60)
+        self.assertEqual(len(s.coordinator_events.matching("Fleet Remediation Paused")), 1)
+        pages = [m for m in s.alert_messages() if "paused" in m]
+        self.assertEqual(len(pages), 1, "one page")
+        self.assertIn("group storm", pages[0])
+        self.assertEqual({s.sfn.describe_execution(executionArn=r)["status"] for r in runs}, {"RUNNING"})
+        self.assertEqual(s.group_record("storm")["paused"], True)
+
+        # The operator resumes the group (README: Deploying on a fleet).
+        s.ddb.update_item(TableName=s.resources["LeaseTable"], Key={"pk": {"S": "fleet#storm"}},
+                          UpdateExpression="SET paused = :f, asked_x100 = :z",
+                          ExpressionAttributeValues={":f": {"BOOL": False}, ":z": {"N": "0"}})
+        away = {"stopping", "stopped", "pending"}
+        with s.sample_states(*asking) as ec2:
+            for run in runs:
+                d = s.wait_done(run, timeout=240)
+                self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
+        self.assertEqual(max(sum(st in away for st in x.values()) for x in ec2.samples), 1,
+                         "one instance away at a time")
+        for inst in asking:
+            s.coordinator_events.wait("Fleet Remediation Succeeded", inst.id)
+        self.assertLeasesFree()
+        self.assertEqual([m for m in s.alert_messages() if "storm" in m], [], "no page but the one")
+
+
 class VerificationTest(FleetCase):
     def test_verification_failure_after_the_start_fails_and_tells_a_person(self):
         """heald's checks fail after the boot: run-checks answers verified = false, the run
@@ -473,10 +552,11 @@ class ZzRulesTest(FleetCase):
 
     def test_every_rule_matches_real_events_and_rejects_near_misses(self):
         s = self.stack
-        seen = s.seen_events() + fleetbed.shadow_stack().seen_events()
-        shadow_prefix = fleetbed.shadow_stack().name + "-"
+        others = fleetbed.other_stacks()
+        seen = s.seen_events() + [e for other in others for e in other.seen_events()]
+        other_prefixes = tuple(other.name + "-" for other in others)
         rules = [r for r in s.events.list_rules()["Rules"]
-                 if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(shadow_prefix)]
+                 if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(other_prefixes)]
         self.assertEqual(len(rules), 6, [r["Name"] for r in rules])
         unseen = []
         for rule in rules:
