@@ -470,8 +470,10 @@ def shadow_stack() -> Stack:
 
 
 # The limits' stack: MaxUnhealthy binds before MaxConcurrent (25% of a group of 4 or 5 is one
-# instance), more than 60% asking is a storm, and a request may wait for 4 runs before it.
-LIMITS = {"MaxConcurrent": "2", "MaxUnhealthy": "25%", "StormThreshold": "60", "MaxPolls": "120"}
+# instance), more than 60% asking is a storm, a request may wait for 4 runs before it, and an
+# instance's third automatic run of a day quarantines it.
+LIMITS = {"MaxConcurrent": "2", "MaxUnhealthy": "25%", "StormThreshold": "60", "MaxPolls": "120",
+          "MaxRunsPerInstancePerDay": "2"}
 
 
 def limits_stack() -> Stack:

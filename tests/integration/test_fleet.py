@@ -84,10 +84,12 @@ class FleetCase(harness.BedTestCase):
         """The run failed with error, told a person, and released its leases."""
         s = self.stack
         self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "FAILED")
-        failed = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", inst.id)
-                  if e["detail"]["execution"] == run]
-        if not failed:
-            failed = [s.coordinator_events.wait("Fleet Remediation Failed", inst.id)]
+        def failed_of_run() -> list[dict]:
+            s.coordinator_events.poll(wait=0)
+            return [e for e in s.coordinator_events.matching("Fleet Remediation Failed", inst.id)
+                    if e["detail"]["execution"] == run]
+        self.wait_until(failed_of_run, 30, f"Fleet Remediation Failed of {run}")
+        failed = failed_of_run()
         self.assertEqual(failed[-1]["detail"]["error"], error)
         alerts = [m for m in s.alert_messages() if inst.id in m and run in m]
         self.assertEqual(len(alerts), 1, "one message for a person")
@@ -409,6 +411,36 @@ class LimitsTest(FleetCase):
         self.assertLeasesFree()
         self.assertEqual([m for m in s.alert_messages() if "storm" in m], [], "no page but the one")
 
+
+    def test_flap_guard_quarantines_after_the_daily_runs_and_pages_once(self):
+        """An instance alarms again after each fix: its 2 runs of the day act, the third
+        quarantines it (tag, Fleet Remediation Failed, one page) and stops nothing, the fourth
+        is refused without a page; an operator's run still acts."""
+        s = self.stack
+        flapping = self.group("flap", 4)[0]
+        s.alert_messages()
+        for _ in range(2):
+            (run,) = self.run_of(lambda: s.alarm(flapping, "system"))
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        with s.sample_states(flapping) as ec2:
+            (third,) = self.run_of(lambda: s.alarm(flapping, "system"))
+            (fourth,) = self.run_of(lambda: s.alarm(flapping, "system"))
+        self.assertEqual(ec2.states(flapping.id), {"running"}, "nothing stopped once the day's runs were used")
+        self.assertEscalated(flapping, third, "heald.Fleet.Quarantined")
+        tags = {t["Key"]: t["Value"] for t in s.ec2.describe_tags(Filters=[
+            {"Name": "resource-id", "Values": [flapping.id]}])["Tags"]}
+        self.assertEqual(tags.get("heald:quarantined"), time.strftime("%Y-%m-%d", time.gmtime()))
+        self.assertEqual(s.sfn.describe_execution(executionArn=fourth)["status"], "FAILED")
+        refused = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", flapping.id)
+                   if e["detail"]["execution"] == fourth]
+        self.assertEqual(refused[0]["detail"]["error"], "heald.Fleet.InQuarantine")
+        self.assertEqual([m for m in s.alert_messages() if flapping.id in m], [], "one page, at the quarantine")
+        (operator,) = self.run_of(lambda: s.start_operator(
+            {"instance_id": flapping.id, "action": "stop-start", "reason": "checked by hand"}, "flap-by-hand"))
+        self.assertEqual(s.sfn.describe_execution(executionArn=operator)["status"], "SUCCEEDED",
+                         s.states_entered(operator))
+        self.assertLeasesFree()
 
 class VerificationTest(FleetCase):
     def test_verification_failure_after_the_start_fails_and_tells_a_person(self):
