@@ -318,6 +318,15 @@ class Stack:
         self.injected.append({"source": source, "detail-type": detail_type, "resources": resources,
                               "detail": detail})
 
+    def execution_ended(self, execution_arn: str) -> None:
+        """Step Functions' Execution Status Change for an execution that ended (moto sends none)."""
+        d = self.wait_done(execution_arn, timeout=30)
+        self.put_aws_event("aws.states", "Step Functions Execution Status Change", [execution_arn], {
+            "executionArn": execution_arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+            "status": d["status"], "startDate": int(d["startDate"].timestamp() * 1000),
+            "stopDate": int(d["stopDate"].timestamp() * 1000), "input": d["input"],
+            "inputDetails": {"included": True}, "output": None, "outputDetails": None})
+
     def compliance_change(self, bucket: str, rule: str, compliance: str = "NON_COMPLIANT") -> None:
         """AWS Config finds a bucket's compliance changed: the event Config puts on the
         default bus (moto's Config evaluates no managed rule and sends none)."""

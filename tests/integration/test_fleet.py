@@ -397,7 +397,7 @@ class LimitsTest(FleetCase):
 
         # The operator resumes the group (README: Deploying on a fleet).
         s.ddb.update_item(TableName=s.resources["LeaseTable"], Key={"pk": {"S": "fleet#storm"}},
-                          UpdateExpression="SET paused = :f, asked_x100 = :z",
+                          UpdateExpression="SET paused = :f, asked_x100 = :z REMOVE askers",
                           ExpressionAttributeValues={":f": {"BOOL": False}, ":z": {"N": "0"}})
         away = {"stopping", "stopped", "pending"}
         with s.sample_states(*asking) as ec2:
@@ -440,6 +440,36 @@ class LimitsTest(FleetCase):
             {"instance_id": flapping.id, "action": "stop-start", "reason": "checked by hand"}, "flap-by-hand"))
         self.assertEqual(s.sfn.describe_execution(executionArn=operator)["status"], "SUCCEEDED",
                          s.states_entered(operator))
+        self.assertLeasesFree()
+
+class ReaperTest(FleetCase):
+    def test_a_stopped_run_gives_back_its_leases_and_the_next_request_proceeds(self):
+        """An operator's run waits for a silent heald's prepare-stop and is stopped
+        (StopExecution): Step Functions' Execution Status Change (ABORTED) starts the reaper,
+        which gives back its instance lease, its group's slot and MaxUnhealthy unit and its storm
+        count; the other instance of the group then runs without waiting for the slot."""
+        s = self.stack
+        a, b = self.instance("reap-a", group="reap"), self.instance("reap-b", group="reap")
+        self.wait_until(lambda: len(s.group_record("reap").get("members", [])) == 2, 30, "both counted")
+        a.heald.stop()  # silent: the run waits PrepareStopSeconds for its answer
+        run = s.start_operator({"instance_id": a.id, "action": "stop-start", "reason": "reaper test"}, "reap-me")
+        self.wait_until(lambda: "PrepareStop" in s.states_entered(run), 30, "the run waits for prepare-stop")
+        self.assertEqual(s.lease_holders()["group#reap"], [run])
+        s.sfn.stop_execution(executionArn=run, error="Operator", cause="stopped by hand")
+        known = {e["executionArn"] for e in s.executions("Reaper")}
+        s.execution_ended(run)
+        (reaper,) = s.wait_new_executions("Reaper", known)
+        self.assertEqual(s.wait_done(reaper)["status"], "SUCCEEDED", s.states_entered(reaper))
+        self.assertLeasesFree()
+        record = s.group_record("reap")
+        self.assertEqual((record["held_x100"], record["asked_x100"]), (0, 0))
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual((audit["trigger"], audit["outcome"]), ("reaper", "reaped"))
+
+        (next_run,) = self.run_of(lambda: s.alarm(b, "system"))
+        states = s.states_entered(next_run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=next_run)["status"], "SUCCEEDED", states)
+        self.assertNotIn("WaitForSlot", states)
         self.assertLeasesFree()
 
 class VerificationTest(FleetCase):
@@ -589,7 +619,7 @@ class ZzRulesTest(FleetCase):
         other_prefixes = tuple(other.name + "-" for other in others)
         rules = [r for r in s.events.list_rules()["Rules"]
                  if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(other_prefixes)]
-        self.assertEqual(len(rules), 6, [r["Name"] for r in rules])
+        self.assertEqual(len(rules), 7, [r["Name"] for r in rules])
         unseen = []
         for rule in rules:
             pattern = json.loads(rule["EventPattern"])
