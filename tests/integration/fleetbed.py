@@ -38,7 +38,7 @@ MACHINE_UP = {"Key": "heald-test:machine", "Value": "up"}
 PARAMETERS = {
     "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
     "PollSeconds": "1", "MaxPolls": "20", "PrepareStopSeconds": "6", "RunChecksSeconds": "10",
-    "S3PublicAccessRemediation": "true",
+    "StormWindowSeconds": "1", "S3PublicAccessRemediation": "true",
 }
 
 
@@ -318,6 +318,15 @@ class Stack:
         self.injected.append({"source": source, "detail-type": detail_type, "resources": resources,
                               "detail": detail})
 
+    def execution_ended(self, execution_arn: str) -> None:
+        """Step Functions' Execution Status Change for an execution that ended (moto sends none)."""
+        d = self.wait_done(execution_arn, timeout=30)
+        self.put_aws_event("aws.states", "Step Functions Execution Status Change", [execution_arn], {
+            "executionArn": execution_arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+            "status": d["status"], "startDate": int(d["startDate"].timestamp() * 1000),
+            "stopDate": int(d["stopDate"].timestamp() * 1000), "input": d["input"],
+            "inputDetails": {"included": True}, "output": None, "outputDetails": None})
+
     def compliance_change(self, bucket: str, rule: str, compliance: str = "NON_COMPLIANT") -> None:
         """AWS Config finds a bucket's compliance changed: the event Config puts on the
         default bus (moto's Config evaluates no managed rule and sends none)."""
@@ -409,8 +418,16 @@ class Stack:
 
     # ---- leases and audit --------------------------------------------------------------
     def lease_holders(self) -> dict[str, list[str]]:
+        """Every item that has held a lease (the groups' records without one are left out)."""
         items = self.ddb.scan(TableName=self.resources["LeaseTable"])["Items"]
-        return {i["pk"]["S"]: i.get("holders", {}).get("SS", []) for i in items}
+        return {i["pk"]["S"]: i["holders"]["SS"] for i in items if "holders" in i}
+
+    def group_record(self, group: str) -> dict:
+        """The group's record (fleet#GROUP): its live members, its budgets and counts."""
+        item = self.ddb.get_item(TableName=self.resources["LeaseTable"], Key={"pk": {"S": f"fleet#{group}"}},
+                                 ConsistentRead=True).get("Item", {})
+        return {k: (int(v["N"]) if "N" in v else v.get("SS", v.get("BOOL", v.get("S"))))
+                for k, v in item.items()}
 
     def audit(self, subject: str) -> list[dict]:
         r = self.ddb.query(TableName=self.resources["AuditTable"],
@@ -421,9 +438,7 @@ class Stack:
 
 _stack = None
 _stack_lock = threading.Lock()
-
-
-_shadow = None
+_others: dict[str, Stack] = {}
 
 
 def stack() -> Stack:
@@ -438,15 +453,38 @@ def stack() -> Stack:
         return _stack
 
 
-def shadow_stack() -> Stack:
-    """A second stack in shadow mode, whose fleet is the instances tagged heald:fleet=shadow
-    (the first stack's coordinator finds them outside its fleet)."""
-    global _shadow
+def _other_stack(fleet_tag_value: str, **parameters: str) -> Stack:
+    """A second stack beside the run's, whose fleet is the instances tagged
+    heald:fleet=fleet_tag_value (the first stack's coordinator finds them outside its fleet)."""
     stack()
     with _stack_lock:
-        if _shadow is None:
-            _shadow = Stack(harness.bed(), f"{STACK}-shadow", ShadowMode="true", FleetTagValue="shadow",
-                            S3PublicAccessRemediation="false").deploy()
+        if fleet_tag_value not in _others:
+            other = Stack(harness.bed(), f"{STACK}-{fleet_tag_value}", FleetTagValue=fleet_tag_value,
+                          S3PublicAccessRemediation="false", **parameters).deploy()
             import atexit
-            atexit.register(_shadow.close)
-        return _shadow
+            atexit.register(other.close)
+            _others[fleet_tag_value] = other
+        return _others[fleet_tag_value]
+
+
+def other_stacks() -> list[Stack]:
+    """The stacks deployed beside the run's so far."""
+    with _stack_lock:
+        return list(_others.values())
+
+
+def shadow_stack() -> Stack:
+    """A stack in shadow mode."""
+    return _other_stack("shadow", ShadowMode="true")
+
+
+# The limits' stack: MaxUnhealthy binds before MaxConcurrent (25% of a group of 4 or 5 is one
+# instance), more than 60% asking is a storm, a request may wait for 4 runs before it, and an
+# instance's third automatic run of a day quarantines it.
+LIMITS = {"MaxConcurrent": "2", "MaxUnhealthy": "25%", "StormThreshold": "60", "MaxPolls": "120",
+          "MaxRunsPerInstancePerDay": "2"}
+
+
+def limits_stack() -> Stack:
+    """A stack with the blast-radius limits and the storm breaker set tight (LIMITS)."""
+    return _other_stack("limits", **LIMITS)

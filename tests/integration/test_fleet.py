@@ -84,10 +84,12 @@ class FleetCase(harness.BedTestCase):
         """The run failed with error, told a person, and released its leases."""
         s = self.stack
         self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "FAILED")
-        failed = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", inst.id)
-                  if e["detail"]["execution"] == run]
-        if not failed:
-            failed = [s.coordinator_events.wait("Fleet Remediation Failed", inst.id)]
+        def failed_of_run() -> list[dict]:
+            s.coordinator_events.poll(wait=0)
+            return [e for e in s.coordinator_events.matching("Fleet Remediation Failed", inst.id)
+                    if e["detail"]["execution"] == run]
+        self.wait_until(failed_of_run, 30, f"Fleet Remediation Failed of {run}")
+        failed = failed_of_run()
         self.assertEqual(failed[-1]["detail"]["error"], error)
         alerts = [m for m in s.alert_messages() if inst.id in m and run in m]
         self.assertEqual(len(alerts), 1, "one message for a person")
@@ -331,6 +333,145 @@ class ConcurrencyTest(FleetCase):
         self.assertLeasesFree()
 
 
+class LimitsTest(FleetCase):
+    """The limits' stack (fleetbed.LIMITS): MaxConcurrent 2, MaxUnhealthy 25%, StormThreshold 60%."""
+
+    def setUp(self):
+        super().setUp()
+        self.stack = fleetbed.limits_stack()
+
+    def group(self, name: str, n: int) -> list[fleetbed.Instance]:
+        insts = [self.instance(f"{name}-{i}", group=name) for i in range(n)]
+        self.wait_until(lambda: len(self.stack.group_record(name).get("members", [])) == n, 30,
+                        f"the lifecycle counted the {n} instances of {name}")
+        return insts
+
+    def test_max_unhealthy_binds_before_max_concurrent(self):
+        """Two of a group of 4 alarm at once: 25% of 4 is one instance, so although
+        MaxConcurrent = 2 the second waits; EC2 never shows both away; both healed, every
+        lease and count given back."""
+        s = self.stack
+        insts = self.group("quarter", 4)
+        record = s.group_record("quarter")
+        # 4 x 25 - 99 and 4 x 60 - 99: one may be held (held_x100 0 < 1), three may ask.
+        self.assertEqual((record["unhealthy_budget"], record["storm_budget"], record["held_x100"]), (1, 141, 0))
+        a, b = insts[:2]
+        with s.sample_states(a, b) as ec2:
+            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
+        for run in runs:
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        away = {"stopping", "stopped", "pending"}
+        self.assertEqual([x for x in ec2.samples if x[a.id] in away and x[b.id] in away], [])
+        self.assertTrue(all(any(x[i.id] in away for x in ec2.samples) for i in (a, b)), "both were stopped")
+        waited = [run for run in runs if "GiveSlotBack" in s.states_entered(run)]
+        self.assertGreaterEqual(len(waited), 1, "the second took a slot, found the group at MaxUnhealthy, gave it back")
+        self.assertLeasesFree()
+        self.assertEqual(s.group_record("quarter")["held_x100"], 0)
+        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Paused"), [])
+
+    def test_storm_pauses_the_group_once_and_resume_heals_one_at_a_time(self):
+        """Four of a group of 5 ask at once (80% > 60%): one Fleet Remediation Paused, one
+        page, nothing stopped while paused; an operator resumes and each is healed in turn
+        (MaxUnhealthy: one at a time)."""
+        s = self.stack
+        insts = self.group("storm", 5)
+        asking = insts[:4]
+        s.alert_messages()  # what earlier tests left for a person
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(*insts) as ec2:
+            for inst in asking:
+                s.alarm(inst, "system")
+            runs = s.wait_new_executions("Coordinator", known, n=4)
+            paused = s.coordinator_events.wait("Fleet Remediation Paused", timeout=30)
+            time.sleep(4)  # a few polls of the paused gate
+            self.assertEqual([x for x in ec2.samples if set(x.values()) != {"running"}], [], "nothing stopped")
+        self.assertEqual(paused["detail"]["group"], "storm")
+        self.assertEqual(paused["detail"]["storm_threshold_percent"], 60)
+        self.assertEqual(len(s.coordinator_events.matching("Fleet Remediation Paused")), 1)
+        pages = [m for m in s.alert_messages() if "paused" in m]
+        self.assertEqual(len(pages), 1, "one page")
+        self.assertIn("group storm", pages[0])
+        self.assertEqual({s.sfn.describe_execution(executionArn=r)["status"] for r in runs}, {"RUNNING"})
+        self.assertEqual(s.group_record("storm")["paused"], True)
+
+        # The operator resumes the group (README: Deploying on a fleet).
+        s.ddb.update_item(TableName=s.resources["LeaseTable"], Key={"pk": {"S": "fleet#storm"}},
+                          UpdateExpression="SET paused = :f, asked_x100 = :z REMOVE askers",
+                          ExpressionAttributeValues={":f": {"BOOL": False}, ":z": {"N": "0"}})
+        away = {"stopping", "stopped", "pending"}
+        with s.sample_states(*asking) as ec2:
+            for run in runs:
+                d = s.wait_done(run, timeout=240)
+                self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
+        self.assertEqual(max(sum(st in away for st in x.values()) for x in ec2.samples), 1,
+                         "one instance away at a time")
+        for inst in asking:
+            s.coordinator_events.wait("Fleet Remediation Succeeded", inst.id)
+        self.assertLeasesFree()
+        self.assertEqual([m for m in s.alert_messages() if "storm" in m], [], "no page but the one")
+
+
+    def test_flap_guard_quarantines_after_the_daily_runs_and_pages_once(self):
+        """An instance alarms again after each fix: its 2 runs of the day act, the third
+        quarantines it (tag, Fleet Remediation Failed, one page) and stops nothing, the fourth
+        is refused without a page; an operator's run still acts."""
+        s = self.stack
+        flapping = self.group("flap", 4)[0]
+        s.alert_messages()
+        for _ in range(2):
+            (run,) = self.run_of(lambda: s.alarm(flapping, "system"))
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        with s.sample_states(flapping) as ec2:
+            (third,) = self.run_of(lambda: s.alarm(flapping, "system"))
+            (fourth,) = self.run_of(lambda: s.alarm(flapping, "system"))
+        self.assertEqual(ec2.states(flapping.id), {"running"}, "nothing stopped once the day's runs were used")
+        self.assertEscalated(flapping, third, "heald.Fleet.Quarantined")
+        tags = {t["Key"]: t["Value"] for t in s.ec2.describe_tags(Filters=[
+            {"Name": "resource-id", "Values": [flapping.id]}])["Tags"]}
+        self.assertEqual(tags.get("heald:quarantined"), time.strftime("%Y-%m-%d", time.gmtime()))
+        self.assertEqual(s.sfn.describe_execution(executionArn=fourth)["status"], "FAILED")
+        refused = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", flapping.id)
+                   if e["detail"]["execution"] == fourth]
+        self.assertEqual(refused[0]["detail"]["error"], "heald.Fleet.InQuarantine")
+        self.assertEqual([m for m in s.alert_messages() if flapping.id in m], [], "one page, at the quarantine")
+        (operator,) = self.run_of(lambda: s.start_operator(
+            {"instance_id": flapping.id, "action": "stop-start", "reason": "checked by hand"}, "flap-by-hand"))
+        self.assertEqual(s.sfn.describe_execution(executionArn=operator)["status"], "SUCCEEDED",
+                         s.states_entered(operator))
+        self.assertLeasesFree()
+
+class ReaperTest(FleetCase):
+    def test_a_stopped_run_gives_back_its_leases_and_the_next_request_proceeds(self):
+        """An operator's run waits for a silent heald's prepare-stop and is stopped
+        (StopExecution): Step Functions' Execution Status Change (ABORTED) starts the reaper,
+        which gives back its instance lease, its group's slot and MaxUnhealthy unit and its storm
+        count; the other instance of the group then runs without waiting for the slot."""
+        s = self.stack
+        a, b = self.instance("reap-a", group="reap"), self.instance("reap-b", group="reap")
+        self.wait_until(lambda: len(s.group_record("reap").get("members", [])) == 2, 30, "both counted")
+        a.heald.stop()  # silent: the run waits PrepareStopSeconds for its answer
+        run = s.start_operator({"instance_id": a.id, "action": "stop-start", "reason": "reaper test"}, "reap-me")
+        self.wait_until(lambda: "PrepareStop" in s.states_entered(run), 30, "the run waits for prepare-stop")
+        self.assertEqual(s.lease_holders()["group#reap"], [run])
+        s.sfn.stop_execution(executionArn=run, error="Operator", cause="stopped by hand")
+        known = {e["executionArn"] for e in s.executions("Reaper")}
+        s.execution_ended(run)
+        (reaper,) = s.wait_new_executions("Reaper", known)
+        self.assertEqual(s.wait_done(reaper)["status"], "SUCCEEDED", s.states_entered(reaper))
+        self.assertLeasesFree()
+        record = s.group_record("reap")
+        self.assertEqual((record["held_x100"], record["asked_x100"]), (0, 0))
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual((audit["trigger"], audit["outcome"]), ("reaper", "reaped"))
+
+        (next_run,) = self.run_of(lambda: s.alarm(b, "system"))
+        states = s.states_entered(next_run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=next_run)["status"], "SUCCEEDED", states)
+        self.assertNotIn("WaitForSlot", states)
+        self.assertLeasesFree()
+
 class VerificationTest(FleetCase):
     def test_verification_failure_after_the_start_fails_and_tells_a_person(self):
         """heald's checks fail after the boot: run-checks answers verified = false, the run
@@ -473,13 +614,17 @@ class RulesTest(FleetCase):
 
     def test_every_rule_matches_real_events_and_rejects_near_misses(self):
         s = self.stack
-        seen = s.seen_events() + fleetbed.shadow_stack().seen_events()
+        others = fleetbed.other_stacks()
+        seen = s.seen_events() + [e for other in others for e in other.seen_events()]
         if not seen:
             self.skipTest("it checks the events of this module's scenarios, and none of them ran")
-        shadow_prefix = fleetbed.shadow_stack().name + "-"
-        rules = [r for r in s.events.list_rules()["Rules"]
-                 if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(shadow_prefix)]
-        self.assertEqual(len(rules), 6, [r["Name"] for r in rules])
+        other_prefixes = tuple(other.name + "-" for other in others)
+        # By name prefix and every page: the whole run's other modules leave rules on the bus too.
+        listed = [r for page in s.events.get_paginator("list_rules").paginate(NamePrefix=s.name + "-")
+                  for r in page["Rules"]]
+        rules = [r for r in listed
+                 if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(other_prefixes)]
+        self.assertEqual(len(rules), 7, [r["Name"] for r in rules])
         unseen = []
         for rule in rules:
             pattern = json.loads(rule["EventPattern"])
