@@ -61,6 +61,13 @@ typedef struct ConfigKey {
         unsigned required_for; /* [check NAME] keys: the check types that need it set */
         unsigned flags;
         ConfigType type;
+        /* [aws] keys the AWS tools' variables also set: the first non-empty one of env[] takes
+         * the key's place when the file does not set it (heald.ini wins, then the environment,
+         * then the default or IMDS). */
+        const char *env[2];
+        /* A per-service endpoint's variable yields to [aws] endpoint_url in the file too:
+         * whatever heald.ini says about endpoints wins over the environment. */
+        bool env_yields_to_endpoint_url;
 } ConfigKey;
 
 _Static_assert(sizeof(CheckType) == sizeof(int) && sizeof(CheckAction) == sizeof(int), "enums are stored as int");
@@ -255,15 +262,22 @@ static const ConfigKey config_keys[] = {
         KEY("agent", "control_socket", CONFIG_STRING, control_socket, "/run/heald/heald.sock",
             .validate = validate_absolute_path),
 
-        KEY("aws", "region", CONFIG_STRING, region, "", .validate = validate_region),
+        KEY("aws", "region", CONFIG_STRING, region, "", .validate = validate_region,
+            .env = { "AWS_REGION", "AWS_DEFAULT_REGION" }),
         KEY("aws", "imds_endpoint", CONFIG_STRING, imds_endpoint, "http://169.254.169.254",
-            .validate = validate_imds_endpoint, .flags = CONFIG_REQUIRED),
+            .validate = validate_imds_endpoint, .flags = CONFIG_REQUIRED,
+            .env = { "AWS_EC2_METADATA_SERVICE_ENDPOINT" }),
         KEY("aws", "imds_timeout", CONFIG_DURATION, imds_timeout, "2s", .min = 100 * USEC_PER_MSEC,
             .max = USEC_PER_MINUTE),
-        KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .validate = validate_endpoint_url),
-        KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .validate = validate_endpoint_url),
-        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .validate = validate_endpoint_url),
-        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .validate = validate_endpoint_url),
+        KEY("aws", "imds_disabled", CONFIG_BOOL, imds_disabled, "false", .env = { "AWS_EC2_METADATA_DISABLED" }),
+        KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL" }),
+        KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL_EVENTS" }, .env_yields_to_endpoint_url = true),
+        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL_SQS" }, .env_yields_to_endpoint_url = true),
+        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL_SFN" }, .env_yields_to_endpoint_url = true),
 
         KEY("eventbridge", "event_bus", CONFIG_STRING, event_bus, "default", .validate = validate_event_bus,
             .flags = CONFIG_REQUIRED),
@@ -1505,6 +1519,36 @@ static void config_loader_check_relations(ConfigLoader *l) {
         config_loader_check_after(l);
 }
 
+/* The AWS tools' variables for the keys the file left out (ConfigKey.env). A bad value is
+ * reported as "environment NAME: why", the variable's value left out: it may be a URL with
+ * a password. */
+static void config_loader_apply_environment(ConfigLoader *l) {
+        bool file_sets_endpoint_url = l->config->endpoint_url; /* before its own variable is read */
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys) && l->error == 0; i++) {
+                const ConfigKey *k = &config_keys[i];
+                /* "key =" in the file means "not set", as everywhere else. */
+                bool file_sets = l->key_line[i] != 0 && config_field_is_set(k, config_field(l->config, k->offset));
+                if (!k->env[0] || file_sets || (k->env_yields_to_endpoint_url && file_sets_endpoint_url))
+                        continue;
+                for (size_t j = 0; j < ELEMENTSOF(k->env) && k->env[j]; j++) {
+                        const char *value = getenv(k->env[j]);
+                        if (isempty(value))
+                                continue;
+                        _cleanup_free_ char *reason = NULL;
+                        int r = config_key_parse(k, value, l->config, &reason);
+                        if (r == -EINVAL && reason) {
+                                l->error = r;
+                                if (asprintf(&l->error_message, "environment %s (for [%s] %s): %s", k->env[j],
+                                             k->section, k->key, reason) < 0)
+                                        config_loader_oom(l);
+                        } else if (r < 0)
+                                config_loader_oom(l);
+                        break;
+                }
+        }
+}
+
 static int config_digest(const char *text, size_t len, char ret[static 65]) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned md_len = 0;
@@ -1557,6 +1601,8 @@ static int config_load_text(const char *text, size_t len, const char *name, Conf
                 config_loader_finish_check(&l);
         if (l.error == 0)
                 config_loader_check_relations(&l);
+        if (l.error == 0)
+                config_loader_apply_environment(&l);
         free(l.check_lines);
 
         if (l.error != 0) {

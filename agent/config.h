@@ -45,7 +45,8 @@ typedef struct CheckConfig {
         char **command;               /* exec: argv, NULL-terminated; argv[0] absolute and executable */
 } CheckConfig;
 
-/* The effective configuration: every field holds the file's value or the default.
+/* The effective configuration: every field holds the file's value, else (some [aws] keys)
+ * the AWS tools' environment variable's (heald.ini(5) names them), else the default.
  * Strings are owned by the Config; an empty value in the file means "not set" (NULL). */
 typedef struct Config {
         char *path;      /* the file it came from, or the name given to config_load_string() */
@@ -60,6 +61,7 @@ typedef struct Config {
         char *region;          /* NULL: take it from the IMDS identity document */
         char *imds_endpoint;   /* http://... */
         usec_t imds_timeout;   /* per IMDS request */
+        bool imds_disabled;    /* no IMDS: credentials from the environment, region configured */
         char *endpoint_url;    /* NULL or one override for every AWS service */
         char *events_endpoint; /* NULL or the EventBridge override; wins over endpoint_url */
 

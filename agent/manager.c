@@ -439,6 +439,16 @@ static int manager_start_aws(Manager *m) {
                           "%s is plain http:// to a host that is not this one: AWS requests are signed but anyone on "
                           "the way can read the events and commands; use https://",
                           plain);
+        if (m->config->imds_disabled) {
+                /* As the AWS tools: without IMDS nothing can be learnt, so everything must be given. */
+                if (!credentials_from_environment(m->credentials) || !m->config->region)
+                        return log_error_errno(-EINVAL, "IMDS is disabled ([aws] imds_disabled or "
+                                                        "AWS_EC2_METADATA_DISABLED): heald needs AWS_ACCESS_KEY_ID, "
+                                                        "AWS_SECRET_ACCESS_KEY and a region ([aws] region or AWS_REGION)");
+                if (m->config->queue_url)
+                        log_warning("IMDS is disabled: the command channel needs the instance's identity and stays off");
+                return target_known(m, m->config->region, NULL);
+        }
         if (credentials_from_environment(m->credentials) && m->config->region) {
                 int r = target_known(m, m->config->region, NULL);
                 if (r < 0)
@@ -597,10 +607,10 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
                 return 0;
         }
         if (!streq_ptr(fresh->state_dir, m->config->state_dir) ||
-            !streq_ptr(fresh->imds_endpoint, m->config->imds_endpoint) ||
+            !streq_ptr(fresh->imds_endpoint, m->config->imds_endpoint) || fresh->imds_disabled != m->config->imds_disabled ||
             fresh->outbox_max_bytes != m->config->outbox_max_bytes || !streq_ptr(fresh->region, m->config->region) ||
             !streq_ptr(fresh->control_socket, m->config->control_socket))
-                log_warning("Reload: state_dir, imds_endpoint, region, control_socket and [outbox] take effect at the "
+                log_warning("Reload: state_dir, imds_endpoint, imds_disabled, region, control_socket and [outbox] take effect at the "
                             "next restart");
         r = monitor_reload(m->monitor, fresh->checks, fresh->n_checks, fresh->dry_run);
         if (r >= 0)

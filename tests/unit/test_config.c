@@ -1283,6 +1283,50 @@ static void test_plain_http_endpoint(void **state) {
         }
 }
 
+/* The AWS tools' variables fill in what heald.ini leaves out (or leaves empty), never more;
+ * whatever the file says about endpoints wins over every endpoint variable. */
+static void test_environment(void **state) {
+        static const char *const names[] = { "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+                                             "AWS_ENDPOINT_URL_SQS", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                             "AWS_EC2_METADATA_DISABLED" };
+        (void) state;
+        setenv("AWS_REGION", "eu-west-1", 1);
+        setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
+        setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
+        setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324", 1);
+        setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[fd00:ec2::254]", 1);
+        setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+
+        _cleanup_(config_freep) Config *env = load_ok("");
+        assert_string_equal(env->region, "eu-west-1");
+        assert_string_equal(env->endpoint_url, "http://127.0.0.1:4566");
+        assert_string_equal(env->sqs_endpoint, "http://127.0.0.1:9324");
+        assert_null(env->events_endpoint);
+        assert_string_equal(env->imds_endpoint, "http://[fd00:ec2::254]");
+        assert_true(env->imds_disabled);
+
+        _cleanup_(config_freep) Config *file = load_ok("[aws]\nregion = ap-south-1\nendpoint_url = https://vpce.example\n"
+                                                       "imds_endpoint = http://169.254.169.254\nimds_disabled = false\n");
+        assert_string_equal(file->region, "ap-south-1");
+        assert_string_equal(file->endpoint_url, "https://vpce.example");
+        assert_null(file->sqs_endpoint);
+        assert_string_equal(file->imds_endpoint, "http://169.254.169.254");
+        assert_false(file->imds_disabled);
+
+        _cleanup_(config_freep) Config *empty = load_ok("[aws]\nregion =\n");
+        assert_string_equal(empty->region, "eu-west-1");
+
+        unsetenv("AWS_REGION");
+        _cleanup_(config_freep) Config *fallback = load_ok("");
+        assert_string_equal(fallback->region, "us-west-2");
+
+        setenv("AWS_REGION", "Europe", 1);
+        assert_load_error("", -EINVAL,
+                          "environment AWS_REGION (for [aws] region): must be empty or a region name like us-east-1");
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                unsetenv(names[i]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_empty_is_defaults),
@@ -1303,6 +1347,7 @@ int main(void) {
                 cmocka_unit_test(test_too_many_checks),
                 cmocka_unit_test(test_print_round_trip),
                 cmocka_unit_test(test_service_endpoint),
+                cmocka_unit_test(test_environment),
                 cmocka_unit_test(test_check_url_userinfo_redacted),
                 cmocka_unit_test(test_plain_http_endpoint),
                 cmocka_unit_test(test_files),
