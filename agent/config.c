@@ -1523,7 +1523,7 @@ static void config_loader_check_relations(ConfigLoader *l) {
  * reported as "environment NAME: why", the variable's value left out: it may be a URL with
  * a password. */
 static void config_loader_apply_environment(ConfigLoader *l) {
-        bool file_sets_endpoint_url = l->config->endpoint_url; /* before its own variable is read */
+        bool file_sets_endpoint_url = l->config->endpoint_url != NULL; /* before its own variable is read */
 
         for (size_t i = 0; i < ELEMENTSOF(config_keys) && l->error == 0; i++) {
                 const ConfigKey *k = &config_keys[i];

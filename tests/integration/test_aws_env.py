@@ -5,8 +5,6 @@ endpoint and AWS_EC2_METADATA_DISABLED; and the proxy variables, which AWS calls
 import http.client
 import http.server
 import re
-import select
-import socket
 import threading
 import urllib.parse
 
@@ -17,8 +15,9 @@ SCOPE_RE = re.compile(r"Credential=[A-Z0-9]+/\d{8}/([a-z0-9-]+)/")
 
 
 class LoopbackProxy:
-    """A forward proxy on 127.0.0.1: absolute-URI requests (http://) are forwarded, CONNECT
-    (https://) is tunnelled; every request is recorded as (method, target, signing region)."""
+    """A forward proxy on 127.0.0.1 for http:// targets (the bed's endpoints are plain
+    http on loopback): absolute-URI requests are forwarded, each recorded as (method, target,
+    signing region)."""
 
     def __init__(self):
         self.seen: list[tuple[str, str, str | None]] = []
@@ -54,27 +53,6 @@ class LoopbackProxy:
                 self.wfile.write(data)
 
             do_GET = do_PUT = do_POST = _forward  # noqa: N815 - http.server API
-
-            def do_CONNECT(self):  # noqa: N802 - http.server API
-                outer.seen.append(("CONNECT", self.path, None))
-                host, _, port = self.path.rpartition(":")
-                upstream = socket.create_connection((host, int(port)), timeout=10)
-                self.send_response(200, "Connection established")
-                self.end_headers()
-                sockets = [self.connection, upstream]
-                while True:
-                    ready, _, _ = select.select(sockets, [], [], 10)
-                    if not ready:
-                        break
-                    for s in ready:
-                        data = s.recv(65536)
-                        if not data:
-                            upstream.close()
-                            self.close_connection = True
-                            return
-                        (upstream if s is self.connection else self.connection).sendall(data)
-                upstream.close()
-                self.close_connection = True
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
