@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """check-docs.py: the README says what the code does: the IAM policy it shows is
 packaging/iam-policy.json, every event type with a schema in agent/schemas/ is in its events
-table, and its example detail of each type is valid against the schema. Prints what differs;
+table, and its example detail of each type is valid against the schema; heald(8) has every
+command, option and exit code of agent/main.c. Prints what differs;
 exit 1 if anything does."""
 import glob
 import json
 import os
+import re
 import sys
 
 root = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -41,6 +43,30 @@ try:
             problems.append(f"README's example {schema['title']} is not valid: {e.message[:200]}")
 except ValueError as e:
     problems.append(f"README's example details cannot be read: {e}")
+
+# heald(8) documents every command of main.c's verb table and every exit code main.c returns.
+main_c = open(os.path.join(root, "agent", "main.c")).read()
+man8 = open(os.path.join(root, "packaging", "man", "heald.8")).read()
+synopsis = man8[man8.index(".SH SYNOPSIS"):man8.index(".SH DESCRIPTION")]
+commands = man8[man8.index(".SH COMMANDS"):man8.index(".SH OPTIONS")]
+exit_status = man8[man8.index(".SH EXIT STATUS"):man8.index(".SH FILES")]
+verb_table = main_c[main_c.index("static const Verb verbs[]"):]
+verb_table = verb_table[:verb_table.index("};")]
+for verb in re.findall(r'\{ "([a-z-]+)",', verb_table):
+    if f".B heald {verb}" not in synopsis:
+        problems.append(f"heald(8)'s SYNOPSIS lacks heald {verb}")
+    if not re.search(rf"^\.B {re.escape(verb)}\b", commands, re.M):
+        problems.append(f"heald(8)'s COMMANDS lacks {verb}")
+exit_codes = {"EXIT_SUCCESS": 0, "EXIT_FAILURE": 1, "EX_USAGE": 64, "EX_DATAERR": 65, "EX_UNAVAILABLE": 69,
+              "EX_CONFIG": 78}
+for name in sorted(set(re.findall(r"\b(EXIT_SUCCESS|EXIT_FAILURE|EX_[A-Z]+)\b", main_c))):
+    if name not in exit_codes:
+        problems.append(f"check-docs.py does not know main.c's exit code {name}")
+    elif f".B {exit_codes[name]}\n" not in exit_status:
+        problems.append(f"heald(8)'s EXIT STATUS lacks {exit_codes[name]} ({name})")
+for option in re.findall(r'\{ "([a-z-]+)", (?:no|required)_argument', main_c):
+    if f"\\-\\-{option}" not in man8[man8.index(".SH OPTIONS"):man8.index(".SH EVENTS")]:
+        problems.append(f"heald(8)'s OPTIONS lacks --{option}")
 
 for p in problems:
     print(p)
