@@ -138,8 +138,16 @@ static const char *validate_imds_endpoint(const char *s) {
         return url_has_host(s, "http://") ? NULL : "must start with http:// (IMDS is link-local, plain HTTP)";
 }
 
+/* An endpoint may hold "{region}", so that one file serves instances of every region. */
 static const char *validate_endpoint_url(const char *s) {
-        return is_http_url(s) ? NULL : "must be empty or an http:// or https:// URL with a host";
+        if (!is_http_url(s))
+                return "must be empty or an http:// or https:// URL with a host";
+        size_t braces = 0, placeholders = 0;
+        for (const char *p = s; *p; p++) {
+                braces += *p == '{' || *p == '}';
+                placeholders += strncmp(p, "{region}", 8) == 0;
+        }
+        return braces == 2 * placeholders ? NULL : "may only hold the placeholder {region}";
 }
 
 static const char *validate_http_url(const char *s) {
@@ -1808,6 +1816,25 @@ int config_print(const Config *c, FILE *f) {
         return fflush(f) != 0 || ferror(f) ? -EIO : 0;
 }
 
+static int endpoint_fill_region(const char *template, const char *region, char **ret) {
+        _cleanup_free_ char *url = NULL;
+        size_t len = 0;
+        _cleanup_fclose_ FILE *f = open_memstream(&url, &len);
+
+        if (!f)
+                return -ENOMEM;
+        for (const char *p = template; *p;)
+                if (strncmp(p, "{region}", 8) == 0) {
+                        fputs(region, f);
+                        p += 8;
+                } else
+                        fputc(*p++, f);
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(url);
+        return 0;
+}
+
 int config_service_endpoint(const Config *c, const char *service, const char *region, char **ret) {
         const char *configured = c->endpoint_url;
         char *url;
@@ -1822,10 +1849,12 @@ int config_service_endpoint(const Config *c, const char *service, const char *re
         }
         if (isempty(region))
                 region = c->region;
-        if (configured)
+        if (configured && !strstr(configured, "{region}"))
                 url = strdup(configured);
         else if (isempty(region))
                 return -ENODATA;
+        else if (configured)
+                return endpoint_fill_region(configured, region, ret);
         else if (asprintf(&url, "https://%s.%s.amazonaws.com%s", service, region,
                           strncmp(region, "cn-", 3) == 0 ? ".cn" : "") < 0)
                 url = NULL;

@@ -145,7 +145,7 @@ int config_parse_size(const char *s, uint64_t *ret);
 int config_parse_bool(const char *s, bool *ret);
 
 /* The endpoint URL for an AWS service ("events", ...): the per-service override, else
- * endpoint_url, else https://SERVICE.REGION.amazonaws.com (.com.cn in China). region may
+ * endpoint_url (with "{region}" filled in), else https://SERVICE.REGION.amazonaws.com (.com.cn in China). region may
  * be NULL to use the configured one. *ret: caller frees. Returns 0, -ENODATA when a
  * region is needed and none is known, -ENOMEM. */
 int config_service_endpoint(const Config *c, const char *service, const char *region, char **ret);

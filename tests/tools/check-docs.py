@@ -44,6 +44,27 @@ try:
 except ValueError as e:
     problems.append(f"README's example details cannot be read: {e}")
 
+# The README's full configuration lists every section and key of agent/config.c's table.
+config_c = open(os.path.join(root, "agent", "config.c")).read()
+table = config_c[config_c.index("static const ConfigKey config_keys[]"):]
+table = table[:table.index("};")]
+full = readme[readme.index("### Full configuration"):]
+full = full[full.index("```ini"):full.index("```", full.index("```ini") + 6)]
+shown, section = set(), None
+for line in full.splitlines():
+    m = re.match(r"\[(\w+)\]", line)
+    if m:
+        section = m.group(1)
+    m = re.match(r"(\w+) *=", line)
+    if m:
+        shown.add((section, m.group(1)))
+for section, key in re.findall(r'KEY\("(\w+)", "(\w+)"', table):
+    if (section, key) not in shown:
+        problems.append(f"README's full configuration lacks [{section}] {key}")
+# The installed heald.ini lives in /etc: it points at the installed examples, not the source tree.
+if "config/examples" in open(os.path.join(root, "config", "heald.ini")).read():
+    problems.append("config/heald.ini points at config/examples/ (installed: /usr/share/doc/heald/examples/)")
+
 # heald(8) documents every command of main.c's verb table and every exit code main.c returns.
 main_c = open(os.path.join(root, "agent", "main.c")).read()
 man8 = open(os.path.join(root, "packaging", "man", "heald.8")).read()

@@ -596,6 +596,18 @@ static void test_service_endpoint(void **state) {
         assert_int_equal(config_service_endpoint(regional, "states", NULL, &url), 0);
         assert_string_equal(url, "https://states.cn-north-1.amazonaws.com.cn");
         free(url);
+
+        /* a VPC endpoint written once for every region */
+        _cleanup_(config_freep) Config *vpce = load_ok(
+                "[aws]\nsqs_endpoint = https://vpce-0a1b-c2d3.sqs.{region}.vpce.amazonaws.com\n");
+        assert_int_equal(config_service_endpoint(vpce, "sqs", NULL, &url), -ENODATA);
+        assert_int_equal(config_service_endpoint(vpce, "sqs", "eu-west-1", &url), 0);
+        assert_string_equal(url, "https://vpce-0a1b-c2d3.sqs.eu-west-1.vpce.amazonaws.com");
+        free(url);
+        assert_load_error("[aws]\nsqs_endpoint = https://sqs.{instance_id}.example\n", -EINVAL,
+                          "heald.ini:2: [aws] sqs_endpoint: may only hold the placeholder {region}");
+        assert_load_error("[aws]\nendpoint_url = https://x.{region.example\n", -EINVAL,
+                          "heald.ini:2: [aws] endpoint_url: may only hold the placeholder {region}");
 }
 
 static void test_command_channel(void **state) {
