@@ -317,10 +317,12 @@ static void on_identity(int error, const char *body, size_t len, void *userdata)
                 error = imds_parse_identity(body, len, &id, &why);
         if (error < 0) {
                 usec_t delay = backoff_delay(m->identity_failures, USEC_PER_SEC, 60 * USEC_PER_SEC, backoff_random());
+                /* send-event bypasses the outbox: nothing waits there for it */
                 log_internal(m->identity_failures == 0 ? LOG_WARNING : LOG_DEBUG, error, "imds-error",
-                             "Failed to read the instance identity from IMDS%s%s: %m; events wait in the outbox; "
-                             "retrying in %llu ms",
-                             why ? ": " : "", why ? why : "", (unsigned long long) (delay / USEC_PER_MSEC));
+                             "Failed to read the instance identity from IMDS%s%s: %m; %s; retrying in %llu ms",
+                             why ? ": " : "", why ? why : "",
+                             m->oneshot_type ? "the event is sent once it can be read" : "events wait in the outbox",
+                             (unsigned long long) (delay / USEC_PER_MSEC));
                 m->identity_failures++;
                 schedule_identity(m, delay);
                 return;
