@@ -122,6 +122,13 @@ static char *endpoint(Channel *c, const char *service) {
         return url;
 }
 
+/* The queue and where its requests go: an sqs_endpoint or endpoint_url override, not the
+ * queue URL's host, is what an operator must be able to reach. */
+static void log_receiving(Channel *c, const char *again) {
+        _cleanup_free_ char *url = endpoint(c, "sqs");
+        log_info("Receiving commands from %s through %s%s", c->queue_url, url ? url : "(no endpoint)", again);
+}
+
 /* Fire-and-forget calls (delete, visibility, task results): failures are logged; what they
  * protect against (a redelivery) the journal handles. */
 static void on_side_call(const AwsResult *res, void *userdata) {
@@ -830,7 +837,7 @@ static void on_receive(const AwsResult *res, void *userdata) {
         if (r < 0)
                 return poll_failed(c, why ? why : "unreadable ReceiveMessage response", NULL);
         if (c->poll_failures > 0)
-                log_info("Receiving commands from %s again", c->queue_url);
+                log_receiving(c, " again");
         c->poll_failures = 0;
         for (size_t i = 0; i < n; i++)
                 message_accept(c, &msgs[i]);
@@ -1081,7 +1088,7 @@ int channel_start(Channel *c, const char *region, const char *instance_id, const
         if (r < 0)
                 return r;
         if (c->queue_url)
-                log_info("Receiving commands from %s", c->queue_url);
+                log_receiving(c, "");
         if (!c->pending && !c->boot_verify) {
                 (void) command_journal_prune(c->journal, now_usec(CLOCK_REALTIME));
                 r = command_journal_pending(c->journal, &c->pending, &c->n_pending);
