@@ -1095,7 +1095,8 @@ int channel_start(Channel *c, const char *region, const char *instance_id, const
                 if (r < 0)
                         log_error_errno(r, "Cannot read the command journal: %m");
                 else if (c->n_pending > 0) {
-                        log_info("%zu commands from before this start wait for verification", c->n_pending);
+                        log_info("%zu command%s from before this start wait%s for verification", c->n_pending,
+                                 plural_s(c->n_pending), c->n_pending == 1 ? "s" : "");
                         boot_verify_next(c);
                 }
         }
