@@ -369,9 +369,11 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         }
         if (out & POLICY_ESCALATE) {
                 char why[256];
-                bsprintf(why, "%u actions within %llu s did not fix it; a person or the fleet must act "
-                              "(then: heald reset %s)",
-                         c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
+                /* a fix that held and then broke again points elsewhere than one that never worked */
+                bsprintf(why, "%u action%s within %llu s %s; a person or the fleet must act (then: heald reset %s)",
+                         c->config->max_actions, plural_s(c->config->max_actions),
+                         (unsigned long long) (c->config->action_window / USEC_PER_SEC),
+                         c->policy.last_fix_held ? "used up: the fix held, then it failed again" : "did not fix it",
                          c->config->name);
                 bool dry_run = m->ctx.dry_run;
                 log_check(c, dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",

@@ -60,6 +60,7 @@ unsigned policy_on_result(PolicyState *s, const PolicyConfig *c, bool healthy, b
                 s->successes++;
                 if (s->phase == POLICY_VERIFYING && ++s->verify_successes >= c->recover_after) {
                         s->phase = POLICY_IDLE;
+                        s->last_fix_held = true;
                         out |= POLICY_REMEDIATION_SUCCEEDED;
                 }
                 if (s->health != POLICY_HEALTH_OK && s->successes >= c->recover_after) {
@@ -99,6 +100,7 @@ unsigned policy_on_action_done(PolicyState *s, const PolicyConfig *c, bool ok, u
         s->action_finished_at = now;
         if (!ok) {
                 s->phase = POLICY_IDLE;
+                s->last_fix_held = false;
                 s->retry_after = now + c->retry_delay;
                 return POLICY_REMEDIATION_FAILED;
         }
@@ -117,6 +119,7 @@ unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c, usec_t 
         if (s->phase != POLICY_VERIFYING || now < s->verify_deadline)
                 return 0;
         s->phase = POLICY_IDLE;
+        s->last_fix_held = false;
         s->retry_after = now + c->retry_delay;
         return POLICY_REMEDIATION_FAILED;
 }
@@ -144,7 +147,8 @@ const char *policy_health_to_string(PolicyHealth h) {
 int policy_to_json(const PolicyState *s, cJSON **ret) {
         cJSON *j = cJSON_CreateObject();
         cJSON *a = cJSON_AddArrayToObject(j, "actions");
-        if (!j || !a || !cJSON_AddBoolToObject(j, "escalated", s->phase == POLICY_ESCALATED)) {
+        if (!j || !a || !cJSON_AddBoolToObject(j, "escalated", s->phase == POLICY_ESCALATED) ||
+            !cJSON_AddBoolToObject(j, "last_fix_held", s->last_fix_held)) {
                 cJSON_Delete(j);
                 return -ENOMEM;
         }
@@ -173,4 +177,5 @@ void policy_from_json(PolicyState *s, const cJSON *j) {
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "escalated")))
                 s->phase = POLICY_ESCALATED;
+        s->last_fix_held = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "last_fix_held"));
 }

@@ -38,6 +38,8 @@ typedef struct PolicyState {
         unsigned fails, successes;   /* consecutive, for hysteresis */
         unsigned verify_successes;   /* consecutive successes since the action finished */
         bool suppressed;             /* an action was held back for a failing dependency */
+        bool last_fix_held;          /* the last action was verified: failing again is a relapse,
+                                      * not a fix that did not work (saved with the next change) */
         usec_t detected_at;          /* wall clock of the failure verdict */
         usec_t action_started_at, action_finished_at, verify_deadline; /* wall clock */
         usec_t retry_after;          /* wall clock: no action before (a failed attempt just ended) */
