@@ -25,7 +25,7 @@ unsigned policy_budget_left(const PolicyState *s, const PolicyConfig *c, usec_t 
 
 /* The check is failed and nothing runs: act, hold back, or escalate. */
 static unsigned consider_action(PolicyState *s, const PolicyConfig *c, bool dependency_failing, usec_t now) {
-        if (!c->has_action || s->phase != POLICY_IDLE)
+        if (!c->has_action || s->phase != POLICY_IDLE || (c->ask_once && s->asked))
                 return 0;
         if (dependency_failing) {
                 if (s->suppressed)
@@ -46,6 +46,7 @@ static unsigned consider_action(PolicyState *s, const PolicyConfig *c, bool depe
         if (s->n_actions == POLICY_ACTIONS_MAX) /* max_actions <= 100 keeps this unreachable */
                 return 0;
         s->actions[s->n_actions++] = now;
+        s->asked = c->ask_once;
         s->phase = POLICY_ACTING;
         s->action_started_at = now;
         s->verify_successes = 0;
@@ -67,6 +68,7 @@ unsigned policy_on_result(PolicyState *s, const PolicyConfig *c, bool healthy, b
                         bool was_failed = s->health == POLICY_HEALTH_FAILED;
                         s->health = POLICY_HEALTH_OK;
                         s->suppressed = false;
+                        s->asked = false;
                         /* Recovered on its own: the escalation is over. Only a failure this
                          * process saw ends one: a first healthy look after a restart of heald may
                          * be a lull in the very loop that escalated. */
@@ -127,6 +129,7 @@ unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c, usec_t 
 unsigned policy_reset(PolicyState *s) {
         s->n_actions = 0;
         s->suppressed = false;
+        s->asked = false;
         s->retry_after = 0;
         if (s->phase == POLICY_ESCALATED)
                 s->phase = POLICY_IDLE;
