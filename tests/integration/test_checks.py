@@ -187,6 +187,7 @@ class RemediationTest(ChecksTestCase):
         d = esc["detail"]
         self.assertEqual((d["actions_in_window"], d["max_actions"], d["action_window_s"]), (2, 2, 600))
         self.assertIn("heald reset app", d["reason"])
+        self.assertRegex(d["reason"], r"^2 actions within 600 s did not fix it; ", "no fix ever held")
         self.assertEqual(self.runs(fixes), 2, "two actions, then no more")
 
         st = self.wait_check(agent, "app", 5, "escalated", phase="escalated")
