@@ -1208,7 +1208,7 @@ _printf_(3, 4) static int config_loader_fail(ConfigLoader *l, unsigned line, con
         errors[at] = (ConfigError) { .line = line, .message = TAKE_PTR(msg) };
         l->n_errors++;
         l->error = -EINVAL;
-        return 0; /* inih: "error" */
+        return 0;
 }
 
 static bool is_printable(const char *s, size_t n) {
