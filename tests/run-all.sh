@@ -16,7 +16,7 @@ LOGDIR=build/test-logs
 mkdir -p "$LOGDIR"
 
 passed=0 failed=0 skipped=0
-failures=() skips=()
+failures=() skips=() flaky=() detail_logs=()
 pass() { passed=$((passed + $1)); }
 fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
 skip() { skipped=$((skipped + 1)); skips+=("$1"); echo "SKIP $1"; }
@@ -128,7 +128,7 @@ suite() {
         section "$title"
         local log="$LOGDIR/$name.log" rc=0
         "$@" >"$log" 2>&1 || rc=$?
-        grep -E '^(PASS|FAIL|SKIP) ' "$log"
+        grep -E '^(PASS|FAIL|SKIP|RETRY|FLAKY) ' "$log"
         local summary
         summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
         if [ -z "$summary" ]; then
@@ -143,6 +143,8 @@ suite() {
         skipped=$((skipped + ${ss:-0}))
         while read -r line; do failures+=("$name: ${line#FAIL }"); done < <(grep '^FAIL ' "$log")
         while read -r line; do skips+=("$name: ${line#SKIP }"); done < <(grep '^SKIP ' "$log")
+        while read -r line; do flaky+=("$name: ${line#FLAKY }"); done < <(grep '^FLAKY ' "$log")
+        grep -q '^==== ' "$log" && detail_logs+=("$log")
         [ "$rc" = 0 ] || [ "$sf" != 0 ] || fail "$name runner exited $rc"
 }
 
@@ -238,6 +240,17 @@ else
         arm64_ran="arm64 (qemu-user): unit tests, corpus replays, SigV4 suite, integration ${ARM64_MODULES[*]}, .deb and .rpm"
 fi
 
+# For those who see only the end of this output (CI): of each failure the runners detailed, the
+# line of the test that failed and 30 lines from the exception on (its message, heald's log tail).
+for log in "${detail_logs[@]}"; do
+        printf '\n== details from %s\n' "$log"
+        awk '/^[0-9]+ passed, [0-9]+ failed/ {exit}
+             /^==== / {print; raised = 0; n = 0; next}
+             /^  File / {where = $0}
+             /^[A-Za-z_.]+(Error|Exception|Failure)(:|$)/ && !raised {raised = 1; print where}
+             raised && n++ < 30' "$log"
+done
+
 echo
 for s in "${skips[@]}"; do echo "skipped: $s"; done
 if [ -n "$no_testdata" ]; then
@@ -248,6 +261,7 @@ if [ -n "$no_testdata" ]; then
         [ "${#names[@]}" = 0 ] || echo "${#names[@]} skipped: $(IFS=,; echo "${names[*]}" | sed 's/,/, /g') ($no_testdata)"
 fi
 for f in "${failures[@]}"; do echo "failed: $f"; done
+for f in "${flaky[@]}"; do echo "passed only when run again (flaky, see its details above): $f"; done
 echo "$arm64_ran"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

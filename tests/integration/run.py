@@ -49,10 +49,9 @@ def main() -> int:
     out(f"# run dir {bed.run_dir}")
     result = runner.LineResult(out)
     try:
-        runner.run_modules(names, args.pattern, result)
+        runner.run_modules(names, args.pattern, result, last=LAST)
     finally:
-        for name, detail in result.details:
-            out(f"\n==== {name}\n{detail.rstrip()}")
+        result.print_details()
         bed.stop()
     failed = len(result.details)
     out(f"{result.passed} passed, {failed} failed, {len(result.skipped)} skipped")

@@ -31,7 +31,8 @@ class PublishTest(BedTestCase):
         (started,) = agent.events(1, timeout=10, detail_type="Agent Started")
         self.assertIsInstance(started["detail"].get("version"), str)
         first = self.seqs(agent.events(3, timeout=10, detail_type="Agent Heartbeat"))
-        self.assertEqual(first, sorted(first), "heartbeats arrive in seq order")
+        # Distinct, but not necessarily in order: a PutEvents may start while another is in
+        # flight (EventBridge keeps no order either; seq and time are there to sort by).
         self.assertEqual(len(set(first)), 3)
         self.assertEqual(agent.stop(), 0)
         agent.events(1, timeout=10, detail_type="Agent Stopping")

@@ -72,8 +72,7 @@ def main() -> int:
         bed = harness._bed if harness is not None else None
         if bed is not None:
             bed.stop()
-        for name, detail in result.details:
-            out(f"\n==== {name}\n{detail.rstrip()}")
+        result.print_details()
     failed = len(result.details)
     if bed is not None and failed:
         out(f"# integration bed logs in {bed.run_dir}")
