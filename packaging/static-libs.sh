@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # static-libs.sh TRIPLET OUT_DIR: the libraries make rpm links into heald because Amazon Linux
-# 2023 does not ship them (packaging/README.md), as OUT_DIR/libNAME.a for TRIPLET's compiler,
-# with their licenses in OUT_DIR/licenses/. inih: Debian's own libinih.a. cJSON: Debian ships
+# 2023 does not ship them under Debian's soname (packaging/README.md), as OUT_DIR/libNAME.a
+# for TRIPLET's compiler, with their licenses in OUT_DIR/licenses/. inih: Debian's own libinih.a. cJSON: Debian ships
 # no static library, so its source package (the version of the installed libcjson-dev, Debian's
 # patches applied) is fetched with apt-get source and cJSON.c compiled with heald's hardening
 # flags. Kept between runs: rebuilt only when the installed versions change.
