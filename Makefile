@@ -27,8 +27,8 @@ $(error ARCH=$(ARCH): only arm64 (aarch64) is cross-built; leave ARCH empty for 
 endif
 
 # STATIC_PKGS are linked into heald from static archives (make rpm: the libraries Amazon
-# Linux 2023 does not ship, packaging/README.md); STATIC_LIBDIR holds the ones the system
-# has no .a for.
+# Linux 2023 does not ship under Debian's soname, packaging/README.md); STATIC_LIBDIR holds
+# the ones the system has no .a for.
 STATIC_PKGS   ?=
 STATIC_LIBDIR ?=
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # static-libs.sh TRIPLET OUT_DIR: the libraries make rpm links into heald because Amazon Linux
-# 2023 does not ship them (packaging/README.md), as OUT_DIR/libNAME.a for TRIPLET's compiler,
-# with their licenses in OUT_DIR/licenses/. inih: Debian's own libinih.a. cJSON: Debian ships
-# no static library, so its source package (the version of the installed libcjson-dev, Debian's
-# patches applied) is fetched with apt-get source and cJSON.c compiled with heald's hardening
-# flags. Kept between runs: rebuilt only when the installed versions change.
+# 2023 does not ship them under Debian's soname (packaging/README.md), as OUT_DIR/libNAME.a
+# for TRIPLET's compiler, with their licenses in OUT_DIR/licenses/. inih: Debian's own
+# libinih.a. cJSON: Debian ships no static library, so its source package (the version of the
+# installed libcjson-dev, Debian's patches applied) is fetched with apt-get source and cJSON.c
+# compiled with heald's hardening flags. Kept between runs: rebuilt only when the installed versions change.
 set -euo pipefail
 triplet=$1 out_dir=$2
 cc=${CC:-$triplet-gcc}
@@ -20,13 +20,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/heald-static.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out_dir/licenses" "$work/lists/partial"
 
-# A private source list and package index: the machine's apt configuration is not touched.
-mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-mirror=${mirror:-http://deb.debian.org/debian}
+# A private source list and package index (the machine's apt configuration untouched): the
+# deb-src twins of the archives the installed packages came from.
 suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
-printf 'deb-src %s %s main\ndeb-src %s-security %s-security main\n' \
-        "$mirror" "$suite" "$mirror" "$suite" >"$work/sources.list"
-apt_src=(apt-get -qq -o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=-
+"$(dirname "$0")/deb-src-sources.sh" /etc/apt "$suite" "$work/apt"
+apt_src=(apt-get -qq -o Dir::Etc::sourcelist="$work/apt/sources.list"
+         -o Dir::Etc::sourceparts="$work/apt/sources.list.d"
          -o Dir::State::Lists="$work/lists" -o APT::Sandbox::User=root)
 "${apt_src[@]}" update
 (cd "$work" && "${apt_src[@]}" source --download-only "cjson=$cjson_version" >/dev/null &&

@@ -190,6 +190,7 @@ version=$(sed -n 's/^VERSION *:= *//p' Makefile)
 deb=build/heald_${version}_$(dpkg --print-architecture).deb
 rpm=build/heald-$version.$(uname -m).rpm
 check_step make-deb make -s deb
+check_step deb-src-sources tests/tools/check-deb-src-sources.sh
 check_step make-rpm make -s rpm
 check_step lintian lintian_clean "$deb"
 check_step rpmlint rpmlint_clean "$rpm"
