@@ -7,8 +7,9 @@
  * identity is known, then every event carries the instance's context; a failed identity read is
  * retried; STATUS= names the first three failing checks and says DRY RUN, and `heald status`
  * says the same; a reload applies a valid file at once and keeps running on an invalid one;
- * a stop records Agent Stopping and exits once it is sent (or at the deadline); send-event
- * waits for the identity and reports EventBridge's answer. */
+ * the metrics file is there from the start; a stop records Agent Stopping and exits once it
+ * is sent (or at the deadline); send-event waits for the identity and reports EventBridge's
+ * answer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include "aws/eventbridge.h"
@@ -27,6 +29,7 @@
 #include "config.h"
 #include "events/outbox.h"
 #include "heal/monitor.h"
+#include "io/http.h"
 #include "manager.h"
 #include "../lib/temp_dir.h"
 #include "fake_aws.h"
@@ -134,7 +137,9 @@ typedef struct Run {
         LoopBed bed;
         char config_path[512];
         char stale[512]; /* a file an hour old: a file_age check on it fails */
+        Http *http;
         Credentials *credentials;
+        AwsClient *aws; /* its calls go through the seam; it counts them for the metrics */
         Publisher *publisher;
         Monitor *monitor;
         Manager *manager;
@@ -196,7 +201,9 @@ static void stop_modules(Run *run) {
         run->monitor = monitor_free(run->monitor);
         run->publisher = publisher_free(run->publisher);
         run->manager = manager_free(run->manager);
+        run->aws = aws_client_free(run->aws);
         run->credentials = credentials_free(run->credentials);
+        run->http = http_free(run->http);
 }
 
 static int teardown(void **state) {
@@ -212,6 +219,12 @@ static int teardown(void **state) {
 
 static Imds *const no_imds = (Imds *) &fake_imds; /* every use goes through the seam */
 
+static void open_aws(Run *run) {
+        assert_int_equal(http_new(run->bed.event, &run->http), 0);
+        assert_int_equal(credentials_new(run->bed.event, no_imds, &run->credentials), 0);
+        assert_int_equal(aws_client_new(run->http, run->credentials, &run->aws), 0);
+}
+
 /* The daemon as daemon.c builds it, from heald.ini in the state directory: the publisher,
  * the manager, Agent Started, the checks, then the timers and AWS. */
 static void start(Run *run) {
@@ -219,12 +232,13 @@ static void start(Run *run) {
         _cleanup_free_ char *error = NULL;
         if (config_load_file(run->config_path, &config, &error) < 0)
                 fail_msg("config: %s", error ? error : "?");
-        assert_int_equal(credentials_new(run->bed.event, no_imds, &run->credentials), 0);
-        assert_int_equal(publisher_new(run->bed.event, config, run->bed.outbox, NULL, &run->publisher), 0);
+        open_aws(run);
+        assert_int_equal(publisher_new(run->bed.event, config, run->bed.outbox, run->aws, &run->publisher), 0);
         ManagerContext ctx = {
                 .event = run->bed.event,
                 .imds = no_imds,
                 .credentials = run->credentials,
+                .aws = run->aws,
                 .outbox = run->bed.outbox,
                 .publisher = run->publisher,
                 .boot_id = "boot-1",
@@ -235,6 +249,7 @@ static void start(Run *run) {
         assert_int_equal(manager_emit_started(run->manager), 0);
         MonitorContext mc = {
                 .event = run->bed.event,
+                .http = run->http,
                 .state_dir = config->state_dir,
                 .dry_run = config->dry_run,
                 .emit = manager_emit_fn,
@@ -436,6 +451,28 @@ static void test_status_names_the_first_three_failing_checks_and_says_dry_run(vo
         assert_null(none);
 }
 
+/* ---- the metrics file ---- */
+
+static void test_metrics_textfile_is_written_at_start(void **state) {
+        Run *run = *state;
+        char sections[700], path[600];
+        assert_int_equal(bsprintf(path, "%s/metrics/heald.prom", run->bed.dir->path), 0);
+        assert_int_equal(bsprintf(sections, "heartbeat_interval = 0\ndry_run = true\n[metrics]\ntextfile = %s\n", path), 0);
+        write_config(run, sections);
+        char dir[600];
+        assert_int_equal(bsprintf(dir, "%s/metrics", run->bed.dir->path), 0);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        start(run);
+        fake_aws_run_for(300 * USEC_PER_MSEC);
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(read_file_full(path, 1024 * 1024, &text, NULL), 0);
+        assert_non_null(strstr(text, "\nheald_dry_run 1\n"));
+        assert_non_null(strstr(text, "\nheald_outbox_events 1\n")); /* Agent Started, waiting for the identity */
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0644); /* for the node exporter's user */
+}
+
 /* ---- reload ---- */
 
 static void test_reload_applies_a_valid_file_and_keeps_running_on_an_invalid_one(void **state) {
@@ -534,11 +571,12 @@ static Manager *send_event_manager(Run *run) {
         write_config(run, "");
         Config *config = NULL;
         assert_int_equal(config_load_file(run->config_path, &config, NULL), 0);
-        assert_int_equal(credentials_new(run->bed.event, no_imds, &run->credentials), 0);
+        open_aws(run);
         ManagerContext ctx = {
                 .event = run->bed.event,
                 .imds = no_imds,
                 .credentials = run->credentials,
+                .aws = run->aws,
                 .boot_id = "boot-1",
                 .notify = record_notify,
                 .notify_userdata = run,
@@ -585,6 +623,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failed_identity_read_is_retried, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_status_names_the_first_three_failing_checks_and_says_dry_run, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_metrics_textfile_is_written_at_start, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reload_applies_a_valid_file_and_keeps_running_on_an_invalid_one,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_records_agent_stopping_and_exits_once_it_is_sent, setup,
