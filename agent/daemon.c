@@ -247,7 +247,7 @@ static int daemon_setup_modules(Daemon *d) {
                 .units = d->units,
                 .monitor = d->monitor,
                 .outbox = d->outbox,
-                .state_dir = d->state_dir,
+                .state_dir = d->state_dir, /* not the Config's: a reload frees that one */
                 .boot_id = d->boot_id,
                 .boot_marker = d->boot_marker,
                 .emit = manager_emit_fn,
