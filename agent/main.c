@@ -10,8 +10,8 @@
 #include "aws/timestamp.h"
 #include "config.h"
 #include "control.h"
+#include "daemon.h"
 #include "log.h"
-#include "manager.h"
 #include "polkit.h"
 
 static void help(void) {
@@ -227,13 +227,13 @@ static void setup_logging(int level) {
         log_setup(level);
 }
 
-/* The daemon and send-event: logging as configured, then the root object. */
-static int manager_setup(const Options *o, Manager **ret) {
+/* The daemon and send-event: logging as configured, then the process around the manager. */
+static int daemon_setup(const Options *o, Daemon **ret) {
         Config *config = NULL;
         if (load_config(o->config_path, &config) < 0)
                 return EX_CONFIG;
         setup_logging(config->log_level);
-        int r = manager_new(config, ret);
+        int r = daemon_new(config, ret);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");
                 return EXIT_FAILURE;
@@ -242,11 +242,11 @@ static int manager_setup(const Options *o, Manager **ret) {
 }
 
 static int verb_send_event(const Options *o, char **args) {
-        _cleanup_(manager_freep) Manager *m = NULL;
-        int r = manager_setup(o, &m);
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        int r = daemon_setup(o, &d);
         if (r != 0)
                 return r;
-        r = manager_run_send_event(m, args[0], args[1]);
+        r = daemon_send_event(d, args[0], args[1]);
         return r == 0 ? EXIT_SUCCESS : r == -EINVAL ? EX_DATAERR : EX_UNAVAILABLE;
 }
 
@@ -257,11 +257,11 @@ static int verb_run(const Options *o, char **args _unused_) {
                 log_error_errno(errno, "Failed to make the process non-dumpable: %m");
                 return EXIT_FAILURE;
         }
-        _cleanup_(manager_freep) Manager *m = NULL;
-        int r = manager_setup(o, &m);
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        int r = daemon_setup(o, &d);
         if (r != 0)
                 return r;
-        r = manager_run_daemon(m);
+        r = daemon_run(d);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

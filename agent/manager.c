@@ -1,29 +1,19 @@
-/* manager.c: builds the modules in dependency order, learns the instance's identity from
- * IMDS, and runs the daemon (or the one-shot send-event) on one sd-event loop. */
+/* manager.c: the daemon's decisions on the loop daemon.c builds: the instance's identity from
+ * IMDS, the instance context in every event, heartbeats, STATUS= and `heald status`, reloads,
+ * stopping, the metrics file; and the one-shot send-event. */
 #include "manager.h"
 
 #include <signal.h>
-#include <sys/stat.h>
-#include <systemd/sd-daemon.h>
+#include <string.h>
 #include <time.h>
 
-#include "aws/client.h"
-#include "aws/credentials.h"
 #include "aws/eventbridge.h"
-#include "aws/imds.h"
 #include "aws/imds_doc.h"
 #include "backoff.h"
 #include "codec.h"
-#include "commands/channel.h"
-#include "control.h"
 #include "events/event.h"
-#include "io/http.h"
 #include "log.h"
 #include "metrics.h"
-#include "heal/monitor.h"
-#include "events/outbox.h"
-#include "events/publisher.h"
-#include "io/units.h"
 
 #define IDENTITY_PATH "/latest/dynamic/instance-identity/document"
 /* Answers only where the instance's metadata options allow tags in IMDS (404 elsewhere). */
@@ -33,20 +23,13 @@
 #define SEND_EVENT_DEADLINE (30 * USEC_PER_SEC)
 #define HEARTBEAT_SEQ_FILE "heartbeat.seq"
 #define METRICS_INTERVAL (5 * USEC_PER_SEC) /* at most one metrics write per interval */
+#define STATUS_SIZE 512
 
 struct Manager {
+        ManagerContext ctx;
         Config *config;
-        sd_event *event;
-        Http *http;
-        Imds *imds;
-        Credentials *credentials;
-        AwsClient *aws;
-        Outbox *outbox;       /* daemon only */
-        Publisher *publisher; /* daemon only */
-        Units *units;         /* daemon only; NULL without a system bus */
-        Monitor *monitor;     /* daemon only */
-        Control *control;     /* daemon only */
-        Channel *channel;     /* daemon only: the command channel */
+        Monitor *monitor; /* daemon only; borrowed */
+        Channel *channel; /* daemon only; borrowed: the command channel */
 
         sd_event_source *identity_timer, *heartbeat_timer, *deadline_timer;
         unsigned identity_failures;
@@ -55,16 +38,14 @@ struct Manager {
         cJSON *instance; /* every event detail's "instance" context; NULL until IMDS told it */
 
         uint64_t heartbeat_seq;
-        char boot_id[40];
-        char boot_marker[80]; /* boot id + when PID 1 started: a container's restart changes it too */
         usec_t started_at; /* CLOCK_MONOTONIC */
         bool stopping;
         int outbox_disk_error; /* as last said in the log: 0, or why the outbox holds events in memory */
 
-        Metrics *metrics;     /* daemon only */
+        Metrics *metrics; /* daemon only */
         sd_event_source *metrics_timer;
         char *metrics_text, *metrics_path; /* what was last written where */
-        int metrics_error;    /* as last said in the log */
+        int metrics_error;                 /* as last said in the log */
 
         /* send-event */
         const char *oneshot_type, *oneshot_detail;
@@ -72,36 +53,14 @@ struct Manager {
         int oneshot_result;
 };
 
-static void read_boot_id(char buf[static 40]) {
-        _cleanup_free_ char *s = NULL;
-        if (read_file_full("/proc/sys/kernel/random/boot_id", 64, &s, NULL) < 0) {
-                snprintf(buf, 40, "unknown");
-                return;
-        }
-        s[strcspn(s, "\n")] = 0;
-        snprintf(buf, 40, "%s", s);
-}
-
-/* The boot id is the kernel's: a container that restarts keeps it. PID 1's start time (field
- * 22 of /proc/1/stat, after the parenthesised command name) tells those boots apart. */
-static void read_boot_marker(const char *boot_id, char buf[static 80]) {
-        _cleanup_free_ char *stat = NULL;
-        unsigned long long start = 0;
-        if (read_file_full("/proc/1/stat", 4096, &stat, NULL) >= 0) {
-                const char *p = strrchr(stat, ')');
-                for (int field = 2; p && *p && field < 22; p++)
-                        if (*p == ' ')
-                                field++;
-                if (p)
-                        start = strtoull(p, NULL, 10);
-        }
-        snprintf(buf, 80, "%s:%llu", boot_id, start);
+static void notify(const Manager *m, const char *state) {
+        m->ctx.notify(m->ctx.notify_userdata, state);
 }
 
 /* Said once when the outbox's disk starts refusing writes (a full disk) and once when it
  * takes them again; in between, STATUS= says how many events are only in memory. */
 static void outbox_disk_log(Manager *m) {
-        int error = outbox_disk_error(m->outbox);
+        int error = outbox_disk_error(m->ctx.outbox);
         if (error == m->outbox_disk_error)
                 return;
         m->outbox_disk_error = error;
@@ -113,14 +72,14 @@ static void outbox_disk_log(Manager *m) {
         else
                 log_event(LOG_INFO, "outbox-on-disk",
                           "The outbox is written to disk again; %zu event%s held in memory meanwhile %s sent from there",
-                          outbox_in_memory(m->outbox), plural_s(outbox_in_memory(m->outbox)),
-                          outbox_in_memory(m->outbox) == 1 ? "is" : "are");
+                          outbox_in_memory(m->ctx.outbox), plural_s(outbox_in_memory(m->ctx.outbox)),
+                          outbox_in_memory(m->ctx.outbox) == 1 ? "is" : "are");
 }
 
-static void status_update(Manager *m) {
+void manager_status_update(Manager *m) {
         unsigned ok = 0, failing = 0;
-        char in_memory[128] = "", names[160] = "", failing_names[170] = "";
-        if (!m->outbox)
+        char in_memory[128] = "", names[160] = "", failing_names[170] = "", status[STATUS_SIZE];
+        if (!m->ctx.outbox)
                 return;
         outbox_disk_log(m);
         if (m->monitor) {
@@ -129,14 +88,15 @@ static void status_update(Manager *m) {
         }
         if (names[0])
                 bsprintf(failing_names, " (%s)", names);
-        if (m->outbox_disk_error < 0 || outbox_in_memory(m->outbox) > 0)
-                bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
+        if (m->outbox_disk_error < 0 || outbox_in_memory(m->ctx.outbox) > 0)
+                bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->ctx.outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
-        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing%s; outbox %zu event%s%s; %s",
-                          m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing, failing_names,
-                          outbox_count(m->outbox), plural_s(outbox_count(m->outbox)), in_memory,
-                          m->target_known ? "publishing" : "waiting for the IMDS identity");
+        bsprintf(status, "STATUS=%schecks: %u ok, %u failing%s; outbox %zu event%s%s; %s",
+                 m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing, failing_names,
+                 outbox_count(m->ctx.outbox), plural_s(outbox_count(m->ctx.outbox)), in_memory,
+                 m->target_known ? "publishing" : "waiting for the IMDS identity");
+        notify(m, status);
 }
 
 /* The instance's context goes into every detail, so that a rule or a person reading the
@@ -166,15 +126,15 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         if (r < 0)
                 return r;
         uint64_t id;
-        r = outbox_append(m->outbox, record, strlen(record), &id);
+        r = outbox_append(m->ctx.outbox, record, strlen(record), &id);
         if (r < 0)
                 return r;
-        publisher_kick(m->publisher);
-        status_update(m);
+        publisher_kick(m->ctx.publisher);
+        manager_status_update(m);
         return 0;
 }
 
-static int monitor_emit(void *userdata, const char *detail_type, cJSON *detail) {
+int manager_emit_fn(void *userdata, const char *detail_type, cJSON *detail) {
         return manager_emit(userdata, detail_type, detail);
 }
 
@@ -182,7 +142,7 @@ static int monitor_emit(void *userdata, const char *detail_type, cJSON *detail) 
 
 static void oneshot_done(Manager *m, int result) {
         m->oneshot_result = result;
-        (void) sd_event_exit(m->event, 0);
+        (void) sd_event_exit(m->ctx.event, 0);
 }
 
 static void on_oneshot_response(const AwsResult *res, void *userdata) {
@@ -236,7 +196,7 @@ static void oneshot_send(Manager *m) {
                 .timeout = m->config->request_timeout,
                 .max_request_bytes = m->config->max_request_bytes,
         };
-        r = eventbridge_put_one(m->aws, &target, &e, on_oneshot_response, m, &m->oneshot_call);
+        r = eventbridge_put_one(m->ctx.aws, &target, &e, on_oneshot_response, m, &m->oneshot_call);
         if (r == -ENOKEY)
                 return; /* credentials not there yet: on_credentials_changed() calls again */
         if (r < 0) {
@@ -283,7 +243,7 @@ static void instance_context_set(Manager *m, const ImdsIdentity *id) {
         }
         cJSON_Delete(m->instance);
         m->instance = instance;
-        r = imds_fetch(m->imds, ASG_TAG_PATH, on_asg_name, m);
+        r = imds_fetch(m->ctx.imds, ASG_TAG_PATH, on_asg_name, m);
         if (r < 0)
                 log_debug_errno(r, "Cannot ask IMDS for the Auto Scaling group name: %m");
 }
@@ -295,11 +255,11 @@ static int target_known(Manager *m, const char *region, const char *instance_arn
         if (r < 0)
                 return r;
         m->target_known = true;
-        if (m->publisher) {
-                r = publisher_set_target(m->publisher, m->region, m->instance_arn);
+        if (m->ctx.publisher) {
+                r = publisher_set_target(m->ctx.publisher, m->region, m->instance_arn);
                 if (r < 0)
                         return log_error_errno(r, "Cannot publish to EventBridge in %s: %m", m->region);
-                status_update(m);
+                manager_status_update(m);
         } else
                 oneshot_send(m);
         return 0;
@@ -341,13 +301,13 @@ static void on_identity(int error, const char *body, size_t len, void *userdata)
                 instance_context_set(m, &id);
         if (r >= 0 && m->channel)
                 r = channel_start(m->channel, region, id.instance_id, id.account_id);
-        if (r < 0 && !m->publisher)
+        if (r < 0 && !m->ctx.publisher)
                 oneshot_done(m, r);
 }
 
 static int on_identity_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Manager *m = userdata;
-        int r = imds_fetch(m->imds, IDENTITY_PATH, on_identity, m);
+        int r = imds_fetch(m->ctx.imds, IDENTITY_PATH, on_identity, m);
         if (r < 0)
                 on_identity(r, NULL, 0, m);
         return 0;
@@ -355,152 +315,12 @@ static int on_identity_timer(sd_event_source *s _unused_, uint64_t usec _unused_
 
 static void on_credentials_changed(void *userdata) {
         Manager *m = userdata;
-        if (m->publisher)
-                publisher_kick(m->publisher);
+        if (m->ctx.publisher)
+                publisher_kick(m->ctx.publisher);
         else
                 oneshot_send(m);
 }
 
-/* ---- set-up shared by both modes ---- */
-
-int manager_new(Config *config, Manager **ret) {
-        _cleanup_(manager_freep) Manager *m = calloc(1, sizeof *m);
-        if (!m) {
-                config_free(config);
-                return -ENOMEM;
-        }
-        m->config = config;
-        m->started_at = now_usec(CLOCK_MONOTONIC);
-        read_boot_id(m->boot_id);
-        read_boot_marker(m->boot_id, m->boot_marker);
-
-        int r = sd_event_default(&m->event);
-        if (r < 0)
-                return r;
-        r = http_new(m->event, &m->http);
-        if (r < 0)
-                return r;
-        r = imds_new(m->http, config->imds_endpoint, config->imds_timeout, &m->imds);
-        if (r < 0)
-                return r;
-        r = credentials_new(m->event, m->imds, &m->credentials);
-        if (r < 0)
-                return r;
-        credentials_set_callback(m->credentials, on_credentials_changed, m);
-        r = aws_client_new(m->http, m->credentials, &m->aws);
-        if (r < 0)
-                return r;
-        r = sd_event_add_time(m->event, &m->identity_timer, CLOCK_BOOTTIME, USEC_INFINITY, USEC_PER_MSEC * 10,
-                              on_identity_timer, m);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_enabled(m->identity_timer, SD_EVENT_OFF);
-        *ret = TAKE_PTR(m);
-        return 0;
-}
-
-Manager *manager_free(Manager *m) {
-        if (!m)
-                return NULL;
-        control_free(m->control);
-        channel_free(m->channel);
-        monitor_free(m->monitor);
-        units_free(m->units);
-        publisher_free(m->publisher);
-        if (m->oneshot_call)
-                aws_call_cancel(m->oneshot_call);
-        aws_client_free(m->aws);
-        credentials_free(m->credentials);
-        if (m->imds)
-                imds_cancel(m->imds, m);
-        imds_free(m->imds);
-        http_free(m->http);
-        outbox_free(m->outbox);
-        sd_event_source_disable_unref(m->identity_timer);
-        sd_event_source_disable_unref(m->heartbeat_timer);
-        sd_event_source_disable_unref(m->deadline_timer);
-        sd_event_source_disable_unref(m->metrics_timer);
-        metrics_free(m->metrics);
-        free(m->metrics_text);
-        free(m->metrics_path);
-        sd_event_unref(m->event);
-        free(m->region);
-        free(m->instance_arn);
-        cJSON_Delete(m->instance);
-        config_free(m->config);
-        free(m);
-        return NULL;
-}
-
-/* Start learning the identity and credentials. With environment credentials and a
- * configured region (development) heald publishes at once, without the instance ARN
- * until IMDS tells it. */
-static int manager_start_aws(Manager *m) {
-        const char *plain = config_plain_http_endpoint(m->config);
-        if (plain)
-                log_event(LOG_WARNING, "plain-http-endpoint",
-                          "%s is plain http:// to a host that is not this one: AWS requests are signed but anyone on "
-                          "the way can read the events and commands; use https://",
-                          plain);
-        if (m->config->imds_disabled) {
-                /* As the AWS tools: without IMDS nothing can be learnt, so everything must be given. */
-                if (!credentials_from_environment(m->credentials) || !m->config->region)
-                        return log_error_errno(-EINVAL, "IMDS is disabled ([aws] imds_disabled or "
-                                                        "AWS_EC2_METADATA_DISABLED): heald needs AWS_ACCESS_KEY_ID, "
-                                                        "AWS_SECRET_ACCESS_KEY and a region ([aws] region or AWS_REGION)");
-                if (m->config->queue_url)
-                        log_warning("IMDS is disabled: the command channel needs the instance's identity and stays off");
-                return target_known(m, m->config->region, NULL);
-        }
-        if (credentials_from_environment(m->credentials) && m->config->region) {
-                int r = target_known(m, m->config->region, NULL);
-                if (r < 0)
-                        return r;
-        }
-        schedule_identity(m, 0);
-        return credentials_start(m->credentials);
-}
-
-static int on_deadline(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
-        Manager *m = userdata;
-        if (m->publisher)
-                log_warning("Stopping with %zu event%s left in the outbox; sent at the next start",
-                            outbox_count(m->outbox), plural_s(outbox_count(m->outbox)));
-        else
-                log_error("Timed out waiting for IMDS and AWS");
-        if (!m->publisher)
-                m->oneshot_result = -ETIMEDOUT;
-        return sd_event_exit(m->event, 0);
-}
-
-static int arm_deadline(Manager *m, usec_t delay) {
-        m->deadline_timer = sd_event_source_disable_unref(m->deadline_timer);
-        return sd_event_add_time_relative(m->event, &m->deadline_timer, CLOCK_MONOTONIC, delay, USEC_PER_MSEC,
-                                          on_deadline, m);
-}
-
-int manager_run_send_event(Manager *m, const char *detail_type, const char *detail_json) {
-        cJSON *detail = cJSON_Parse(detail_json);
-        bool is_object = cJSON_IsObject(detail);
-        cJSON_Delete(detail);
-        if (!is_object)
-                return log_error_errno(EINVAL, "DETAIL_JSON must be a JSON object, e.g. '{\"note\":\"hello\"}'");
-        if (!event_detail_type_is_valid(detail_type))
-                return log_error_errno(EINVAL, "DETAIL_TYPE must be 1 to %d printable characters", EVENT_DETAIL_TYPE_MAX);
-        m->oneshot_type = detail_type;
-        m->oneshot_detail = detail_json;
-        m->oneshot_result = 1; /* pending */
-        int r = arm_deadline(m, SEND_EVENT_DEADLINE);
-        if (r < 0)
-                return r;
-        r = manager_start_aws(m);
-        if (r < 0)
-                return r;
-        r = sd_event_loop(m->event);
-        if (r < 0)
-                return r;
-        return m->oneshot_result;
-}
 
 /* ---- daemon ---- */
 
@@ -541,7 +361,7 @@ static int emit_heartbeat(Manager *m) {
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddNumberToObject(d, "seq", (double) m->heartbeat_seq) ||
             !cJSON_AddNumberToObject(d, "uptime_s", (double) uptime_seconds(m)) ||
-            !cJSON_AddNumberToObject(d, "outbox_depth", (double) outbox_count(m->outbox))) {
+            !cJSON_AddNumberToObject(d, "outbox_depth", (double) outbox_count(m->ctx.outbox))) {
                 cJSON_Delete(d);
                 return -ENOMEM;
         }
@@ -553,7 +373,7 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
         int r = emit_heartbeat(m);
         if (r < 0)
                 log_error_errno(r, "Failed to record a heartbeat: %m");
-        status_update(m);
+        manager_status_update(m);
         (void) sd_event_source_set_time(s, usec + m->config->heartbeat_interval);
         return 0;
 }
@@ -561,25 +381,42 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
 static void on_publisher_idle(void *userdata) {
         Manager *m = userdata;
         if (m->stopping)
-                (void) sd_event_exit(m->event, 0);
+                (void) sd_event_exit(m->ctx.event, 0);
         else if (m->channel)
                 channel_outbox_drained(m->channel);
 }
 
-static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
+static int on_deadline(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Manager *m = userdata;
+        if (m->ctx.publisher)
+                log_warning("Stopping with %zu event%s left in the outbox; sent at the next start",
+                            outbox_count(m->ctx.outbox), plural_s(outbox_count(m->ctx.outbox)));
+        else
+                log_error("Timed out waiting for IMDS and AWS");
+        if (!m->ctx.publisher)
+                m->oneshot_result = -ETIMEDOUT;
+        return sd_event_exit(m->ctx.event, 0);
+}
+
+static int arm_deadline(Manager *m, usec_t delay) {
+        m->deadline_timer = sd_event_source_disable_unref(m->deadline_timer);
+        return sd_event_add_time_relative(m->ctx.event, &m->deadline_timer, CLOCK_MONOTONIC, delay, USEC_PER_MSEC,
+                                          on_deadline, m);
+}
+
+int manager_stop(Manager *m, int signo) {
         if (m->stopping)
-                return sd_event_exit(m->event, 0); /* a second signal: no more waiting */
+                return sd_event_exit(m->ctx.event, 0); /* a second signal: no more waiting */
         m->stopping = true;
-        log_event(LOG_INFO, "stopping", "Received %s; stopping", strsignal((int) si->ssi_signo));
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: sending what is in flight");
+        log_event(LOG_INFO, "stopping", "Received %s; stopping", strsignal(signo));
+        notify(m, "STOPPING=1\nSTATUS=Stopping: sending what is in flight");
         m->heartbeat_timer = sd_event_source_disable_unref(m->heartbeat_timer);
         /* A command taken now would never run: heald exits once the outbox is sent. */
         if (m->channel)
                 channel_stop_receiving(m->channel);
 
         cJSON *d = cJSON_CreateObject();
-        if (!d || !cJSON_AddStringToObject(d, "reason", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT") ||
+        if (!d || !cJSON_AddStringToObject(d, "reason", signo == SIGTERM ? "SIGTERM" : "SIGINT") ||
             !cJSON_AddNumberToObject(d, "uptime_s", (double) uptime_seconds(m))) {
                 cJSON_Delete(d);
                 d = NULL;
@@ -589,24 +426,21 @@ static int on_stop_signal(sd_event_source *s _unused_, const struct signalfd_sig
                 log_error_errno(r, "Failed to record the Agent Stopping event: %m");
         r = arm_deadline(m, STOP_DEADLINE);
         if (r < 0)
-                return sd_event_exit(m->event, 0);
-        publisher_kick(m->publisher);
+                return sd_event_exit(m->ctx.event, 0);
+        publisher_kick(m->ctx.publisher);
         return 0;
 }
 
-/* SIGHUP: a valid new configuration replaces the old one at once; an invalid one is logged
- * and the old one keeps running. What lives below the event loop (state_dir, IMDS, outbox
- * size) needs a restart. */
-static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
-        Manager *m = userdata;
+/* What lives below the event loop (state_dir, IMDS, outbox size) needs a restart. */
+int manager_reload(Manager *m) {
         _cleanup_free_ char *error = NULL;
         Config *fresh = NULL;
-        (void) sd_notify(false, "RELOADING=1");
+        notify(m, "RELOADING=1");
         int r = config_load_file(m->config->path, &fresh, &error);
         if (r < 0) {
                 log_event(LOG_ERR, "reload-rejected", "Reload rejected, the running configuration stays: %s",
                           error ? error : "out of memory");
-                (void) sd_notify(false, "READY=1");
+                notify(m, "READY=1");
                 return 0;
         }
         if (!streq_ptr(fresh->state_dir, m->config->state_dir) ||
@@ -617,16 +451,16 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
                             "next restart");
         r = monitor_reload(m->monitor, fresh->checks, fresh->n_checks, fresh->dry_run);
         if (r >= 0)
-                r = publisher_set_config(m->publisher, fresh);
-        if (r >= 0)
+                r = publisher_set_config(m->ctx.publisher, fresh);
+        if (r >= 0 && m->channel)
                 channel_set_config(m->channel, fresh);
         if (r < 0) {
                 /* Half-applied: go back to the old checks rather than run a mix. */
                 log_error_errno(r, "Reload failed, keeping the running configuration: %m");
                 (void) monitor_reload(m->monitor, m->config->checks, m->config->n_checks, m->config->dry_run);
-                (void) publisher_set_config(m->publisher, m->config);
+                (void) publisher_set_config(m->ctx.publisher, m->config);
                 config_free(fresh);
-                (void) sd_notify(false, "READY=1");
+                notify(m, "READY=1");
                 return 0;
         }
         log_set_max_level(fresh->log_level);
@@ -636,12 +470,12 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
         m->config = fresh;
         log_event(LOG_INFO, "reloaded", "Configuration reloaded from %s (%zu check%s)", m->config->path, m->config->n_checks,
                   plural_s(m->config->n_checks));
-        (void) sd_notify(false, "READY=1");
-        status_update(m);
+        notify(m, "READY=1");
+        manager_status_update(m);
         return 0;
 }
 
-static int on_control_request(const char *request, cJSON **ret, void *userdata) {
+int manager_control_request(const char *request, cJSON **ret, void *userdata) {
         Manager *m = userdata;
         /* "status" or "status CHECK" (that one with its history) */
         if (strcmp(request, "status") == 0 || strncmp(request, "status ", 7) == 0) {
@@ -652,7 +486,7 @@ static int on_control_request(const char *request, cJSON **ret, void *userdata) 
                 cJSON *o = cJSON_CreateObject();
                 if (!o || !cJSON_AddStringToObject(o, "version", HEALD_VERSION) ||
                     !cJSON_AddNumberToObject(o, "pid", (double) getpid()) ||
-                    !cJSON_AddNumberToObject(o, "outbox_depth", (double) outbox_count(m->outbox)) ||
+                    !cJSON_AddNumberToObject(o, "outbox_depth", (double) outbox_count(m->ctx.outbox)) ||
                     !cJSON_AddBoolToObject(o, "publishing", m->target_known) ||
                     !cJSON_AddBoolToObject(o, "dry_run", m->config->dry_run) || !cJSON_AddItemToObject(o, "checks", checks)) {
                         cJSON_Delete(o);
@@ -677,127 +511,16 @@ static int on_control_request(const char *request, cJSON **ret, void *userdata) 
         return -EINVAL;
 }
 
-static int state_dir_prepare(const char *dir) {
-        _cleanup_free_ char *p = strdup(dir);
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-static int emit_started(Manager *m) {
+int manager_emit_started(Manager *m) {
         cJSON *d = cJSON_CreateObject();
         if (!d || !cJSON_AddStringToObject(d, "version", HEALD_VERSION) ||
             !cJSON_AddStringToObject(d, "config_digest", m->config->digest) ||
-            !cJSON_AddStringToObject(d, "boot_id", m->boot_id) ||
+            !cJSON_AddStringToObject(d, "boot_id", m->ctx.boot_id) ||
             !cJSON_AddNumberToObject(d, "pid", (double) getpid())) {
                 cJSON_Delete(d);
                 return -ENOMEM;
         }
         return manager_emit(m, "Agent Started", d);
-}
-
-/* What survives a restart: state_dir, the outbox (said first if its disk is full) and the
- * heartbeat number. */
-static int manager_open_state(Manager *m) {
-        int r = state_dir_prepare(m->config->state_dir);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create state directory %s: %m", m->config->state_dir);
-
-        OutboxOpenReport report = {};
-        r = outbox_open(m->config->state_dir, m->config->outbox_max_bytes, &m->outbox, &report);
-        if (r < 0)
-                return log_error_errno(r, "Failed to open the outbox in %s/outbox: %m", m->config->state_dir);
-        if (report.corrupt_records > 0 || report.torn_tails > 0)
-                log_event(LOG_WARNING, "outbox-corrupt",
-                          "The outbox had %llu corrupt record%s and %llu torn tail%s (%llu byte%s skipped), first: %s; "
-                          "the rest is intact",
-                          (unsigned long long) report.corrupt_records, plural_s(report.corrupt_records),
-                          (unsigned long long) report.torn_tails, plural_s(report.torn_tails),
-                          (unsigned long long) report.corrupt_bytes, plural_s(report.corrupt_bytes), report.first_problem);
-        if (report.records > 0)
-                log_info("The outbox holds %llu event%s from before; sending %s first",
-                         (unsigned long long) report.records, plural_s(report.records),
-                         report.records == 1 ? "it" : "them");
-        outbox_disk_log(m); /* a full disk: said before anything else is tried */
-
-        r = heartbeat_seq_load(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read %s/" HEARTBEAT_SEQ_FILE ": %m", m->config->state_dir);
-        return 0;
-}
-
-/* SIGTERM and SIGINT stop the daemon (after the publisher's last round); SIGHUP is blocked
- * here and handled once there are modules to reload. */
-static int manager_setup_signals(Manager *m) {
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGCHLD); /* children (exec checks and actions) are reaped by sd-event */
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-        int r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
-        if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
-        (void) signal(SIGPIPE, SIG_IGN);
-        return 0;
-}
-
-/* The modules that heal, take commands and answer heald status, then SIGHUP to reload them. */
-static int manager_setup_modules(Manager *m) {
-        int r = units_new(m->event, NULL, &m->units);
-        if (r < 0)
-                log_warning_errno(r, "Cannot connect to the system bus (%m): unit checks and unit actions will "
-                                     "report that they cannot run");
-        MonitorContext mc = {
-                .event = m->event,
-                .http = m->http,
-                .units = m->units,
-                .state_dir = m->config->state_dir,
-                .dry_run = m->config->dry_run,
-                .emit = monitor_emit,
-                .userdata = m,
-        };
-        r = monitor_new(&mc, m->config->checks, m->config->n_checks, &m->monitor);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the checks: %m");
-        ChannelContext cc = {
-                .event = m->event,
-                .aws = m->aws,
-                .units = m->units,
-                .monitor = m->monitor,
-                .outbox = m->outbox,
-                .state_dir = m->config->state_dir,
-                .boot_id = m->boot_id,
-                .boot_marker = m->boot_marker,
-                .emit = monitor_emit,
-                .userdata = m,
-        };
-        r = channel_new(&cc, m->config, &m->channel);
-        if (r < 0)
-                return r;
-        const char *sock = m->config->control_socket ? m->config->control_socket : CONTROL_SOCKET_DEFAULT;
-        r = control_new(m->event, sock, on_control_request, m, &m->control);
-        if (r < 0)
-                log_warning_errno(r, "Cannot listen on %s (%m): heald status and heald reset will not reach this daemon",
-                                  sock);
-        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch SIGHUP: %m");
-        return 0;
 }
 
 /* [metrics] textfile, for the node exporter's textfile collector: rendered every
@@ -809,15 +532,15 @@ static void metrics_flush(Manager *m) {
         _cleanup_cjson_ cJSON *checks = NULL;
         if (monitor_status(m->monitor, NULL, &checks) < 0)
                 checks = NULL; /* rendered without the checks' gauges */
-        PublisherCounts counts = publisher_counts(m->publisher);
+        PublisherCounts counts = publisher_counts(m->ctx.publisher);
         MetricsGauges g = {
                 .checks = checks,
-                .outbox_depth = outbox_count(m->outbox),
+                .outbox_depth = outbox_count(m->ctx.outbox),
                 .events_published = counts.published,
                 .events_dead_lettered = counts.dead_lettered,
-                .events_dropped = counts.dropped_reported + outbox_dropped(m->outbox),
-                .aws = aws_client_request_counts(m->aws),
-                .credentials_expiration = credentials_expiration(m->credentials),
+                .events_dropped = counts.dropped_reported + outbox_dropped(m->ctx.outbox),
+                .aws = aws_client_request_counts(m->ctx.aws),
+                .credentials_expiration = credentials_expiration(m->ctx.credentials),
                 .dry_run = m->config->dry_run,
         };
         _cleanup_free_ char *text = NULL, *dir = strdup(path);
@@ -851,62 +574,138 @@ static int on_metrics_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* The watchdog, the heartbeat and the metrics. */
-static int manager_setup_timers(Manager *m) {
-        /* With WatchdogSec= the loop itself sends WATCHDOG=1 as it goes round: if it stalls, the
-         * pings stop and systemd restarts heald. */
-        int r = sd_event_set_watchdog(m->event, true);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the watchdog: %m");
+
+/* ---- starting ---- */
+
+/* Start learning the identity and credentials. With environment credentials and a
+ * configured region (development) heald publishes at once, without the instance ARN
+ * until IMDS tells it. */
+static int start_aws(Manager *m) {
+        const char *plain = config_plain_http_endpoint(m->config);
+        if (plain)
+                log_event(LOG_WARNING, "plain-http-endpoint",
+                          "%s is plain http:// to a host that is not this one: AWS requests are signed but anyone on "
+                          "the way can read the events and commands; use https://",
+                          plain);
+        if (m->config->imds_disabled) {
+                /* As the AWS tools: without IMDS nothing can be learnt, so everything must be given. */
+                if (!credentials_from_environment(m->ctx.credentials) || !m->config->region)
+                        return log_error_errno(-EINVAL, "IMDS is disabled ([aws] imds_disabled or "
+                                                        "AWS_EC2_METADATA_DISABLED): heald needs AWS_ACCESS_KEY_ID, "
+                                                        "AWS_SECRET_ACCESS_KEY and a region ([aws] region or AWS_REGION)");
+                if (m->config->queue_url)
+                        log_warning("IMDS is disabled: the command channel needs the instance's identity and stays off");
+                return target_known(m, m->config->region, NULL);
+        }
+        if (credentials_from_environment(m->ctx.credentials) && m->config->region) {
+                int r = target_known(m, m->config->region, NULL);
+                if (r < 0)
+                        return r;
+        }
+        schedule_identity(m, 0);
+        return credentials_start(m->ctx.credentials);
+}
+
+int manager_start(Manager *m) {
         if (m->config->heartbeat_interval > 0) {
-                r = sd_event_add_time_relative(m->event, &m->heartbeat_timer, CLOCK_BOOTTIME,
-                                               m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);
+                int r = sd_event_add_time_relative(m->ctx.event, &m->heartbeat_timer, CLOCK_BOOTTIME,
+                                                   m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
                 (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
         }
-        r = metrics_new(&m->metrics);
+        int r = metrics_new(&m->metrics);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the metrics: %m");
         /* At once, then every METRICS_INTERVAL; a reload may set or change [metrics] textfile. */
-        r = sd_event_add_time_relative(m->event, &m->metrics_timer, CLOCK_BOOTTIME, 0, USEC_PER_MSEC * 100,
+        r = sd_event_add_time_relative(m->ctx.event, &m->metrics_timer, CLOCK_BOOTTIME, 0, USEC_PER_MSEC * 100,
                                        on_metrics_timer, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the metrics timer: %m");
         (void) sd_event_source_set_enabled(m->metrics_timer, SD_EVENT_ON);
+        r = start_aws(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start AWS access: %m");
         return 0;
 }
 
-int manager_run_daemon(Manager *m) {
-        int r = manager_open_state(m);
+int manager_send_event_start(Manager *m, const char *detail_type, const char *detail_json) {
+        cJSON *detail = cJSON_Parse(detail_json);
+        bool is_object = cJSON_IsObject(detail);
+        cJSON_Delete(detail);
+        if (!is_object)
+                return log_error_errno(EINVAL, "DETAIL_JSON must be a JSON object, e.g. '{\"note\":\"hello\"}'");
+        if (!event_detail_type_is_valid(detail_type))
+                return log_error_errno(EINVAL, "DETAIL_TYPE must be 1 to %d printable characters", EVENT_DETAIL_TYPE_MAX);
+        m->oneshot_type = detail_type;
+        m->oneshot_detail = detail_json;
+        m->oneshot_result = 1; /* pending */
+        int r = arm_deadline(m, SEND_EVENT_DEADLINE);
         if (r < 0)
                 return r;
-        r = publisher_new(m->event, m->config, m->outbox, m->aws, &m->publisher);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the publisher: %m");
-        publisher_set_idle_callback(m->publisher, on_publisher_idle, m);
-        r = manager_setup_signals(m);
-        if (r < 0)
-                return r;
-        r = emit_started(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to record the Agent Started event: %m");
-        r = manager_setup_modules(m);
-        if (r < 0)
-                return r;
-        r = manager_setup_timers(m);
-        if (r < 0)
-                return r;
-        r = manager_start_aws(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start AWS access: %m");
+        return start_aws(m);
+}
 
-        (void) sd_notify(false, "READY=1");
-        status_update(m);
-        log_event(LOG_INFO, "started", "heald %s started (config %s, state in %s)%s", HEALD_VERSION, m->config->path,
-                  m->config->state_dir, m->config->dry_run ? " in a DRY RUN: checks report, no action is taken" : "");
-        r = sd_event_loop(m->event);
+int manager_send_event_result(const Manager *m) {
+        return m->oneshot_result;
+}
+
+/* ---- the object ---- */
+
+int manager_new(const ManagerContext *ctx, Config *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = calloc(1, sizeof *m);
+        if (!m) {
+                config_free(config);
+                return log_error_errno(ENOMEM, "Failed to set up the manager: %m");
+        }
+        m->ctx = *ctx;
+        m->config = config;
+        m->started_at = now_usec(CLOCK_MONOTONIC);
+        if (m->ctx.outbox) {
+                outbox_disk_log(m); /* a full disk: said before anything else is tried */
+                int r = heartbeat_seq_load(m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read %s/" HEARTBEAT_SEQ_FILE ": %m", config->state_dir);
+        }
+        if (m->ctx.publisher)
+                publisher_set_idle_callback(m->ctx.publisher, on_publisher_idle, m);
+        credentials_set_callback(m->ctx.credentials, on_credentials_changed, m);
+        int r = sd_event_add_time(m->ctx.event, &m->identity_timer, CLOCK_BOOTTIME, USEC_INFINITY, USEC_PER_MSEC * 10,
+                                  on_identity_timer, m);
         if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m");
+                return log_error_errno(r, "Failed to set up the manager: %m");
+        (void) sd_event_source_set_enabled(m->identity_timer, SD_EVENT_OFF);
+        *ret = TAKE_PTR(m);
         return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        if (m->oneshot_call)
+                aws_call_cancel(m->oneshot_call);
+        if (m->ctx.imds)
+                imds_cancel(m->ctx.imds, m);
+        sd_event_source_disable_unref(m->identity_timer);
+        sd_event_source_disable_unref(m->heartbeat_timer);
+        sd_event_source_disable_unref(m->deadline_timer);
+        sd_event_source_disable_unref(m->metrics_timer);
+        metrics_free(m->metrics);
+        free(m->metrics_text);
+        free(m->metrics_path);
+        free(m->region);
+        free(m->instance_arn);
+        cJSON_Delete(m->instance);
+        config_free(m->config);
+        free(m);
+        return NULL;
+}
+
+const Config *manager_config(const Manager *m) {
+        return m->config;
+}
+
+void manager_set_modules(Manager *m, Monitor *monitor, Channel *channel) {
+        m->monitor = monitor;
+        m->channel = channel;
 }

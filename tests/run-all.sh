@@ -221,7 +221,7 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64-st
 else
         section "arm64: cross build (make ARCH=arm64)"
         check_step arm64-build make -s ARCH=arm64 all unit replay
-        # SIGPIPE ignored, as heald itself does (manager.c): under qemu-user, test_exec's process
+        # SIGPIPE ignored, as heald itself does (daemon.c): under qemu-user, test_exec's process
         # is sometimes killed by a SIGPIPE that never reaches it natively (not root-caused).
         run_units build/arm64 arm64- env --ignore-signal=PIPE ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
                 qemu-aarch64-static

@@ -1,12 +1,14 @@
-"""test_commands_once.py: a command runs once, as it was sent, while it is still allowed:
-kill -9 mid-command (not run again after the restart), a corrupt journal record (refused,
-not run again), a command id reused for another command (id-reused, the new task token
-failed), expiry and [commands] allow judged again when a queued job starts, heartbeats for
-queued jobs, a reload during a verification after a restart (carried over), and a
+"""test_commands_once.py: a command runs once, as it was sent, while it is still allowed: kill -9
+mid-command (not run again after the restart), a corrupt journal record (refused, not run
+again; after a reload too), a command id reused for another command (id-reused, the new task
+token failed), expiry and [commands] allow judged again when a queued job starts, heartbeats
+for queued jobs, a reload during a verification after a restart (carried over), and a
 redelivery that waits for that verification to answer its own task token."""
 import glob
 import json
 import os
+import re
+import shutil
 import signal
 import threading
 import time
@@ -68,6 +70,29 @@ class OnceTest(CommandCase):
         self.assertEqual(agent.event_lines("command-received"), [], "not run a second time")
         self.assertNoEvents(agent, "Command Received", "Command Succeeded")
         self.assertEqual(agent.stop(), 0)
+
+    def test_corrupt_record_after_a_reload_names_the_state_dir(self):
+        """The channel once kept the reloaded-away Config's state_dir: after a SIGHUP, the line
+        that refuses a command with an unreadable record read a freed string. Under valgrind
+        where it is installed, so that the use after free itself fails the test."""
+        agent = self.start_polling(self.command_agent(valgrind=bool(shutil.which("valgrind"))))
+        cmd = awsbed.new_command("ping")
+        self.queue.send(cmd)
+        self.one(agent, "Command Succeeded", timeout=30)
+        self.assertQueueEmpty()
+        self.assertEqual(self.stop(agent), 0, "heald exits cleanly (99: valgrind found errors)")
+        (record,) = glob.glob(os.path.join(agent.state_dir, "commands", "*.json"))
+        with open(record, "w") as f:
+            f.write('{"version":1,"command_id":')
+
+        self.start_polling(agent)
+        mark = agent.mark()
+        agent.proc.send_signal(signal.SIGHUP)
+        agent.wait_for_event_log("reloaded", since=mark, timeout=20)
+        self.queue.send(cmd)
+        self.assertRegex(self.one(agent, "Command Failed", timeout=30)["reason"], "unreadable")
+        agent.wait_for_log(re.escape(f"its record in {agent.state_dir}/commands is unreadable"), since=mark)
+        self.assertEqual(agent.stop(), 0, "heald exits cleanly (99: valgrind found errors)")
 
     def test_reused_command_id_rejected(self):
         agent = self.start_polling(self.command_agent(allow="ping, run-checks, reboot"))
