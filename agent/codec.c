@@ -1,4 +1,4 @@
-/* codec.c: helpers the pure parsers and encoders share: error texts, whole-document JSON, safe log copies. */
+/* codec.c: helpers the pure parsers and encoders share: error texts, whole-document JSON, safe log copies, hex digests. */
 #include "codec.h"
 
 #include <stdarg.h>
@@ -44,6 +44,28 @@ int codec_parse_json(const char *data, size_t len, cJSON **ret) {
                 }
 
         *ret = root;
+        return 0;
+}
+
+void codec_hex_encode(const unsigned char *data, size_t len, char *ret) {
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < len; i++) {
+                ret[2 * i] = digits[data[i] >> 4];
+                ret[2 * i + 1] = digits[data[i] & 15];
+        }
+        ret[2 * len] = '\0';
+}
+
+int codec_digest_hex(const EVP_MD *type, const void *data, size_t len, char *ret, size_t size) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned md_len = 0;
+
+        if (EVP_Digest(data, len, md, &md_len, type, NULL) != 1)
+                return -EIO;
+        if (size < 2 * (size_t) md_len + 1)
+                return -ENOBUFS;
+        codec_hex_encode(md, md_len, ret);
         return 0;
 }
 

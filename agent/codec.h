@@ -1,7 +1,8 @@
-/* codec.h: helpers the pure parsers and encoders share: error texts, whole-document JSON, safe log copies. */
+/* codec.h: helpers the pure parsers and encoders share: error texts, whole-document JSON, safe log copies, hex digests. */
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "util.h"
 
@@ -29,6 +30,14 @@ int codec_parse_json(const char *data, size_t len, cJSON **ret);
  * backslashes are escaped (\xNN, \\), so the copy is printable ASCII on one line; text
  * that does not fit is cut and ends in "...". dst is always NUL-terminated (size > 0). */
 void codec_escape_copy(char *dst, size_t size, const char *src, size_t len);
+
+/* data[0..len) as lowercase hex into ret, which holds 2 * len + 1 bytes (NUL-terminated). */
+void codec_hex_encode(const unsigned char *data, size_t len, char *ret);
+
+/* The lowercase hex digest by type (EVP_sha256(), EVP_md5(), ...) of data[0..len) into
+ * ret[size]: -ENOBUFS if its 2 digits a byte and the NUL do not fit, -EIO if libcrypto
+ * fails. ret is written only on success. */
+int codec_digest_hex(const EVP_MD *type, const void *data, size_t len, char *ret, size_t size);
 
 /* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
 bool codec_utf8_is_valid(const char *s, size_t len);

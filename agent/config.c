@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "codec.h"
 #include "log.h"
 #include "names.h"
 
@@ -1683,17 +1684,6 @@ static int config_loader_join_errors(const ConfigLoader *l, char **ret) {
         return 0;
 }
 
-static int config_digest(const char *text, size_t len, char ret[static 65]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned md_len = 0;
-
-        if (EVP_Digest(text, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
-                return -EIO;
-        for (unsigned i = 0; i < md_len; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
 static int config_new_default(Config **ret) {
         _cleanup_(config_freep) Config *c = calloc(1, sizeof(Config));
 
@@ -1721,7 +1711,7 @@ static int config_load_text(const char *text, size_t len, const char *name, Conf
         c->path = strdup(name);
         if (!c->path)
                 return -ENOMEM;
-        r = config_digest(text, len, c->digest);
+        r = codec_digest_hex(EVP_sha256(), text, len, c->digest, sizeof c->digest);
         if (r < 0)
                 return r;
 

@@ -202,8 +202,8 @@ int eventbridge_parse_response(const char *body, size_t len, size_t n_sent, Even
         int n_entries = cJSON_GetArraySize(entries);
         if (n_entries < 0 || (size_t) n_entries != n_sent)
                 return codec_error(ret_error, -EBADMSG,
-                                   "PutEvents response: Entries has %d items but %zu entries were sent", n_entries,
-                                   n_sent);
+                                   "PutEvents response: Entries has %d item%s for %zu event%s sent", n_entries,
+                                   plural_s((uint64_t) n_entries), n_sent, plural_s(n_sent));
 
         const cJSON *failed_count = cJSON_GetObjectItemCaseSensitive(root, "FailedEntryCount");
         if (!cJSON_IsNumber(failed_count))
@@ -222,8 +222,8 @@ int eventbridge_parse_response(const char *body, size_t len, size_t n_sent, Even
 
         if (failed_count->valuedouble != (double) n_failed)
                 return codec_error(ret_error, -EBADMSG,
-                                   "PutEvents response: FailedEntryCount is %g but %zu entries carry an ErrorCode",
-                                   failed_count->valuedouble, n_failed);
+                                   "PutEvents response: FailedEntryCount is %g but the entries hold %zu ErrorCode%s",
+                                   failed_count->valuedouble, n_failed, plural_s(n_failed));
 
         memcpy(results, parsed, n_sent * sizeof parsed[0]);
         return 0;

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "codec.h"
 #include "util.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
@@ -129,15 +130,6 @@ static char ascii_lower(char c) {
 
 static bool is_space_or_tab(char c) {
         return c == ' ' || c == '\t';
-}
-
-static void hex_encode(const uint8_t *data, size_t len, char *out) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < len; i++) {
-                out[2 * i] = digits[data[i] >> 4];
-                out[2 * i + 1] = digits[data[i] & 15];
-        }
-        out[2 * len] = '\0';
 }
 
 /* SigV4 URI encoding: unreserved bytes as is, everything else %XX in upper case.
@@ -438,7 +430,7 @@ static int signer_canonical_request(SigV4Signer *s, const SigV4Request *req, con
         r = signer_sha256(s, req->payload_len > 0 ? req->payload : "", req->payload_len, digest);
         if (r < 0)
                 return r;
-        hex_encode(digest, sizeof digest, hex);
+        codec_hex_encode(digest, sizeof digest, hex);
         buf_putc(b, '\n');
         buf_put(b, hex, SIGV4_HEX_SIZE - 1);
         if (b->oom)
@@ -480,7 +472,7 @@ static int signer_string_to_sign(SigV4Signer *s, const SigV4Scope *scope, const 
         int r = signer_sha256(s, creq, creq_len, digest);
         if (r < 0)
                 return r;
-        hex_encode(digest, sizeof digest, hex);
+        codec_hex_encode(digest, sizeof digest, hex);
         /* Plain copies rather than snprintf(): this runs for every request. */
         size_t region_len = strlen(scope->region), service_len = strlen(scope->service);
         const struct {
@@ -632,7 +624,7 @@ int sigv4_signer_authorization(SigV4Signer *s, const SigV4Request *req, const Si
                 buf_reset(&s->scratch);
                 return r;
         }
-        hex_encode(signature, sizeof signature, hex);
+        codec_hex_encode(signature, sizeof signature, hex);
 
         /* Build the value after the canonical request in the scratch buffer, reserving room
          * for all of it at once: the signed-header list is copied from that same buffer,

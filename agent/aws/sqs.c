@@ -133,17 +133,6 @@ SqsMessage *sqs_messages_free(SqsMessage *messages, size_t n) {
         return NULL;
 }
 
-static int md5_hex(const char *data, size_t len, char hex[static 33]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned md_len = 0;
-
-        if (!EVP_Digest(data, len, md, &md_len, EVP_md5(), NULL) || md_len != 16)
-                return -EIO;
-        for (unsigned i = 0; i < md_len; i++)
-                snprintf(hex + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
 /* SQS sends numeric system attributes as decimal strings. */
 static int parse_decimal(const char *s, uint64_t *ret) {
         uint64_t v = 0;
@@ -287,7 +276,7 @@ static int parse_message(const cJSON *item, size_t i, SqsMessage *m, char **ret_
                 r = dup_string(md5, &m->md5_of_body);
                 if (r < 0)
                         return r;
-                r = md5_hex(m->body, m->body_len, expected);
+                r = codec_digest_hex(EVP_md5(), m->body, m->body_len, expected, sizeof expected);
                 if (r < 0)
                         return codec_error(ret_error, r, "ReceiveMessage response: MD5 is not available to check MD5OfBody");
                 m->md5_ok = strcasecmp(expected, md5) == 0;

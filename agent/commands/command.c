@@ -623,7 +623,6 @@ int command_digest(const Command *cmd, char ret[static COMMAND_DIGEST_SIZE]) {
         EVP_MD_CTX_free(md);
         if (!ok)
                 return -EIO;
-        for (unsigned i = 0; i < hash_len; i++)
-                snprintf(ret + 2 * i, 3, "%02x", hash[i]);
+        codec_hex_encode(hash, hash_len, ret);
         return 0;
 }

@@ -64,13 +64,9 @@ CommandRecord *command_records_free(CommandRecord *records, size_t n) {
 }
 
 static int record_name(const char *command_id, char ret[static NAME_SIZE]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned md_len = 0;
-
-        if (!EVP_Digest(command_id, strlen(command_id), md, &md_len, EVP_sha256(), NULL) || md_len != 32)
-                return -EIO;
-        for (unsigned i = 0; i < md_len; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        int r = codec_digest_hex(EVP_sha256(), command_id, strlen(command_id), ret, NAME_SIZE);
+        if (r < 0)
+                return r;
         memcpy(ret + 64, ".json", sizeof ".json");
         return 0;
 }

@@ -469,38 +469,38 @@ static void after_open(int fd, const Where *w, int flags) {
         rec.fds[fd] = ino;
 }
 
-int __real_open(const char *path, int flags, ...);
-int __wrap_open(const char *path, int flags, ...);
-int __wrap_open(const char *path, int flags, ...) {
-        mode_t mode = 0;
-        if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-                va_list ap;
-                va_start(ap, flags);
-                mode = va_arg(ap, mode_t);
-                va_end(ap);
-        }
+/* The mode of open(2) and openat(2), read from the caller's variadic arguments (after flags)
+ * only when the call may create a file: otherwise there is none to read. */
+#define OPEN_MODE(flags)                                                         \
+        ({                                                                       \
+                mode_t mode_ = 0;                                                \
+                if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
+                        va_list ap_;                                             \
+                        va_start(ap_, flags);                                    \
+                        mode_ = va_arg(ap_, mode_t);                             \
+                        va_end(ap_);                                             \
+                }                                                                \
+                mode_;                                                           \
+        })
+
+/* open(path) is openat(AT_FDCWD, path): both resolve and record here. */
+int __real_openat(int dirfd, const char *name, int flags, ...);
+static int openat_recorded(int dirfd, const char *name, int flags, mode_t mode) {
         Where w;
-        bool known = resolve_path(path, &w);
-        int fd = __real_open(path, flags, mode);
+        bool known = dirfd == AT_FDCWD ? resolve_path(name, &w) : resolve_fd_at(dirfd, name, &w);
+        int fd = __real_openat(dirfd, name, flags, mode);
         after_open(fd, known ? &w : NULL, flags);
         return fd;
 }
 
-int __real_openat(int dirfd, const char *name, int flags, ...);
+int __wrap_open(const char *path, int flags, ...);
+int __wrap_open(const char *path, int flags, ...) {
+        return openat_recorded(AT_FDCWD, path, flags, OPEN_MODE(flags));
+}
+
 int __wrap_openat(int dirfd, const char *name, int flags, ...);
 int __wrap_openat(int dirfd, const char *name, int flags, ...) {
-        mode_t mode = 0;
-        if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-                va_list ap;
-                va_start(ap, flags);
-                mode = va_arg(ap, mode_t);
-                va_end(ap);
-        }
-        Where w;
-        bool known = resolve_fd_at(dirfd, name, &w);
-        int fd = __real_openat(dirfd, name, flags, mode);
-        after_open(fd, known ? &w : NULL, flags);
-        return fd;
+        return openat_recorded(dirfd, name, flags, OPEN_MODE(flags));
 }
 
 static void record_write(size_t ino, uint64_t off, const void *data, size_t len) {

@@ -74,6 +74,16 @@ class ChecksTestCase(BedTestCase):
         path = ChecksTestCase.script(agent, name, f"echo run >> '{count}'\n{extra}\nexit {exit_status}")
         return path, count
 
+    def failing_exec_check(self, agent, name: str, probe: str = "exit 1", **keys) -> str:
+        """Check name: an exec probe that always fails (probe: its script's body), judged at
+        its first result, with a counted exec fix that changes nothing; keys add to or
+        override its settings. Returns the fix's count file (see runs())."""
+        command = self.script(agent, f"{name.lower()}-check.sh", probe)
+        fix, fixes = self.counted_script(agent, f"{name.lower()}-fix.sh")
+        self.set_check(agent, name, **{"type": "exec", "command": command, "fail_after": 1, "action": "exec",
+                                       "action_command": fix, "verify_timeout": "1s", **FAST, **keys})
+        return fixes
+
     @staticmethod
     def runs(count_file: str) -> int:
         if not os.path.exists(count_file):
@@ -169,10 +179,7 @@ class RemediationTest(ChecksTestCase):
 
     def test_budget_escalation_survives_restart_until_reset(self):
         agent = self.check_agent({})
-        probe = self.script(agent, "app-check.sh", "echo 'app down: port 8080 closed'\nexit 2")
-        fix, fixes = self.counted_script(agent, "noop-fix.sh")
-        self.set_check(agent, "app", type="exec", command=probe, fail_after=1, action="exec",
-                       action_command=fix, max_actions=2, verify_timeout="1s", **FAST)
+        fixes = self.failing_exec_check(agent, "app", "echo 'app down: port 8080 closed'\nexit 2", max_actions=2)
         agent.start()
 
         (failed,) = self.check_events(agent, "Check Failed", "app")
@@ -226,12 +233,9 @@ class RemediationTest(ChecksTestCase):
     def test_after_dependency_holds_back_the_action(self):
         agent = self.check_agent({})
         upstream = os.path.join(agent.dir, "upstream-alive")
-        probe = self.script(agent, "b-check.sh", "exit 1")
-        fix, fixes = self.counted_script(agent, "b-fix.sh")
         self.set_check(agent, "A", type="file_age", path=upstream, max_age="1h", fail_after=1, **FAST)
         # B judges later than A (fail_after 3), so A's verdict is in when B's arrives.
-        self.set_check(agent, "B", type="exec", command=probe, fail_after=3, after="A", action="exec",
-                       action_command=fix, max_actions=1, verify_timeout="1s", **FAST)
+        fixes = self.failing_exec_check(agent, "B", fail_after=3, after="A", max_actions=1)
         agent.start()
 
         (a_failed,) = self.check_events(agent, "Check Failed", "A")
@@ -416,10 +420,7 @@ class ProbeTest(ChecksTestCase):
 class ControlTest(ChecksTestCase):
     def test_sighup_reload_keeps_state_and_rejects_bad_config(self):
         agent = self.check_agent({})
-        probe = self.script(agent, "x-check.sh", "exit 1")
-        fix, fixes = self.counted_script(agent, "x-fix.sh")
-        self.set_check(agent, "X", type="exec", command=probe, fail_after=1, action="exec",
-                       action_command=fix, max_actions=1, verify_timeout="1s", **FAST)
+        fixes = self.failing_exec_check(agent, "X", max_actions=1)
         agent.start()
         self.check_events(agent, "Remediation Escalated", "X", timeout=15)
         before = self.wait_check(agent, "X", 5, "X escalated", phase="escalated")
@@ -460,10 +461,7 @@ class ControlTest(ChecksTestCase):
         after a SIGHUP wrote policy.json to a freed path. Under valgrind where it is installed,
         so that the use after free itself fails the test."""
         agent = self.check_agent({}, valgrind=bool(shutil.which("valgrind")))
-        probe = self.script(agent, "r-check.sh", "exit 1")
-        fix, _ = self.counted_script(agent, "r-fix.sh")
-        self.set_check(agent, "R", type="exec", command=probe, fail_after=1, action="exec",
-                       action_command=fix, max_actions=3, verify_timeout="1s", **FAST)
+        self.failing_exec_check(agent, "R", max_actions=3)
         agent.start()
         self.check_events(agent, "Remediation Started", "R", timeout=30)
         mark = agent.mark()
@@ -536,8 +534,6 @@ class ControlTest(ChecksTestCase):
     def test_status_exit_and_history(self):
         agent = self.check_agent({})
         healthy = self.script(agent, "ok.sh", "exit 0")
-        probe = self.script(agent, "app-check.sh", "echo down\nexit 2")
-        fix, fixes = self.counted_script(agent, "noop-fix.sh")
         self.set_check(agent, "fine", type="exec", command=healthy, **FAST)
         agent.start()
         self.wait_check(agent, "fine", 10, "healthy", health="ok")
@@ -547,8 +543,7 @@ class ControlTest(ChecksTestCase):
         self.assertRegex(cp.stdout, r"(?m)^fine\s+exec\s+ok\s+\d+s ago\s+idle\s+\d+s ago\s+exit status 0\s+3/3")
         self.assertEqual(agent.stop(), 0)
 
-        self.set_check(agent, "app", type="exec", command=probe, fail_after=1, action="exec",
-                       action_command=fix, max_actions=1, verify_timeout="1s", **FAST)
+        fixes = self.failing_exec_check(agent, "app", "echo down\nexit 2", max_actions=1)
         agent.start()
         self.wait_check(agent, "app", 20, "escalated", phase="escalated")
         cp = agent.run_cli("status")

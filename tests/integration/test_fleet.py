@@ -18,6 +18,9 @@ import harness
 
 _requests_before: dict = {}
 
+# The EC2 states in which an instance is out of service during a stop-start.
+AWAY = frozenset({"stopping", "stopped", "pending"})
+
 
 def aws_requests() -> dict[tuple[str, str], int]:
     """What moto answered so far, per (service, caller): see moto_aws._count_requests."""
@@ -75,6 +78,21 @@ class FleetCase(harness.BedTestCase):
             "check wants-fleet__fail_after": "1", "check wants-fleet__action": "request",
             "check wants-fleet__max_actions": "1", "check wants-fleet__verify_timeout": "2s", **kw})
         return inst, marker
+
+    def alarm_both_healed_one_at_a_time(self, a: fleetbed.Instance, b: fleetbed.Instance) -> list[str]:
+        """a and b alarm at once: both runs succeed and both instances are stopped, but EC2
+        never shows the two away together. The runs, for what the caller checks further."""
+        s = self.stack
+        with s.sample_states(a, b) as ec2:
+            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
+        for run in runs:
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
+                             s.states_entered(run))
+        both = [x for x in ec2.samples if x[a.id] in AWAY and x[b.id] in AWAY]
+        self.assertEqual(both, [], [s.states_entered(run) for run in runs])
+        for inst in (a, b):
+            self.assertTrue(any(x[inst.id] in AWAY for x in ec2.samples), f"{inst.name} was stopped")
+        return runs
 
     def assertLeasesFree(self):  # noqa: N802 - unittest style
         held = {pk: holders for pk, holders in self.stack.lease_holders().items() if holders}
@@ -318,16 +336,7 @@ class ConcurrencyTest(FleetCase):
         for the first one's slot; EC2 never shows both away at once."""
         s = self.stack
         a, b = self.instance("web-a", group="web"), self.instance("web-b", group="web")
-        with s.sample_states(a, b) as ec2:
-            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
-        for run in runs:
-            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
-                             s.states_entered(run))
-        away = {"stopping", "stopped", "pending"}
-        both = [x for x in ec2.samples if x[a.id] in away and x[b.id] in away]
-        self.assertEqual(both, [], [s.states_entered(run) for run in runs])
-        self.assertGreater(len([x for x in ec2.samples if x[a.id] in away]), 0, "a was stopped")
-        self.assertGreater(len([x for x in ec2.samples if x[b.id] in away]), 0, "b was stopped")
+        runs = self.alarm_both_healed_one_at_a_time(a, b)
         waited = [run for run in runs if "WaitForSlot" in s.states_entered(run)]
         self.assertEqual(len(waited), 1, "the second run waited for the slot")
         self.assertLeasesFree()
@@ -355,15 +364,7 @@ class LimitsTest(FleetCase):
         record = s.group_record("quarter")
         # 4 x 25 - 99 and 4 x 60 - 99: one may be held (held_x100 0 < 1), three may ask.
         self.assertEqual((record["unhealthy_budget"], record["storm_budget"], record["held_x100"]), (1, 141, 0))
-        a, b = insts[:2]
-        with s.sample_states(a, b) as ec2:
-            runs = self.run_of(lambda: (s.alarm(a, "system"), s.alarm(b, "system")), n=2)
-        for run in runs:
-            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
-                             s.states_entered(run))
-        away = {"stopping", "stopped", "pending"}
-        self.assertEqual([x for x in ec2.samples if x[a.id] in away and x[b.id] in away], [])
-        self.assertTrue(all(any(x[i.id] in away for x in ec2.samples) for i in (a, b)), "both were stopped")
+        runs = self.alarm_both_healed_one_at_a_time(*insts[:2])
         waited = [run for run in runs if "GiveSlotBack" in s.states_entered(run)]
         self.assertGreaterEqual(len(waited), 1, "the second took a slot, found the group at MaxUnhealthy, gave it back")
         self.assertLeasesFree()
@@ -399,12 +400,11 @@ class LimitsTest(FleetCase):
         s.ddb.update_item(TableName=s.resources["LeaseTable"], Key={"pk": {"S": "fleet#storm"}},
                           UpdateExpression="SET paused = :f, asked_x100 = :z REMOVE askers",
                           ExpressionAttributeValues={":f": {"BOOL": False}, ":z": {"N": "0"}})
-        away = {"stopping", "stopped", "pending"}
         with s.sample_states(*asking) as ec2:
             for run in runs:
                 d = s.wait_done(run, timeout=240)
                 self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
-        self.assertEqual(max(sum(st in away for st in x.values()) for x in ec2.samples), 1,
+        self.assertEqual(max(sum(st in AWAY for st in x.values()) for x in ec2.samples), 1,
                          "one instance away at a time")
         for inst in asking:
             s.coordinator_events.wait("Fleet Remediation Succeeded", inst.id)

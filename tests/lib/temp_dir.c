@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int temp_dir_new(const char *name, const char *subdir, TempDir **ret) {
@@ -43,7 +44,9 @@ TempDir *temp_dir_free(TempDir *d) {
 }
 
 void remove_tree(const char *path) {
-        DIR *dir = opendir(path);
+        /* opendir() follows a symbolic link: a link to a directory is removed, never emptied. */
+        struct stat st;
+        DIR *dir = lstat(path, &st) == 0 && S_ISDIR(st.st_mode) ? opendir(path) : NULL;
         if (dir) {
                 for (struct dirent *de; (de = readdir(dir));) {
                         char child[4096];

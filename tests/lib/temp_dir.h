@@ -19,5 +19,6 @@ int temp_dir_new(const char *name, const char *subdir, TempDir **ret);
 TempDir *temp_dir_free(TempDir *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TempDir *, temp_dir_free);
 
-/* Deletes path and everything below it, quietly: a test's leftovers are not its verdict. */
+/* Deletes path and everything below it, quietly: a test's leftovers are not its verdict. A
+ * symbolic link is deleted itself, not what it points to. */
 void remove_tree(const char *path);

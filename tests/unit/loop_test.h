@@ -86,3 +86,12 @@ static inline Config *config_from_text(const char *text) {
                 fail_msg("config: %s", error ? error : strerror(-r));
         return c;
 }
+
+/* The test's heald.ini on this bed: [agent] state_dir is the bed's directory, then sections.
+ * Caller frees. */
+static inline Config *loop_bed_config(const LoopBed *b, const char *sections) {
+        char text[2048];
+        int n = snprintf(text, sizeof text, "[agent]\nstate_dir = %s\n%s", b->dir->path, sections);
+        assert_true(n > 0 && (size_t) n < sizeof text);
+        return config_from_text(text);
+}

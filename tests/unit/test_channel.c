@@ -95,13 +95,10 @@ static int setup(void **state) {
         Run *run = calloc(1, sizeof *run);
         assert_non_null(run);
         loop_bed_open(&run->bed, "test_channel");
-        char text[1024];
-        snprintf(text, sizeof text,
-                 "[agent]\nstate_dir = %s\n"
-                 "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\nwait_time = 1s\n"
-                 "[commands]\nallow = ping, prepare-stop\n",
-                 run->bed.dir->path);
-        run->config = config_from_text(text);
+        run->config = loop_bed_config(&run->bed,
+                                      "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\n"
+                                      "wait_time = 1s\n"
+                                      "[commands]\nallow = ping, prepare-stop\n");
         fake_aws_init(run->bed.event);
         *state = run;
         return 0;

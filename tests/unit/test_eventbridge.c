@@ -205,13 +205,13 @@ static void test_response_wrong_count(void **state) {
         assert_int_equal(testdata_read("aws/eventbridge/put-events-response.json", &ok, &ok_len), 0);
         assert_int_equal(eventbridge_parse_response(ok, ok_len, 3, results, &error), -EBADMSG);
         assert_non_null(error);
-        assert_non_null(strstr(error, "Entries has 2 items but 3 entries were sent"));
+        assert_non_null(strstr(error, "Entries has 2 items for 3 events sent"));
         assert_int_equal(((unsigned char *) results)[0], 0x5a); /* untouched */
 
         free(error);
         error = NULL;
         assert_int_equal(eventbridge_parse_response(ok, ok_len, 1, results, &error), -EBADMSG);
-        assert_non_null(strstr(error, "Entries has 2 items but 1 entries were sent"));
+        assert_string_equal(error, "PutEvents response: Entries has 2 items for 1 event sent"); /* not "1 entries" */
 
         free(error);
         error = NULL;
@@ -255,8 +255,8 @@ static void test_response_malformed(void **state) {
                 { "{\"FailedEntryCount\":0,\"Entries\":{}}", "Entries is missing" },
                 { "{\"Entries\":[{\"EventId\":\"a\"}]}", "FailedEntryCount is missing" },
                 { "{\"FailedEntryCount\":\"0\",\"Entries\":[{\"EventId\":\"a\"}]}", "FailedEntryCount is missing" },
-                { "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"a\"}]}", "FailedEntryCount is 1 but 0" },
-                { "{\"FailedEntryCount\":0,\"Entries\":[{\"ErrorCode\":\"X\"}]}", "FailedEntryCount is 0 but 1" },
+                { "{\"FailedEntryCount\":1,\"Entries\":[{\"EventId\":\"a\"}]}", "FailedEntryCount is 1 but the entries hold 0 ErrorCodes" },
+                { "{\"FailedEntryCount\":0,\"Entries\":[{\"ErrorCode\":\"X\"}]}", "FailedEntryCount is 0 but the entries hold 1 ErrorCode" },
                 { "{\"FailedEntryCount\":0,\"Entries\":[{}]}", "neither EventId nor ErrorCode" },
                 { "{\"FailedEntryCount\":0,\"Entries\":[7]}", "Entries[0] is not an object" },
                 { "{\"FailedEntryCount\":1,\"Entries\":[{\"ErrorCode\":5}]}", "ErrorCode is not" },

@@ -41,12 +41,8 @@ static int setup(void **state) {
         Run *run = calloc(1, sizeof *run);
         assert_non_null(run);
         loop_bed_open(&run->bed, "test_publisher");
-        char text[512];
-        snprintf(text, sizeof text,
-                 "[agent]\nstate_dir = %s\n"
-                 "[eventbridge]\nretry_base = 10ms\nretry_max = 50ms\nauth_retry_interval = 1s\n",
-                 run->bed.dir->path);
-        run->config = config_from_text(text);
+        run->config = loop_bed_config(
+                &run->bed, "[eventbridge]\nretry_base = 10ms\nretry_max = 50ms\nauth_retry_interval = 1s\n");
         fake_aws_init(run->bed.event);
         assert_int_equal(publisher_new(run->bed.event, run->config, run->bed.outbox, NULL, &run->publisher), 0);
         publisher_set_idle_callback(run->publisher, on_idle, run);
