@@ -1062,8 +1062,9 @@ int channel_new(const ChannelContext *ctx, const Config *config, Channel **ret) 
         if (r < 0)
                 return log_error_errno(r, "Cannot open the command journal in %s/commands: %m", ctx->state_dir);
         if (report.corrupt > 0)
-                log_warning("The command journal had %zu unreadable records (first: %s); they were skipped",
-                            report.corrupt, report.first_problem);
+                log_warning("The command journal had %zu unreadable record%s (first: %s); %s skipped",
+                            report.corrupt, plural_s(report.corrupt), report.first_problem,
+                            report.corrupt == 1 ? "it was" : "they were");
         r = sd_event_add_time(ctx->event, &c->poll_timer, CLOCK_MONOTONIC, USEC_INFINITY, 10 * USEC_PER_MSEC,
                               on_poll_timer, c);
         if (r < 0)

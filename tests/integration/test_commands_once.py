@@ -61,7 +61,7 @@ class OnceTest(CommandCase):
             f.write('{"version":1,"command_id":')
 
         self.start_polling(agent)
-        agent.wait_for_log(r"1 unreadable records", timeout=5)
+        agent.wait_for_log(r"had 1 unreadable record \(first: .*\); it was skipped", timeout=10)
         self.queue.send(cmd)
         failed = self.one(agent, "Command Failed")
         self.assertEqual(failed["command_id"], cmd["command_id"])
