@@ -152,7 +152,8 @@ static int add_instance_context(Manager *m, cJSON *detail) {
         return 0;
 }
 
-int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
+/* Encode and append an event: durable on return, or written ahead (see MonitorContext). */
+static int manager_record(Manager *m, const char *detail_type, cJSON *detail, bool ahead) {
         _cleanup_free_ char *record = NULL;
         int r = add_instance_context(m, detail);
         if (r < 0) {
@@ -166,7 +167,12 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         if (r < 0)
                 return r;
         uint64_t id;
-        r = outbox_append(m->outbox, record, strlen(record), &id);
+        return ahead ? outbox_append_nosync(m->outbox, record, strlen(record), &id)
+                     : outbox_append(m->outbox, record, strlen(record), &id);
+}
+
+int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
+        int r = manager_record(m, detail_type, detail, false);
         if (r < 0)
                 return r;
         publisher_kick(m->publisher);
@@ -176,6 +182,20 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
 
 static int monitor_emit(void *userdata, const char *detail_type, cJSON *detail) {
         return manager_emit(userdata, detail_type, detail);
+}
+
+static int monitor_emit_ahead(void *userdata, const char *detail_type, cJSON *detail) {
+        return manager_record(userdata, detail_type, detail, true);
+}
+
+/* Records written ahead reach the publisher only once durable: what it sent and the power then
+ * took away would leave an id that a restarted heald hands out again. */
+static int monitor_sync_events(void *userdata) {
+        Manager *m = userdata;
+        int r = outbox_sync(m->outbox);
+        publisher_kick(m->publisher);
+        status_update(m);
+        return r;
 }
 
 /* ---- one-shot send-event ---- */
@@ -769,6 +789,8 @@ static int manager_setup_modules(Manager *m) {
                 .state_dir = m->config->state_dir,
                 .dry_run = m->config->dry_run,
                 .emit = monitor_emit,
+                .emit_ahead = monitor_emit_ahead,
+                .sync_events = monitor_sync_events,
                 .userdata = m,
         };
         r = monitor_new(&mc, m->config->checks, m->config->n_checks, &m->monitor);
