@@ -40,6 +40,14 @@ typedef struct HttpRequestSpec {
 } HttpRequestSpec;
 
 int http_new(sd_event *event, Http **ret);
+
+/* Call first thing in main(), before anything else uses OpenSSL: libcrypto's own error strings
+ * stay unloaded (~560 KiB of resident pages, tests/bench/RESULTS.md §7). They only spell out
+ * libcrypto's internal errors: TLS errors keep libssl's text ("SSL routines::wrong version
+ * number"), certificate problems curl's ("SSL certificate problem: ..."); verification is
+ * unchanged. The first initialisation decides, and the first digest would load them.
+ * Returns 0 or -EIO. */
+int http_tls_init(void);
 Http *http_free(Http *h); /* cancels what is in flight without calling callbacks */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Http *, http_free);
 

@@ -17,6 +17,7 @@ Usage: sudo tests/bench/restart_path.py [--runs 20] [--perf 3] [--out DIR]
 """
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -42,6 +43,40 @@ def unit_times(c: container.Container, unit: str) -> dict[str, int]:
 
 def pid_of_unit(c: container.Container, unit: str) -> int:
     return hb.host_pid(c, int(c.show(unit, "MainPID")))
+
+
+TRACE_LINE = re.compile(r"^\s*([\d.]+) \(\s*[\d.]* ms\): (\S+)/(\d+) (\w+)\(([^)]*)\)?.*?(?:= (-?\d+))?\s*$")
+
+
+def milestones(path: str) -> dict[str, float] | None:
+    """The restart path's moments (ms, perf's clock) in one trace: systemd reads the SIGCHLD,
+    sends the unit's PropertiesChanged, heald receives it, sends RestartUnit (its first message
+    after the signal), systemd forks the new process."""
+    calls = []
+    with open(path) as f:
+        for line in f:
+            m = TRACE_LINE.match(line)
+            if m:
+                t, comm, _, name, args, ret = m.groups()
+                calls.append((float(t), comm, name, args, int(ret) if ret else None))
+    calls.sort(key=lambda c: c[0])
+
+    def first(pred, after: float) -> float | None:
+        return next((c[0] for c in calls if c[0] > after and pred(c)), None)
+    sigchld = first(lambda c: c[1] == "systemd" and c[2] == "read" and "signalfd" in c[3], 0)
+    if sigchld is None:
+        return None
+    recv = first(lambda c: c[1] == "heald" and c[2] == "recvmsg" and (c[4] or 0) > 24, sigchld)
+    if recv is None:
+        return None
+    sent = max((c[0] for c in calls if sigchld < c[0] < recv and c[1] == "systemd" and c[2] == "sendmsg"
+                and "DONTWAIT" in c[3]), default=None)
+    request = first(lambda c: c[1] == "heald" and c[2] == "sendmsg" and "DONTWAIT" in c[3], recv)
+    fork = first(lambda c: c[1] == "systemd" and c[2] in ("clone", "clone3"), request or recv)
+    if None in (sent, request, fork):
+        return None
+    return {"sigchld": sigchld, "signal sent": sent, "heald receives": recv, "RestartUnit sent": request,
+            "fork": fork}
 
 
 def kill_once(c: container.Container, heald_unit: str, i: int) -> tuple[int, dict]:
@@ -91,6 +126,7 @@ def main() -> int:
         hb.show("kill -> restart", total, "heal_bench.py's 'restart heald'")
         pids = [str(pid_of_unit(c, unit)), str(c.pid1), str(pid_of_unit(c, "dbus.service"))]
         print(f"perf trace of heald {pids[0]}, systemd {pids[1]}, dbus-daemon {pids[2]}")
+        parts: dict[str, list[float]] = {}
         for k in range(args.perf):
             out = os.path.join(args.out, f"kill{k}.trace")
             p = subprocess.Popen(["perf", "trace", "-o", out, "-p", ",".join(pids)],
@@ -100,8 +136,17 @@ def main() -> int:
             time.sleep(0.2)
             p.send_signal(2)
             p.wait()
+            ms = milestones(out)
+            split = ("; " + ", ".join(f"{b}: +{ms[b] - ms[a]:.2f}" for a, b in zip(ms, list(ms)[1:]))
+                     if ms else "; milestones not found")
             print(f"  {out}: kill -> failed {(t['InactiveEnter'] - t_kill) / 1000:.1f} ms, "
-                  f"failed -> restart {(t['InactiveExit'] - t['InactiveEnter']) / 1000:.1f} ms")
+                  f"failed -> restart {(t['InactiveExit'] - t['InactiveEnter']) / 1000:.1f} ms{split}")
+            if ms:
+                for a, b in zip(ms, list(ms)[1:]):
+                    parts.setdefault(b, []).append(ms[b] - ms[a])
+        for name, values in parts.items():
+            print(f"  {'-> ' + name + ':':<22}median {statistics.median(values):.2f} ms, "
+                  f"min {min(values):.2f}, max {max(values):.2f} (n={len(values)})")
         c.systemctl("stop", unit)
     bed.stop()
     shutil.rmtree(bed.run_dir, ignore_errors=True)
