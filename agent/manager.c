@@ -189,11 +189,13 @@ static int monitor_emit_ahead(void *userdata, const char *detail_type, cJSON *de
 }
 
 /* Records written ahead reach the publisher only once durable: what it sent and the power then
- * took away would leave an id that a restarted heald hands out again. */
+ * took away would leave an id that a restarted heald hands out again. If the sync failed, the
+ * next durable append's fdatasync covers them, and its kick sends them. */
 static int monitor_sync_events(void *userdata) {
         Manager *m = userdata;
         int r = outbox_sync(m->outbox);
-        publisher_kick(m->publisher);
+        if (r >= 0)
+                publisher_kick(m->publisher);
         status_update(m);
         return r;
 }

@@ -40,6 +40,8 @@ typedef struct HttpRequestSpec {
 } HttpRequestSpec;
 
 int http_new(sd_event *event, Http **ret);
+Http *http_free(Http *h); /* cancels what is in flight without calling callbacks */
+DEFINE_TRIVIAL_CLEANUP_FUNC(Http *, http_free);
 
 /* Call first thing in main(), before anything else uses OpenSSL: libcrypto's own error strings
  * stay unloaded (~560 KiB of resident pages, tests/bench/RESULTS.md §7). They only spell out
@@ -48,8 +50,6 @@ int http_new(sd_event *event, Http **ret);
  * unchanged. The first initialisation decides, and the first digest would load them.
  * Returns 0 or -EIO. */
 int http_tls_init(void);
-Http *http_free(Http *h); /* cancels what is in flight without calling callbacks */
-DEFINE_TRIVIAL_CLEANUP_FUNC(Http *, http_free);
 
 /* Start a request; the callback runs from the event loop, never from here.
  * ret (optional) is borrowed until the callback returns, for http_cancel(). */
