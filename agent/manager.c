@@ -189,8 +189,8 @@ static int monitor_emit_ahead(void *userdata, const char *detail_type, cJSON *de
 }
 
 /* Records written ahead reach the publisher only once durable: what it sent and the power then
- * took away would leave an id that a restarted heald hands out again. If the sync failed, the
- * next durable append's fdatasync covers them, and its kick sends them. */
+ * took away would leave an id that a restarted heald hands out again. If the sync failed (a
+ * failing disk: logged by the monitor), they go with the publisher's next kick or retry. */
 static int monitor_sync_events(void *userdata) {
         Manager *m = userdata;
         int r = outbox_sync(m->outbox);
