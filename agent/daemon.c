@@ -236,6 +236,8 @@ static int daemon_setup_modules(Daemon *d) {
                 .state_dir = config->state_dir,
                 .dry_run = config->dry_run,
                 .emit = manager_emit_fn,
+                .emit_ahead = manager_emit_ahead_fn,
+                .sync_events = manager_sync_events_fn,
                 .userdata = d->manager,
         };
         r = monitor_new(&mc, config->checks, config->n_checks, &d->monitor);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
+#include "io/http.h"
 #include "log.h"
 #include "polkit.h"
 
@@ -298,6 +299,10 @@ int main(int argc, char *argv[]) {
                 { "output", required_argument, NULL, 'o' },
                 {},
         };
+        if (http_tls_init() < 0) {
+                fprintf(stderr, "heald: cannot initialise libcrypto\n");
+                return EXIT_FAILURE;
+        }
         Options o = { .config_path = CONFIG_DEFAULT_PATH };
         int c;
         while ((c = getopt_long(argc, argv, "+c:hV", options, NULL)) >= 0)

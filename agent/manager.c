@@ -112,7 +112,8 @@ static int add_instance_context(Manager *m, cJSON *detail) {
         return 0;
 }
 
-int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
+/* Encode and append an event: durable on return, or written ahead (see MonitorContext). */
+static int manager_record(Manager *m, const char *detail_type, cJSON *detail, bool ahead) {
         _cleanup_free_ char *record = NULL;
         int r = add_instance_context(m, detail);
         if (r < 0) {
@@ -126,7 +127,12 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
         if (r < 0)
                 return r;
         uint64_t id;
-        r = outbox_append(m->ctx.outbox, record, strlen(record), &id);
+        return ahead ? outbox_append_nosync(m->ctx.outbox, record, strlen(record), &id)
+                     : outbox_append(m->ctx.outbox, record, strlen(record), &id);
+}
+
+int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
+        int r = manager_record(m, detail_type, detail, false);
         if (r < 0)
                 return r;
         publisher_kick(m->ctx.publisher);
@@ -136,6 +142,22 @@ int manager_emit(Manager *m, const char *detail_type, cJSON *detail) {
 
 int manager_emit_fn(void *userdata, const char *detail_type, cJSON *detail) {
         return manager_emit(userdata, detail_type, detail);
+}
+
+int manager_emit_ahead_fn(void *userdata, const char *detail_type, cJSON *detail) {
+        return manager_record(userdata, detail_type, detail, true);
+}
+
+/* Records written ahead reach the publisher only once durable: what it sent and the power then
+ * took away would leave an id that a restarted heald hands out again. If the sync failed (a
+ * failing disk: logged by the monitor), they go with the publisher's next kick or retry. */
+int manager_sync_events_fn(void *userdata) {
+        Manager *m = userdata;
+        int r = outbox_sync(m->ctx.outbox);
+        if (r >= 0)
+                publisher_kick(m->ctx.publisher);
+        manager_status_update(m);
+        return r;
 }
 
 /* ---- one-shot send-event ---- */

@@ -56,6 +56,10 @@ void manager_set_modules(Manager *m, Monitor *monitor, Channel *channel);
 int manager_emit(Manager *m, const char *detail_type, cJSON *detail);
 /* manager_emit() as an emit_fn (userdata: the Manager), for monitor and channel. */
 int manager_emit_fn(void *userdata, const char *detail_type, cJSON *detail);
+/* The monitor's write-ahead pair (see MonitorContext): append without the sync, and the one
+ * sync that makes what was written ahead durable and hands it to the publisher. */
+int manager_emit_ahead_fn(void *userdata, const char *detail_type, cJSON *detail);
+int manager_sync_events_fn(void *userdata);
 
 /* Agent Started: version, config digest, boot id, pid. */
 int manager_emit_started(Manager *m);

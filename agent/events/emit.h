@@ -10,6 +10,10 @@
  * publisher. Takes ownership of detail. */
 typedef int (*emit_fn)(void *userdata, const char *detail_type, cJSON *detail);
 
+/* Make the events an emit_fn wrote ahead durable (one fdatasync) and hand them to the
+ * publisher; returns 0 or a negative errno. */
+typedef int (*emit_sync_fn)(void *userdata);
+
 /* The one way heal/ and commands/ record an event. detail NULL (memory ran out while it was
  * built) records nothing. A failure is logged here, naming check_name when not NULL, so the
  * callers need not; returns 0 or a negative errno. Takes ownership of detail. */

@@ -65,6 +65,7 @@ struct Outbox {
         int ack_fd; /* -1: reopen before the next write */
         uint64_t ack_log_size;
         bool ack_log_unsynced; /* written by outbox_remove_nosync(), not yet fdatasync'd */
+        bool active_unsynced;  /* the active segment has records of outbox_append_nosync() not yet fdatasync'd */
         uint64_t max_bytes;
         uint64_t next_id;
         uint64_t dropped;
@@ -954,6 +955,8 @@ int outbox_open(const char *state_dir, uint64_t max_bytes, Outbox **ret, OutboxO
 Outbox *outbox_free(Outbox *o) {
         if (!o)
                 return NULL;
+        if (o->active_unsynced)
+                (void) fdatasync(o->active->fd);
         for (size_t i = 0; i < o->n_segments; i++) {
                 if (o->segments[i]->fd >= 0)
                         (void) close(o->segments[i]->fd);
@@ -993,8 +996,9 @@ static int segment_start(Outbox *o, uint64_t name) {
         return 0;
 }
 
-/* Write the records to the active segment (or new ones) with one fdatasync per segment. */
-static int disk_append(Outbox *o, const struct iovec *records, size_t n, uint64_t need, uint64_t *ret_ids) {
+/* Write the records to the active segment (or new ones) with one fdatasync per segment, the
+ * last one only if sync (else outbox_sync() makes them durable). */
+static int disk_append(Outbox *o, const struct iovec *records, size_t n, uint64_t need, bool sync, uint64_t *ret_ids) {
         int r = outbox_make_room(o, need);
         if (r < 0)
                 return r;
@@ -1002,10 +1006,12 @@ static int disk_append(Outbox *o, const struct iovec *records, size_t n, uint64_
         size_t first = o->n_entries;
         for (size_t i = 0; i < n; i++) {
                 if (!o->active || o->active->size >= SEGMENT_ROLL_BYTES) {
-                        if (o->n_entries > first && o->active && fdatasync(o->active->fd) < 0) {
+                        /* Only the active segment may hold records not yet durable. */
+                        if ((o->n_entries > first || o->active_unsynced) && o->active && fdatasync(o->active->fd) < 0) {
                                 r = -errno;
                                 goto fail;
                         }
+                        o->active_unsynced = false;
                         r = segment_start(o, o->next_id);
                         if (r < 0)
                                 goto fail;
@@ -1031,10 +1037,13 @@ static int disk_append(Outbox *o, const struct iovec *records, size_t n, uint64_
                 o->pending++;
                 o->pending_bytes += HEADER_SIZE + records[i].iov_len;
         }
-        if (fdatasync(o->active->fd) < 0) {
+        if (!sync)
+                o->active_unsynced = true;
+        else if (fdatasync(o->active->fd) < 0) {
                 r = -errno;
                 goto fail;
-        }
+        } else
+                o->active_unsynced = false;
 
         for (size_t i = 0; i < n; i++)
                 ret_ids[i] = o->entries[first + i].id;
@@ -1096,7 +1105,7 @@ static int memory_append(Outbox *o, const struct iovec *records, size_t n, uint6
         return 0;
 }
 
-int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_t *ret_ids) {
+static int append_many(Outbox *o, const struct iovec *records, size_t n, bool sync, uint64_t *ret_ids) {
         int r;
 
         if (!o || (n > 0 && (!records || !ret_ids)))
@@ -1117,7 +1126,7 @@ int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_
         r = entries_reserve(o, n);
         if (r < 0)
                 return r;
-        r = disk_append(o, records, n, need, ret_ids);
+        r = disk_append(o, records, n, need, sync, ret_ids);
         if (r >= 0) {
                 o->disk_error = 0;
                 return 0;
@@ -1128,10 +1137,20 @@ int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_
         return memory_append(o, records, n, need, ret_ids);
 }
 
+int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_t *ret_ids) {
+        return append_many(o, records, n, true, ret_ids);
+}
+
 int outbox_append(Outbox *o, const void *data, size_t len, uint64_t *ret_id) {
         if (!ret_id)
                 return -EINVAL;
-        return outbox_append_many(o, &(struct iovec) { (void *) data, len }, 1, ret_id);
+        return append_many(o, &(struct iovec) { (void *) data, len }, 1, true, ret_id);
+}
+
+int outbox_append_nosync(Outbox *o, const void *data, size_t len, uint64_t *ret_id) {
+        if (!ret_id)
+                return -EINVAL;
+        return append_many(o, &(struct iovec) { (void *) data, len }, 1, false, ret_id);
 }
 
 size_t outbox_count(const Outbox *o) {
@@ -1239,6 +1258,11 @@ int outbox_remove_nosync(Outbox *o, const uint64_t *ids, size_t n) {
 int outbox_sync(Outbox *o) {
         if (!o)
                 return -EINVAL;
+        if (o->active_unsynced) {
+                if (fdatasync(o->active->fd) < 0)
+                        return -errno;
+                o->active_unsynced = false;
+        }
         if (!o->ack_log_unsynced)
                 return 0;
         if (o->ack_fd < 0) {

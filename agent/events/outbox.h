@@ -62,6 +62,12 @@ int outbox_append(Outbox *o, const void *data, size_t len, uint64_t *ret_id);
  * n ids. The records are appended all or (as far as this process knows) none. */
 int outbox_append_many(Outbox *o, const struct iovec *records, size_t n, uint64_t *ret_ids);
 
+/* Write-ahead: as outbox_append() but without the fdatasync. The record is with the kernel on
+ * return, so it survives heald's own death (kill -9, a crash) at once, and a power loss only
+ * once the next outbox_sync() (or a synced append, outbox_free()) returned: call outbox_sync()
+ * as soon as what had to follow the write has been started. */
+int outbox_append_nosync(Outbox *o, const void *data, size_t len, uint64_t *ret_id);
+
 /* Pending records and their on-disk bytes (payload + OUTBOX_RECORD_OVERHEAD each). */
 size_t outbox_count(const Outbox *o);
 uint64_t outbox_bytes(const Outbox *o);
@@ -84,7 +90,8 @@ int outbox_remove(Outbox *o, const uint64_t *ids, size_t n);
  * survives kill -9 at once (the kernel has it) but a power loss only after the next
  * outbox_sync() (or outbox_remove(), outbox_free()); a power loss before that may send those
  * records again, which at-least-once delivery allows. Call outbox_sync() once per loop
- * iteration after removing every batch that completed in it. */
+ * iteration after removing every batch that completed in it. outbox_sync() also makes the
+ * records of outbox_append_nosync() durable. */
 int outbox_remove_nosync(Outbox *o, const uint64_t *ids, size_t n);
 int outbox_sync(Outbox *o);
 

@@ -164,7 +164,9 @@ static LogSubject runtime_subject(const CheckRuntime *c) {
         } while (0)
 
 static void emit(CheckRuntime *c, const char *type, cJSON *d) {
-        (void) emit_event(c->monitor->ctx.emit, c->monitor->ctx.userdata, type, d, c->config->name);
+        const MonitorContext *ctx = &c->monitor->ctx;
+        (void) emit_event(c->monitor->writing_ahead ? ctx->emit_ahead : ctx->emit, ctx->userdata, type, d,
+                          c->config->name);
 }
 
 static void emit_check_failed(CheckRuntime *c, const CheckResult *res) {
@@ -359,6 +361,14 @@ static void schedule(CheckRuntime *c, usec_t delay) {
 
 static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         Monitor *m = c->monitor;
+        /* The records of an action (Check Failed, Remediation Started) are written ahead of it
+         * and synced while systemd works on it: the kernel has them before the request leaves,
+         * so a crash of heald cannot forget the action, and the fdatasync no longer delays the
+         * request. Only a power cut within that sync can lose them, and with them the machine
+         * that was acting. A nested call (an action that failed at once) is in the outer one's. */
+        bool write_ahead = (out & POLICY_ACT) && !m->writing_ahead;
+        if (write_ahead)
+                m->writing_ahead = true;
         if ((out & POLICY_CHECK_FAILED) && res)
                 emit_check_failed(c, res);
         if ((out & POLICY_CHECK_RECOVERED) && res)
@@ -389,6 +399,13 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         }
         if (out & POLICY_ACT)
                 action_start(c);
+        if (write_ahead) {
+                m->writing_ahead = false;
+                int r = m->ctx.sync_events(m->ctx.userdata);
+                if (r < 0)
+                        log_error_errno(r, "Check %s: failed to make the records of its action durable: %m",
+                                        c->config->name);
+        }
         if (out & POLICY_ARM_VERIFY_TIMER) {
                 (void) sd_event_source_set_time(c->verify_timer, now_usec(CLOCK_BOOTTIME) + c->config->verify_timeout);
                 (void) sd_event_source_set_enabled(c->verify_timer, SD_EVENT_ONESHOT);

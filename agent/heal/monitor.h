@@ -21,7 +21,11 @@ typedef struct MonitorContext {
                                 * actions then report that instead of running */
         const char *state_dir; /* policy.json lives here (copied: a reload frees its Config) */
         bool dry_run;
-        emit_fn emit;
+        emit_fn emit; /* durable on return */
+        /* An action's records: written ahead (with the kernel on return, so heald's own death
+         * cannot lose them) and made durable by sync_events once the action is handed over. */
+        emit_fn emit_ahead;
+        emit_sync_fn sync_events;
         void *userdata;
 } MonitorContext;
 

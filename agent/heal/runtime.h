@@ -60,6 +60,7 @@ struct Monitor {
         size_t n_checks;
         Verify *verifies;
         sd_event_source *policy_retry; /* armed while the last save of policy.json failed */
+        bool writing_ahead;            /* an action is being started: its records go through emit_ahead */
 };
 
 /* Every check's event detail starts so: check, check_type, target, observed, threshold.

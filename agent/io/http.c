@@ -4,6 +4,7 @@
 #include "io/http.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <strings.h>
 
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
@@ -194,6 +195,10 @@ static int timer_cb(CURLM *multi _unused_, long timeout_ms, void *userp) {
         if (sd_event_source_set_time(h->timer, now + (usec_t) timeout_ms * USEC_PER_MSEC) < 0)
                 return -1;
         return sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
+}
+
+int http_tls_init(void) {
+        return OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL) == 1 ? 0 : -EIO;
 }
 
 int http_new(sd_event *event, Http **ret) {

@@ -43,6 +43,14 @@ int http_new(sd_event *event, Http **ret);
 Http *http_free(Http *h); /* cancels what is in flight without calling callbacks */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Http *, http_free);
 
+/* Call first thing in main(), before anything else uses OpenSSL: libcrypto's own error strings
+ * stay unloaded (~560 KiB of resident pages, tests/bench/RESULTS.md §7). They only spell out
+ * libcrypto's internal errors: TLS errors keep libssl's text ("SSL routines::wrong version
+ * number"), certificate problems curl's ("SSL certificate problem: ..."); verification is
+ * unchanged. The first initialisation decides, and the first digest would load them.
+ * Returns 0 or -EIO. */
+int http_tls_init(void);
+
 /* Start a request; the callback runs from the event loop, never from here.
  * ret (optional) is borrowed until the callback returns, for http_cancel(). */
 int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *userdata, HttpRequest **ret);

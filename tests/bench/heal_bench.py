@@ -167,13 +167,18 @@ class ProcSample:
 
 
 def memory(pid: int) -> dict[str, int]:
-    """VmHWM, VmRSS, RssAnon, RssFile, RssShmem in KiB."""
+    """VmHWM, VmRSS, RssAnon, RssFile, RssShmem and Pss in KiB. Pss divides each shared page
+    among the processes that map it: the share of the library pages this process costs."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
             if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem"):
                 out[k] = int(v.split()[0])
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                out["Pss"] = int(line.split()[1])
     return out
 
 
@@ -433,7 +438,7 @@ def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> di
               f"{(b.ctxt - a.ctxt) / span:.2f}/s context switches")
         print(f"{name} memory:     VmHWM {mib(mem['VmHWM'])}, VmRSS {mib(mem['VmRSS'])} = "
               f"RssAnon {mib(mem['RssAnon'])} + RssFile {mib(mem['RssFile'])} + "
-              f"RssShmem {mib(mem['RssShmem'])}")
+              f"RssShmem {mib(mem['RssShmem'])}; Pss {mib(mem['Pss'])}")
     print(f"== Idle cost, 20 checks (5 unit, 5 http, 10 host at 10 s), {idle_s} s "
           "(baseline: monit 'set daemon 10' with the same checks)")
     cost("heald", h0, h1, hm)
@@ -469,6 +474,7 @@ def _bench_idle_and_commands(bed, c, idle_s, pings, port, awsbed, harness) -> di
     print(f"heald peak RSS (idle run, after the pings): {mib(memory(heald_pid)['VmHWM'])} (VmHWM)")
     c.systemctl("stop", unit, "monit-idle.service")
     return {name: {"hwm_kib": mem["VmHWM"], "anon_kib": mem["RssAnon"], "file_kib": mem["RssFile"],
+                   "pss_kib": mem["Pss"],
                    "wakeups_s": (b.runs - a.runs) / span, "cpu_ms_min": (b.cpu_ns - a.cpu_ns) / 1e6 * 60 / span}
             for name, a, b, mem in (("heald", h0, h1, hm), ("monit", m0, m1, mm))} | {
             "where": {"heald": where, "monit": monit_where}}
@@ -512,8 +518,9 @@ def report_summary(h: dict, m: dict, idle: dict, send_event: dict | None) -> Non
     hi, mi = idle["heald"], idle["monit"]
     rows = [
         ("peak RSS (VmHWM, idle run)", f"{mib(hi['hwm_kib'])} (anon {mib(hi['anon_kib'])}, "
-         f"file {mib(hi['file_kib'])})", f"{mib(mi['hwm_kib'])} (anon {mib(mi['anon_kib'])}, "
-         f"file {mib(mi['file_kib'])})", f"{hi['hwm_kib'] / mi['hwm_kib']:.2f}", "<= monit's"),
+         f"file {mib(hi['file_kib'])}; PSS {mib(hi['pss_kib'])})", f"{mib(mi['hwm_kib'])} (anon "
+         f"{mib(mi['anon_kib'])}, file {mib(mi['file_kib'])}; PSS {mib(mi['pss_kib'])})",
+         f"{hi['hwm_kib'] / mi['hwm_kib']:.2f}", "<= monit's"),
         ("wake-ups per second, idle", f"{hi['wakeups_s']:.2f}", f"{mi['wakeups_s']:.2f}",
          f"{hi['wakeups_s'] / mi['wakeups_s']:.2f}" if mi["wakeups_s"] else "-", "<= monit's"),
         ("idle CPU per minute", f"{hi['cpu_ms_min']:.0f} ms", f"{mi['cpu_ms_min']:.0f} ms",

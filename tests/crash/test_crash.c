@@ -251,6 +251,7 @@ typedef struct OutboxRecord {
         size_t append_start, append_end; /* append_end NOT_YET: never returned */
         size_t gone_start, gone_end;     /* removed, dead-lettered or dropped: the call started, durable */
         bool dropped, dead_lettered, unsynced_removal;
+        bool unsynced_append; /* outbox_append_nosync(): append_end is when a sync made it durable */
 } OutboxRecord;
 
 typedef struct OutboxReported {
@@ -302,6 +303,13 @@ static void outbox_removals_synced(OutboxCase *oc, size_t end) {
                         oc->records[i].gone_end = end;
 }
 
+/* Appends made with outbox_append_nosync() are durable once a syncing call returned. */
+static void outbox_appends_synced(OutboxCase *oc, size_t end) {
+        for (size_t i = 0; i < oc->n_records; i++)
+                if (oc->records[i].unsynced_append && oc->records[i].append_end == NOT_YET)
+                        oc->records[i].append_end = end;
+}
+
 /* Append n records of the given lengths with one call; notes the drops it made. */
 static void outbox_run_append(OutboxCase *oc, const size_t *lens, size_t n) {
         uint64_t *before;
@@ -319,6 +327,7 @@ static void outbox_run_append(OutboxCase *oc, const size_t *lens, size_t n) {
         size_t start = call_start();
         must(outbox_append_many(oc->o, iov, n, ids), "outbox_append_many");
         size_t end = recorder_position();
+        outbox_appends_synced(oc, end);
         for (size_t i = 0; i < n; i++) {
                 oc->records[oc->n_records++] = (OutboxRecord) {
                         .len = lens[i], .id = ids[i], .append_start = start, .append_end = end,
@@ -371,10 +380,27 @@ static void outbox_run_remove(OutboxCase *oc, size_t first, size_t last, bool sy
         free(ids);
 }
 
+/* A write-ahead record: no drops here (no max_bytes in its case). */
+static void outbox_run_append_nosync(OutboxCase *oc, size_t len) {
+        OutboxRecord *grown = realloc(oc->records, (oc->n_records + 1) * sizeof *grown);
+        if (!grown)
+                abort();
+        oc->records = grown;
+        _cleanup_free_ char *payload = outbox_payload(oc->n_records, len);
+        uint64_t id;
+        size_t start = call_start();
+        must(outbox_append_nosync(oc->o, payload, len, &id), "outbox_append_nosync");
+        oc->records[oc->n_records++] = (OutboxRecord) {
+                .len = len, .id = id, .append_start = start, .append_end = NOT_YET,
+                .gone_start = NOT_YET, .gone_end = NOT_YET, .unsynced_append = true,
+        };
+}
+
 static void outbox_run_sync(OutboxCase *oc) {
         call_start();
         must(outbox_sync(oc->o), "outbox_sync");
         outbox_removals_synced(oc, recorder_position());
+        outbox_appends_synced(oc, recorder_position());
 }
 
 static void outbox_run_open(OutboxCase *oc, const char *dir) {
@@ -386,6 +412,7 @@ static void outbox_run_close(OutboxCase *oc) {
         call_start();
         oc->o = outbox_free(oc->o);
         outbox_removals_synced(oc, recorder_position());
+        outbox_appends_synced(oc, recorder_position());
 }
 
 static void outbox_run_dead_letter(OutboxCase *oc, size_t seq) {
@@ -462,6 +489,41 @@ static void outbox_run_capped(Case *c, const char *dir) {
         outbox_run_remove(oc, 4, 5, false);
         outbox_run_append_one(oc, 150);
         outbox_run_reported(oc, 1);
+        outbox_run_close(oc);
+}
+
+/* A remediation's records as heald writes them: Check Failed and Remediation Started written
+ * ahead (the action is handed over after them: a crash point), then synced; a write-ahead
+ * record followed by a synced append, by a removal, by a close; a rollover with one pending. */
+static void outbox_run_write_ahead(Case *c, const char *dir) {
+        OutboxCase *oc = c->state;
+        outbox_run_open(oc, dir);
+        outbox_run_append_one(oc, 40);
+        outbox_run_append_nosync(oc, 300);
+        outbox_run_append_nosync(oc, 900); /* spans sectors: may tear */
+        call_start();                      /* the action is handed over here */
+        outbox_run_sync(oc);
+        outbox_run_append_nosync(oc, 50);
+        outbox_run_append_one(oc, 60); /* its fdatasync covers the one before */
+        outbox_run_append_nosync(oc, 70);
+        outbox_run_remove(oc, 0, 2, true);
+        outbox_run_close(oc);
+        outbox_run_open(oc, dir);
+        outbox_run_append_nosync(oc, 80); /* 108 bytes on disk */
+        /* Fill the segment to just under 1 MiB (128 bytes a record), end it with a write-ahead
+         * record, and roll over with the next append: the old segment must be synced first. */
+        size_t burst = 8191;
+        size_t *lens = calloc(burst, sizeof *lens);
+        if (!lens)
+                abort();
+        for (size_t i = 0; i < burst; i++)
+                lens[i] = 100;
+        outbox_run_append(oc, lens, burst);
+        free(lens);
+        outbox_run_append_nosync(oc, 90);
+        outbox_run_append_one(oc, 100);
+        outbox_run_append_nosync(oc, 110);
+        outbox_run_sync(oc);
         outbox_run_close(oc);
 }
 
@@ -862,12 +924,13 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
-        OutboxCase outbox_main = {}, outbox_capped = { .max_bytes = 1000 };
+        OutboxCase outbox_main = {}, outbox_capped = { .max_bytes = 1000 }, outbox_write_ahead = {};
         JournalCase journal = {}, journal_fresh = {};
         PolicyCase policy = {};
         Case cases[] = {
                 { "outbox", NULL, outbox_run_main, outbox_open_image, outbox_verify, true, &outbox_main },
                 { "outbox_max_bytes", NULL, outbox_run_capped, outbox_open_image, outbox_verify, true, &outbox_capped },
+                { "outbox_write_ahead", NULL, outbox_run_write_ahead, outbox_open_image, outbox_verify, true, &outbox_write_ahead },
                 { "command_journal", journal_base_with_directory, journal_run, journal_open_image, journal_verify, true, &journal },
                 { "command_journal_fresh_state_dir", NULL, journal_run, journal_open_image, journal_verify, true, &journal_fresh },
                 { "policy_file", NULL, policy_run, policy_open_image, policy_verify, false, &policy },
@@ -890,6 +953,7 @@ int main(int argc, char **argv) {
         free(marks);
         free(outbox_main.records);
         free(outbox_capped.records);
+        free(outbox_write_ahead.records);
         for (size_t i = 0; i < policy.n_saves; i++)
                 free(policy.saves[i].text);
         printf("checked %zu crash states\n", total_states);

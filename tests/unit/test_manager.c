@@ -253,6 +253,8 @@ static void start(Run *run) {
                 .state_dir = config->state_dir,
                 .dry_run = config->dry_run,
                 .emit = manager_emit_fn,
+                .emit_ahead = manager_emit_ahead_fn,
+                .sync_events = manager_sync_events_fn,
                 .userdata = run->manager,
         };
         assert_int_equal(monitor_new(&mc, config->checks, config->n_checks, &run->monitor), 0);

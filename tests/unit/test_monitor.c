@@ -1,6 +1,8 @@
+/* wrap: spawn_start */
 /* test_monitor.c: the check runtime through its public API on a real sd-event loop, without a
  * system bus: a stale heartbeat fails a file_age check, the exec action fixes it and the
- * verification says so (events in order); dry_run reports the action and takes none. */
+ * verification says so (events in order; the action's records written ahead of it and synced
+ * after it is started); dry_run reports the action and takes none. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,8 +18,43 @@
 #include "config.h"
 #include "heal/monitor.h"
 #include "io/http.h"
+#include "io/spawn.h"
 #include "../lib/temp_dir.h"
 #include "loop_test.h"
+
+/* The order in which events are written (durably or ahead), actions started and written-ahead
+ * events synced: "ahead Check Failed;ahead Remediation Started;action;sync;durable ...". */
+static char steps[1024];
+
+static void step(const char *what, const char *detail_type) {
+        size_t n = strlen(steps);
+        (void) snprintf(steps + n, sizeof steps - n, "%s%s%s;", what, detail_type ? " " : "", detail_type ?: "");
+}
+
+int __real_spawn_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output, spawn_done_fn done,
+                       void *userdata, Spawn **ret);
+int __wrap_spawn_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output, spawn_done_fn done,
+                       void *userdata, Spawn **ret);
+int __wrap_spawn_start(sd_event *e, char *const argv[], usec_t timeout, size_t max_output, spawn_done_fn done,
+                       void *userdata, Spawn **ret) {
+        step("action", NULL);
+        return __real_spawn_start(e, argv, timeout, max_output, done, userdata, ret);
+}
+
+static int record_durable(void *userdata, const char *detail_type, cJSON *detail) {
+        step("durable", detail_type);
+        return event_log_record(userdata, detail_type, detail);
+}
+
+static int record_ahead(void *userdata, const char *detail_type, cJSON *detail) {
+        step("ahead", detail_type);
+        return event_log_record(userdata, detail_type, detail);
+}
+
+static int record_sync(void *userdata _unused_) {
+        step("sync", NULL);
+        return 0;
+}
 
 typedef struct Run {
         TempDir *dir;
@@ -80,7 +117,9 @@ static Monitor *start_monitor(Run *run, const Config *c, bool dry_run) {
                 .http = run->http,
                 .state_dir = c->state_dir,
                 .dry_run = dry_run,
-                .emit = event_log_record,
+                .emit = record_durable,
+                .emit_ahead = record_ahead,
+                .sync_events = record_sync,
                 .userdata = &run->events,
         };
         Monitor *m = NULL;
@@ -93,7 +132,14 @@ static void test_stale_heartbeat_fixed_and_verified(void **state) {
         _cleanup_(config_freep) Config *c = beat_config(run);
         _cleanup_(monitor_freep) Monitor *m = start_monitor(run, c, false);
 
+        steps[0] = 0;
         run_until(run, "Remediation Succeeded", 10);
+        /* The action's records are with the kernel before it starts (a crash of heald cannot
+         * forget it) and one sync follows the start (it does not wait for the disk). */
+        const char *ahead = "ahead Check Failed;ahead Remediation Started;action;sync;";
+        if (strncmp(steps, ahead, strlen(ahead)) != 0)
+                fail_msg("expected the steps to begin with \"%s\", got \"%s\"", ahead, steps);
+        assert_non_null(strstr(steps, "durable Remediation Succeeded;"));
         const char *order[] = { "Check Failed", "Remediation Started", "Remediation Succeeded" };
         size_t seen = 0;
         for (size_t i = 0; i < run->events.n && seen < ELEMENTSOF(order); i++)

@@ -1,4 +1,4 @@
-/* test_outbox.c: the durable outbox: order, ids, removal, reopen, torn and corrupt files, caps, dead letter, compaction. */
+/* test_outbox.c: the durable outbox: order, ids, removal, write-ahead appends, reopen, torn and corrupt files, caps, dead letter, compaction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -640,6 +640,26 @@ static void test_remove_nosync(void **state) {
         assert_int_equal(got[0], ids[1]);
 }
 
+static void test_append_nosync(void **state) {
+        TempDir *f = *state;
+        uint64_t ids[3], got[3];
+        {
+                _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+                assert_int_equal(outbox_append_nosync(o, "ahead", 5, &ids[0]), 0);
+                ids[1] = append_text(o, "synced"); /* its fdatasync covers the record before */
+                assert_int_equal(outbox_append_nosync(o, "ahead2", 6, &ids[2]), 0);
+                assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+                assert_int_equal(outbox_count(o), 3);
+                assert_record(o, ids[2], "ahead2");
+                assert_int_equal(outbox_sync(o), 0);
+                assert_int_equal(outbox_sync(o), 0); /* nothing left to sync */
+        }
+        _cleanup_(outbox_freep) Outbox *o = open_ok(f, 0, NULL);
+        assert_int_equal(list_all(o, got, 3), 3);
+        assert_memory_equal(got, ids, sizeof ids);
+        assert_record(o, ids[0], "ahead");
+}
+
 #define KILL_REMOVING (UINT64_C(1) << 62)
 #define KILL_REMOVED (UINT64_C(1) << 63)
 
@@ -652,7 +672,7 @@ static bool kill9_tell(int pipe_fd, const uint64_t *ids, size_t n, uint64_t flag
         return true;
 }
 
-/* The child appends and removes until killed, telling the parent through the pipe every id
+/* The child appends (half of them written ahead, never synced) and removes until killed, telling the parent through the pipe every id
  * whose append returned, and each id it is about to remove and has removed. */
 _Noreturn static void kill9_child(const TempDir *f, int pipe_fd) {
         Outbox *o = NULL;
@@ -662,7 +682,10 @@ _Noreturn static void kill9_child(const TempDir *f, int pipe_fd) {
         memset(payload, 'k', sizeof payload);
         for (unsigned i = 0;; i++) {
                 uint64_t id, ids[2];
-                if (outbox_append(o, payload, 1 + i % sizeof payload, &id) < 0 || !kill9_tell(pipe_fd, &id, 1, 0))
+                /* Every other append is written ahead: it must survive the kill unsynced. */
+                int r = i % 2 ? outbox_append_nosync(o, payload, 1 + i % sizeof payload, &id)
+                              : outbox_append(o, payload, 1 + i % sizeof payload, &id);
+                if (r < 0 || !kill9_tell(pipe_fd, &id, 1, 0))
                         _exit(3);
                 if (i % 3 != 2)
                         continue;
@@ -762,6 +785,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_big_and_empty_records, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_append_many, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_nosync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_append_nosync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kill9_at_random_moments, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         };
