@@ -98,6 +98,7 @@ class Instance:
         self.id = r["Instances"][0]["InstanceId"]
         self.arn = f"arn:aws:ec2:{harness.REGION}:{awsbed.ACCOUNT_ID}:instance/{self.id}"
         self.boots_heald = True  # False: the host is broken, heald does not come up
+        self._boot_lock = threading.Lock()  # the watcher's boot and Stack.instance() may race
         bed = stack.bed
         self.imds = ImdsServer(self._credentials, region=harness.REGION, role=stack.instance_role,
                                instance_id=self.id, on_credentials=bed.proxy.set_key_expiry).start()
@@ -137,6 +138,12 @@ class Instance:
     def heald_running(self) -> bool:
         return self.heald.proc is not None and self.heald.proc.poll() is None
 
+    def boot(self) -> None:
+        """heald starts with the machine, unless it is running already or the host is broken."""
+        with self._boot_lock:
+            if self.boots_heald and not self.heald_running():
+                self.heald.start()
+
     def on_state(self, state: str) -> None:
         """The machine halts with the instance and boots with it. The instance is stopped
         only once the machine has halted (the moto shim waits for MACHINE_UP to go), as on
@@ -148,8 +155,7 @@ class Instance:
             self.stack.ec2.delete_tags(Resources=[self.id], Tags=[MACHINE_UP])
         elif state == "running":
             self.stack.ec2.create_tags(Resources=[self.id], Tags=[MACHINE_UP])
-            if self.boots_heald and not self.heald_running():
-                self.heald.start()
+            self.boot()
 
 
 class StateSampler:
@@ -280,7 +286,7 @@ class Stack:
             if time.monotonic() > deadline:
                 raise harness.HarnessError(f"no queue for {inst.id} after 30 s")
             time.sleep(0.2)
-        inst.heald.start()
+        inst.boot()
         inst.heald.wait_for_log(r"Receiving commands from ", timeout=15)
         return inst
 
