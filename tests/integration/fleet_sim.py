@@ -11,9 +11,9 @@ MaxUnhealthy 20% and StormThreshold 50%. Scenarios, one PASS/FAIL line each with
 2. three fifths ask at once: the breaker trips, one Fleet Remediation Paused, one page,
    nothing stopped while paused; an operator resumes: all healed, at most MaxConcurrent away.
 
-Then the AWS requests the run made per service and caller, and the figures README's "At
+The fleet at rest is measured first (--idle seconds). Then the AWS requests the run made per service and caller, and the figures README's "At
 fleet scale" scales to 10,000 instances. Ends with "N passed, N failed".
-Usage: tests/integration/fleet_sim.py [--instances N]
+Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS]
 """
 import argparse
 import concurrent.futures
@@ -76,6 +76,18 @@ class Sim:
         self.healds_since = time.monotonic()
         self.requests_before = aws_requests(self.bed)
         print(f"# {self.n} instances and their healds up, stack deployed: {time.monotonic() - t0:.0f} s",
+              flush=True)
+
+    def idle(self, seconds: float) -> None:
+        """The fleet at rest: each heald's requests per second, per service (its long polls,
+        heartbeats and credential refreshes), the figures README's "At fleet scale" scales."""
+        before = aws_requests(self.bed)
+        time.sleep(seconds)
+        after = aws_requests(self.bed)
+        rates = {service: (n - before.get((service, caller), 0)) / self.n / seconds
+                 for (service, caller), n in after.items() if caller == "instances"}
+        print(f"# at rest ({seconds:.0f} s): per instance and month "
+              + ", ".join(f"{service} {rate * MONTH_S:,.0f}" for service, rate in sorted(rates.items()) if rate),
               flush=True)
 
     def remediate(self, insts: list[fleetbed.Instance], while_asking=None) -> tuple[list[str], fleetbed.StateSampler]:
@@ -198,11 +210,14 @@ class Sim:
 def main() -> int:
     ap = argparse.ArgumentParser(description="the fleet stack with N real healds")
     ap.add_argument("--instances", type=int, default=50)
+    ap.add_argument("--idle", type=float, default=60, help="seconds of the fleet at rest, measured")
     args = ap.parse_args()
     sim = Sim(args.instances)
     print(f"# run dir {sim.bed.run_dir}", flush=True)
     try:
         sim.deploy()
+        if args.idle:
+            sim.idle(args.idle)
         for scenario in (sim.scenario_failures, sim.scenario_storm):
             try:
                 scenario()
