@@ -165,15 +165,18 @@ class StateSampler:
         self.ec2 = stack.bed.fleet.client("ec2")
         self.ids = ids
         self.samples: list[dict[str, str]] = []
+        self.interval_s = 0.0  # the mean time between samples, once it stopped
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        started = time.monotonic()
         while not self._stop.is_set():
             r = self.ec2.describe_instances(InstanceIds=self.ids)
             self.samples.append({i["InstanceId"]: i["State"]["Name"]
                                  for res in r["Reservations"] for i in res["Instances"]})
             self._stop.wait(0.1)
+        self.interval_s = (time.monotonic() - started) / max(len(self.samples), 1)
 
     def __enter__(self) -> "StateSampler":
         self._thread.start()
