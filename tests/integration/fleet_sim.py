@@ -69,9 +69,9 @@ class Sim:
     def deploy(self) -> None:
         t0 = time.monotonic()
         self.stack = fleetbed.Stack(self.bed, "heald-fleet-sim", FleetTagValue="sim", **STACK_PARAMETERS).deploy()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-            self.insts = list(pool.map(lambda i: self.stack.instance(f"sim-{i:02}", group=GROUP, **HEALD_SETTINGS),
-                                       range(self.n)))
+        # One at a time: moto's EC2 is not safe for concurrent RunInstances (a dict changed while
+        # another request iterated it).
+        self.insts = [self.stack.instance(f"sim-{i:02}", group=GROUP, **HEALD_SETTINGS) for i in range(self.n)]
         harness.wait_until(lambda: len(self.stack.group_record(GROUP).get("members", [])) == self.n, 60,
                            f"the lifecycle counted the {self.n} instances")
         self.healds_since = time.monotonic()
@@ -97,8 +97,8 @@ class Sim:
         s = self.stack
         known = {e["executionArn"] for e in s.executions("Coordinator")}
         with s.sample_states(*self.insts) as ec2:
-            # At once: every alarm from its own thread, as CloudWatch would send them.
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(insts)) as pool:
+            # At once, as CloudWatch would send them (8 threads: moto is not made for many more).
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda inst: s.alarm(inst, "system"), insts))
             runs = s.wait_new_executions("Coordinator", known, n=len(insts), timeout=120)
             if while_asking is not None:
