@@ -176,7 +176,7 @@ soak: deps
 	$(MAKE) all
 	python3 tests/system/soak.py --minutes $(SOAK_MINUTES)
 
-# The fleet stack with 50 real healds (tests/integration/fleet_sim.py, about 10 minutes);
+# The fleet stack with 50 real healds (tests/integration/fleet_sim.py, about 15 minutes);
 # make check runs a 10-instance form.
 fleet-sim: deps
 	$(MAKE) all
