@@ -61,6 +61,13 @@ typedef struct ConfigKey {
         unsigned required_for; /* [check NAME] keys: the check types that need it set */
         unsigned flags;
         ConfigType type;
+        /* [aws] keys the AWS tools' variables also set: the first non-empty one of env[] takes
+         * the key's place when the file does not set it (heald.ini wins, then the environment,
+         * then the default or IMDS). */
+        const char *env[2];
+        /* A per-service endpoint's variable yields to [aws] endpoint_url in the file too:
+         * whatever heald.ini says about endpoints wins over the environment. */
+        bool env_yields_to_endpoint_url;
 } ConfigKey;
 
 _Static_assert(sizeof(CheckType) == sizeof(int) && sizeof(CheckAction) == sizeof(int), "enums are stored as int");
@@ -138,8 +145,16 @@ static const char *validate_imds_endpoint(const char *s) {
         return url_has_host(s, "http://") ? NULL : "must start with http:// (IMDS is link-local, plain HTTP)";
 }
 
+/* An endpoint may hold "{region}", so that one file serves instances of every region. */
 static const char *validate_endpoint_url(const char *s) {
-        return is_http_url(s) ? NULL : "must be empty or an http:// or https:// URL with a host";
+        if (!is_http_url(s))
+                return "must be empty or an http:// or https:// URL with a host";
+        size_t braces = 0, placeholders = 0;
+        for (const char *p = s; *p; p++) {
+                braces += *p == '{' || *p == '}';
+                placeholders += strncmp(p, "{region}", 8) == 0;
+        }
+        return braces == 2 * placeholders ? NULL : "may only hold the placeholder {region}";
 }
 
 static const char *validate_http_url(const char *s) {
@@ -255,15 +270,22 @@ static const ConfigKey config_keys[] = {
         KEY("agent", "control_socket", CONFIG_STRING, control_socket, "/run/heald/heald.sock",
             .validate = validate_absolute_path),
 
-        KEY("aws", "region", CONFIG_STRING, region, "", .validate = validate_region),
+        KEY("aws", "region", CONFIG_STRING, region, "", .validate = validate_region,
+            .env = { "AWS_REGION", "AWS_DEFAULT_REGION" }),
         KEY("aws", "imds_endpoint", CONFIG_STRING, imds_endpoint, "http://169.254.169.254",
-            .validate = validate_imds_endpoint, .flags = CONFIG_REQUIRED),
+            .validate = validate_imds_endpoint, .flags = CONFIG_REQUIRED,
+            .env = { "AWS_EC2_METADATA_SERVICE_ENDPOINT" }),
         KEY("aws", "imds_timeout", CONFIG_DURATION, imds_timeout, "2s", .min = 100 * USEC_PER_MSEC,
             .max = USEC_PER_MINUTE),
-        KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .validate = validate_endpoint_url),
-        KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .validate = validate_endpoint_url),
-        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .validate = validate_endpoint_url),
-        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .validate = validate_endpoint_url),
+        KEY("aws", "imds_disabled", CONFIG_BOOL, imds_disabled, "false", .env = { "AWS_EC2_METADATA_DISABLED" }),
+        KEY("aws", "endpoint_url", CONFIG_STRING, endpoint_url, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL" }),
+        KEY("aws", "events_endpoint", CONFIG_STRING, events_endpoint, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL_EVENTS" }, .env_yields_to_endpoint_url = true),
+        KEY("aws", "sqs_endpoint", CONFIG_STRING, sqs_endpoint, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL_SQS" }, .env_yields_to_endpoint_url = true),
+        KEY("aws", "states_endpoint", CONFIG_STRING, states_endpoint, "", .validate = validate_endpoint_url,
+            .env = { "AWS_ENDPOINT_URL_SFN" }, .env_yields_to_endpoint_url = true),
 
         KEY("eventbridge", "event_bus", CONFIG_STRING, event_bus, "default", .validate = validate_event_bus,
             .flags = CONFIG_REQUIRED),
@@ -1134,6 +1156,11 @@ typedef struct CheckLines {
         unsigned key_line[ELEMENTSOF(check_keys)];
 } CheckLines;
 
+typedef struct ConfigError {
+        unsigned line;
+        char *message; /* without "FILE:LINE: " */
+} ConfigError;
+
 /* State of one parse: inih pulls lines through config_loader_read() and pushes keys into
  * config_loader_handle(); both see the same line number because inih reads one line per call. */
 typedef struct ConfigLoader {
@@ -1144,38 +1171,57 @@ typedef struct ConfigLoader {
         unsigned key_line[ELEMENTSOF(config_keys)]; /* where each key was set; 0: default */
         CheckLines *check_lines; /* one per config->checks[] */
         bool in_check;    /* the current section is the last of config->checks[] */
-        int error;        /* first error, negative errno; 0: none yet */
-        unsigned error_line;
-        char *error_message; /* NULL only after -ENOMEM */
+        bool in_bad_section; /* its header was refused: its keys would only repeat that */
+        int error;        /* -EINVAL once anything is wrong, -ENOMEM (final); 0: none yet */
+        ConfigError *errors; /* every error, in the order found */
+        size_t n_errors;
 } ConfigLoader;
 
+static void config_loader_free_errors(ConfigLoader *l) {
+        for (size_t i = 0; i < l->n_errors; i++)
+                free(l->errors[i].message);
+        l->errors = mfree(l->errors);
+        l->n_errors = 0;
+}
+
+static int config_loader_oom(ConfigLoader *l) {
+        l->error = -ENOMEM;
+        config_loader_free_errors(l); /* a partial list would claim to be the whole */
+        return 0;
+}
+
+static bool config_loader_failed_at(const ConfigLoader *l, unsigned line) {
+        for (size_t i = 0; i < l->n_errors; i++)
+                if (l->errors[i].line == line)
+                        return true;
+        return false;
+}
+
+/* Record one error and carry on, so check-config can show them all. One per line: a second
+ * one on the same line follows from the first (a refused value reported again as missing). */
 _printf_(3, 4) static int config_loader_fail(ConfigLoader *l, unsigned line, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
 
-        if (l->error != 0 && l->error_line <= line)
-                return 0; /* the first error wins */
-
-        free(l->error_message);
-        l->error_message = NULL;
-        l->error = -EINVAL;
-        l->error_line = line;
+        if (l->error == -ENOMEM || config_loader_failed_at(l, line))
+                return 0;
 
         va_start(ap, fmt);
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        if (!msg || asprintf(&l->error_message, "%s:%u: %s", l->name, line, msg) < 0) {
-                l->error_message = NULL;
-                l->error = -ENOMEM;
-        }
-        return 0; /* inih: "error" */
-}
-
-static int config_loader_oom(ConfigLoader *l) {
-        l->error = -ENOMEM;
-        l->error_line = 0; /* nothing replaces it */
-        l->error_message = mfree(l->error_message);
+        ConfigError *errors = msg ? realloc(l->errors, (l->n_errors + 1) * sizeof(ConfigError)) : NULL;
+        if (!errors)
+                return config_loader_oom(l);
+        l->errors = errors;
+        /* kept in the order of the file: rules that tie keys together are applied later */
+        size_t at = l->n_errors;
+        while (at > 0 && errors[at - 1].line > line)
+                at--;
+        memmove(&errors[at + 1], &errors[at], (l->n_errors - at) * sizeof(ConfigError));
+        errors[at] = (ConfigError) { .line = line, .message = TAKE_PTR(msg) };
+        l->n_errors++;
+        l->error = -EINVAL;
         return 0;
 }
 
@@ -1218,6 +1264,12 @@ static CheckConfig *config_loader_current_check(ConfigLoader *l, CheckLines **re
         return &l->config->checks[i];
 }
 
+/* The check's key was set, and its value refused: the rules that involve it would only repeat that. */
+static bool config_loader_refused(const ConfigLoader *l, const CheckLines *lines, const char *key) {
+        unsigned line = lines->key_line[check_key_index(key)];
+        return line != 0 && config_loader_failed_at(l, line);
+}
+
 /* Defaults and the rules that tie the keys of a [check NAME] section together, once all of
  * it has been read: keys may come in any order. Missing keys are reported at the header. */
 static void config_loader_finish_check(ConfigLoader *l) {
@@ -1227,11 +1279,14 @@ static void config_loader_finish_check(ConfigLoader *l) {
         const unsigned *key_line = lines->key_line;
         _cleanup_free_ char *reason = NULL;
 
-        if (key_line[check_key_index("type")] == 0) {
+        unsigned type_line = key_line[check_key_index("type")];
+        if (type_line == 0) {
                 config_loader_fail(l, cc->line, "[%s] type: required (unit, http, tcp, disk, memory, load, file_age, "
                                                 "journal or exec)", label);
                 return;
         }
+        if (config_loader_failed_at(l, type_line))
+                return; /* every rule below depends on the type */
         unsigned bit = TYPE_BIT(cc->type);
         const char *type = check_type_to_string(cc->type);
 
@@ -1262,13 +1317,17 @@ static void config_loader_finish_check(ConfigLoader *l) {
         /* Basic auth in the URL works, but a password must not travel in every event. */
         if (cc->url && !cc->url_public && !(cc->url_public = url_redact_userinfo(cc->url)))
                 config_loader_oom(l);
-        if (cc->type == CHECK_DISK && cc->max_used_percent < 0 && cc->max_inodes_percent < 0)
+        if (cc->type == CHECK_DISK && cc->max_used_percent < 0 && cc->max_inodes_percent < 0 &&
+            !config_loader_refused(l, lines, "max_used_percent") && !config_loader_refused(l, lines, "max_inodes_percent"))
                 config_loader_fail(l, cc->line, "[%s] max_used_percent: required for type disk (or max_inodes_percent)",
                                    label);
         if ((bit & POLLED_TYPES) && cc->timeout >= cc->interval) {
                 unsigned a = key_line[check_key_index("timeout")], b = key_line[check_key_index("interval")];
-                config_loader_fail(l, a > b ? a : b, "[%s] timeout: must be less than interval", label);
+                if (!config_loader_refused(l, lines, "timeout") && !config_loader_refused(l, lines, "interval"))
+                        config_loader_fail(l, a > b ? a : b, "[%s] timeout: must be less than interval", label);
         }
+        if (config_loader_refused(l, lines, "action"))
+                return; /* the rules below depend on the action */
 
         unsigned unit_line = key_line[check_key_index("action_unit")];
         unsigned command_line = key_line[check_key_index("action_command")];
@@ -1277,14 +1336,14 @@ static void config_loader_finish_check(ConfigLoader *l) {
                                                  "or stop-unit", label);
         if (command_line != 0 && cc->action != CHECK_ACTION_EXEC)
                 config_loader_fail(l, command_line, "[%s] action_command: only used with action exec", label);
-        if (check_action_is_unit(cc->action) && !cc->action_unit) {
+        if (check_action_is_unit(cc->action) && !cc->action_unit && !config_loader_refused(l, lines, "action_unit")) {
                 if (cc->type != CHECK_UNIT)
                         config_loader_fail(l, cc->line, "[%s] action_unit: required for action %s", label,
                                            check_action_to_string(cc->action));
                 else if (cc->unit && free_and_strdup(&cc->action_unit, cc->unit) < 0)
                         config_loader_oom(l);
         }
-        if (cc->action == CHECK_ACTION_EXEC && !cc->action_command)
+        if (cc->action == CHECK_ACTION_EXEC && !cc->action_command && !config_loader_refused(l, lines, "action_command"))
                 config_loader_fail(l, cc->line, "[%s] action_command: required for action exec", label);
 }
 
@@ -1343,14 +1402,16 @@ static void config_loader_section(ConfigLoader *l, const char *name, size_t n) {
         if (l->in_check)
                 config_loader_finish_check(l);
         l->in_check = false;
-        if (l->error != 0)
+        if (l->error == -ENOMEM)
                 return;
+        size_t n_errors = l->n_errors;
         if (n == 5 && memcmp(name, "check", 5) == 0)
                 config_loader_fail(l, l->line, "[check]: a check section needs a name, as in [check NAME]");
         else if (n >= 6 && memcmp(name, "check ", 6) == 0)
                 config_loader_add_check(l, name + 6, n - 6);
         else if (!config_section_known(name, n))
                 config_loader_fail(l, l->line, "[%.*s]: unknown section", (int) n, name);
+        l->in_bad_section = l->n_errors > n_errors;
 }
 
 /* Line-level rules inih does not apply: section headers are checked here so an empty
@@ -1376,17 +1437,20 @@ static void config_loader_check_line(ConfigLoader *l, const char *line, size_t l
 
         const char *name = line + indent + 1;
         const char *end = memchr(name, ']', len - indent - 1);
-        if (!end)
-                return; /* inih reports the syntax error */
+        if (!end) {
+                l->in_bad_section = true; /* inih reports the syntax error; the keys below have no section */
+                return;
+        }
         size_t n = (size_t) (end - name), rest = len - (size_t) (end + 1 - line);
         const char *tail = end + 1;
         while (rest > 0 && (*tail == ' ' || *tail == '\t'))
                 tail++, rest--;
         if (rest > 0 && *tail != ';' && *tail != '#')
                 config_loader_fail(l, l->line, "text after a section header");
-        else if (!is_printable(name, n))
+        else if (!is_printable(name, n)) {
                 config_loader_fail(l, l->line, "unknown section (its name contains unprintable characters)");
-        else
+                l->in_bad_section = true;
+        } else
                 config_loader_section(l, name, n);
 }
 
@@ -1394,8 +1458,8 @@ static void config_loader_check_line(ConfigLoader *l, const char *line, size_t l
 static char *config_loader_read(char *buf, int size, void *userdata) {
         ConfigLoader *l = userdata;
 
-        if (l->error != 0 || !*l->next)
-                return NULL; /* done, or nothing after the first error matters */
+        if (l->error == -ENOMEM || !*l->next)
+                return NULL;
 
         size_t len = strcspn(l->next, "\n");
         bool newline = l->next[len] == '\n';
@@ -1404,20 +1468,75 @@ static char *config_loader_read(char *buf, int size, void *userdata) {
         /* inih needs room for "\r\n\0" */
         if (size < 3 || content > (size_t) size - 3) {
                 config_loader_fail(l, l->line, "line too long (at most %d bytes)", size - 3);
-                return NULL;
+                l->next += len + newline;
+                buf[0] = 0; /* inih goes on with the next line */
+                return buf;
         }
         memcpy(buf, l->next, len + newline);
         buf[len + newline] = 0;
         config_loader_check_line(l, l->next, content);
         l->next += len + newline;
-        return l->error != 0 ? NULL : buf;
+        return l->error == -ENOMEM ? NULL : buf;
 }
 
-static int config_loader_handle(void *userdata, const char *section, const char *key, const char *value) {
-        ConfigLoader *l = userdata;
+/* Optimal string alignment distance between two short names; SIZE_MAX when one is too long
+ * to be a misspelt key (a key name is far shorter than KEY_NAME_MAX). */
+#define KEY_NAME_MAX 40
+static size_t edit_distance(const char *a, const char *b) {
+        size_t na = strlen(a), nb = strlen(b);
+        size_t rows[3][KEY_NAME_MAX + 1]; /* rows i-2, i-1 and i, in turn */
 
-        if (l->error != 0)
-                return 0;
+        if (na > KEY_NAME_MAX || nb > KEY_NAME_MAX)
+                return SIZE_MAX;
+        for (size_t j = 0; j <= nb; j++)
+                rows[0][j] = j;
+        for (size_t i = 1; i <= na; i++) {
+                size_t *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+                cur[0] = i;
+                for (size_t j = 1; j <= nb; j++) {
+                        size_t cost = a[i - 1] != b[j - 1];
+                        size_t d = prev[j - 1] + cost;
+                        if (prev[j] + 1 < d)
+                                d = prev[j] + 1;
+                        if (cur[j - 1] + 1 < d)
+                                d = cur[j - 1] + 1;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < d)
+                                d = prev2[j - 2] + 1;
+                        cur[j] = d;
+                }
+        }
+        return rows[na % 3][nb];
+}
+
+/* The key of the same section whose name is nearest to key, when one is near enough to be a
+ * typing error (an edit distance, counting a swap of neighbours as one edit); NULL otherwise. */
+static const char *config_key_nearest(const ConfigKey *keys, size_t n_keys, const char *section, const char *key) {
+        const char *best = NULL;
+        size_t best_distance = SIZE_MAX;
+
+        for (size_t i = 0; i < n_keys; i++) {
+                if (!streq_ptr(keys[i].section, section))
+                        continue;
+                size_t d = edit_distance(key, keys[i].key);
+                if (d < best_distance && d <= 2 && d * 3 <= strlen(keys[i].key)) {
+                        best = keys[i].key;
+                        best_distance = d;
+                }
+        }
+        return best;
+}
+
+static int config_loader_unknown_key(ConfigLoader *l, const ConfigKey *keys, size_t n_keys, const char *section,
+                                     const char *label, const char *key) {
+        const char *nearest = config_key_nearest(keys, n_keys, section, key);
+        if (nearest)
+                return config_loader_fail(l, l->line, "[%s] %s: unknown key; did you mean %s?", label, key, nearest);
+        return config_loader_fail(l, l->line, "[%s] %s: unknown key", label, key);
+}
+
+static int config_loader_handle_key(ConfigLoader *l, const char *section, const char *key, const char *value) {
+        if (l->in_bad_section)
+                return 1;
         if (!is_printable(section, strlen(section)) || !is_printable(key, strlen(key)))
                 return config_loader_fail(l, l->line, "unknown key (its name contains unprintable characters)");
         if (isempty(section))
@@ -1430,16 +1549,26 @@ static int config_loader_handle(void *userdata, const char *section, const char 
                 CheckConfig *cc = config_loader_current_check(l, &lines, label);
                 const ConfigKey *k = config_key_find(check_keys, ELEMENTSOF(check_keys), NULL, key);
                 if (!k)
-                        return config_loader_fail(l, l->line, "[%s] %s: unknown key", label, key);
+                        return config_loader_unknown_key(l, check_keys, ELEMENTSOF(check_keys), NULL, label, key);
                 return config_loader_set(l, k, cc, &lines->key_line[k - check_keys], label, value);
         }
 
         const ConfigKey *k = config_key_find(config_keys, ELEMENTSOF(config_keys), section, key);
         if (!k)
                 return config_section_known(section, strlen(section))
-                               ? config_loader_fail(l, l->line, "[%s] %s: unknown key", section, key)
+                               ? config_loader_unknown_key(l, config_keys, ELEMENTSOF(config_keys), section, section, key)
                                : config_loader_fail(l, l->line, "[%s]: unknown section", section);
         return config_loader_set(l, k, l->config, &l->key_line[k - config_keys], section, value);
+}
+
+/* Errors in keys are recorded here, so what inih returns is its own first syntax error. */
+static int config_loader_handle(void *userdata, const char *section, const char *key, const char *value) {
+        ConfigLoader *l = userdata;
+
+        if (l->error == -ENOMEM)
+                return 0;
+        config_loader_handle_key(l, section, key, value);
+        return 1;
 }
 
 /* "after" names an existing check and never leads back to where it started. */
@@ -1463,7 +1592,7 @@ static void config_loader_check_after(ConfigLoader *l) {
                         config_loader_fail(l, l->check_lines[i].key_line[after], "[check %s] after: no check named \"%s\"",
                                            c->checks[i].name, c->checks[i].after);
         }
-        for (size_t i = 0; i < c->n_checks && l->error == 0; i++) {
+        for (size_t i = 0; i < c->n_checks && l->error != -ENOMEM; i++) {
                 size_t j = target[i], steps = 0;
                 while (j != SIZE_MAX && j != i && steps++ < c->n_checks)
                         j = target[j];
@@ -1488,6 +1617,7 @@ static void config_loader_check_after(ConfigLoader *l) {
                         config_loader_fail(l, l->check_lines[i].key_line[after], "[check %s] after: dependency cycle (%s)",
                                            c->checks[i].name, cycle);
                 free(cycle);
+                break; /* the other checks of the cycle would only repeat it */
         }
         free(target);
 }
@@ -1500,9 +1630,57 @@ static void config_loader_check_relations(ConfigLoader *l) {
                 const ConfigKey *base = config_key_find(config_keys, ELEMENTSOF(config_keys), "eventbridge", "retry_base");
                 const ConfigKey *max = config_key_find(config_keys, ELEMENTSOF(config_keys), "eventbridge", "retry_max");
                 unsigned a = l->key_line[base - config_keys], b = l->key_line[max - config_keys];
-                config_loader_fail(l, a > b ? a : b, "[eventbridge] retry_max: must not be less than retry_base");
+                if (!config_loader_failed_at(l, a) && !config_loader_failed_at(l, b))
+                        config_loader_fail(l, a > b ? a : b, "[eventbridge] retry_max: must not be less than retry_base");
         }
         config_loader_check_after(l);
+}
+
+/* The AWS tools' variables for the keys the file left out (ConfigKey.env). A bad value is
+ * reported as "FILE: environment NAME (for [section] key): why" (line 0: not a line of the
+ * file), the variable's value left out: it may be a URL with a password. */
+static void config_loader_apply_environment(ConfigLoader *l) {
+        bool file_sets_endpoint_url = l->config->endpoint_url != NULL; /* before its own variable is read */
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys) && l->error == 0; i++) {
+                const ConfigKey *k = &config_keys[i];
+                /* "key =" in the file means "not set", as everywhere else. */
+                bool file_sets = l->key_line[i] != 0 && config_field_is_set(k, config_field(l->config, k->offset));
+                if (!k->env[0] || file_sets || (k->env_yields_to_endpoint_url && file_sets_endpoint_url))
+                        continue;
+                for (size_t j = 0; j < ELEMENTSOF(k->env) && k->env[j]; j++) {
+                        const char *value = getenv(k->env[j]);
+                        if (isempty(value))
+                                continue;
+                        _cleanup_free_ char *reason = NULL;
+                        int r = config_key_parse(k, value, l->config, &reason);
+                        if (r == -EINVAL && reason)
+                                (void) config_loader_fail(l, 0, "environment %s (for [%s] %s): %s", k->env[j],
+                                                          k->section, k->key, reason);
+                        else if (r < 0)
+                                (void) config_loader_oom(l);
+                        break;
+                }
+        }
+}
+
+/* "FILE:LINE: what is wrong" for every error, one a line. */
+static int config_loader_join_errors(const ConfigLoader *l, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+
+        _cleanup_fclose_ FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n_errors; i++)
+                if (l->errors[i].line > 0)
+                        fprintf(f, "%s%s:%u: %s", i > 0 ? "\n" : "", l->name, l->errors[i].line, l->errors[i].message);
+                else
+                        fprintf(f, "%s%s: %s", i > 0 ? "\n" : "", l->name, l->errors[i].message);
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
 }
 
 static int config_digest(const char *text, size_t len, char ret[static 65]) {
@@ -1551,20 +1729,25 @@ static int config_load_text(const char *text, size_t len, const char *name, Conf
         r = ini_parse_stream(config_loader_read, &l, config_loader_handle, &l);
         if (r > 0)
                 config_loader_fail(&l, (unsigned) r, "syntax error (expected [section], key = value or a ; comment)");
-        else if (r < 0 && l.error == 0)
-                l.error = -ENOMEM; /* inih: buffer allocation failed */
-        if (l.error == 0 && l.in_check)
+        else if (r < 0)
+                config_loader_oom(&l); /* inih: buffer allocation failed */
+        if (l.error != -ENOMEM && l.in_check)
                 config_loader_finish_check(&l);
-        if (l.error == 0)
+        if (l.error != -ENOMEM)
                 config_loader_check_relations(&l);
+        if (l.error == 0)
+                config_loader_apply_environment(&l);
         free(l.check_lines);
 
-        if (l.error != 0) {
-                if (ret_error)
-                        *ret_error = TAKE_PTR(l.error_message);
-                free(l.error_message);
-                return l.error;
+        int error = l.error;
+        if (error != 0 && ret_error) {
+                *ret_error = NULL;
+                if (error == -EINVAL && config_loader_join_errors(&l, ret_error) < 0)
+                        error = -ENOMEM;
         }
+        config_loader_free_errors(&l);
+        if (error < 0)
+                return error;
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -1680,6 +1863,25 @@ int config_print(const Config *c, FILE *f) {
         return fflush(f) != 0 || ferror(f) ? -EIO : 0;
 }
 
+static int endpoint_fill_region(const char *template, const char *region, char **ret) {
+        _cleanup_free_ char *url = NULL;
+        size_t len = 0;
+        _cleanup_fclose_ FILE *f = open_memstream(&url, &len);
+
+        if (!f)
+                return -ENOMEM;
+        for (const char *p = template; *p;)
+                if (strncmp(p, "{region}", 8) == 0) {
+                        fputs(region, f);
+                        p += 8;
+                } else
+                        fputc(*p++, f);
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(url);
+        return 0;
+}
+
 int config_service_endpoint(const Config *c, const char *service, const char *region, char **ret) {
         const char *configured = c->endpoint_url;
         char *url;
@@ -1694,10 +1896,12 @@ int config_service_endpoint(const Config *c, const char *service, const char *re
         }
         if (isempty(region))
                 region = c->region;
-        if (configured)
+        if (configured && !strstr(configured, "{region}"))
                 url = strdup(configured);
         else if (isempty(region))
                 return -ENODATA;
+        else if (configured)
+                return endpoint_fill_region(configured, region, ret);
         else if (asprintf(&url, "https://%s.%s.amazonaws.com%s", service, region,
                           strncmp(region, "cn-", 3) == 0 ? ".cn" : "") < 0)
                 url = NULL;

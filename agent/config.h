@@ -45,7 +45,8 @@ typedef struct CheckConfig {
         char **command;               /* exec: argv, NULL-terminated; argv[0] absolute and executable */
 } CheckConfig;
 
-/* The effective configuration: every field holds the file's value or the default.
+/* The effective configuration: every field holds the file's value, else (some [aws] keys)
+ * the AWS tools' environment variable's (heald.ini(5) names them), else the default.
  * Strings are owned by the Config; an empty value in the file means "not set" (NULL). */
 typedef struct Config {
         char *path;      /* the file it came from, or the name given to config_load_string() */
@@ -60,6 +61,7 @@ typedef struct Config {
         char *region;          /* NULL: take it from the IMDS identity document */
         char *imds_endpoint;   /* http://... */
         usec_t imds_timeout;   /* per IMDS request */
+        bool imds_disabled;    /* no IMDS: credentials from the environment, region configured */
         char *endpoint_url;    /* NULL or one override for every AWS service */
         char *events_endpoint; /* NULL or the EventBridge override; wins over endpoint_url */
 
@@ -113,7 +115,8 @@ const CheckConfig *config_find_check(const Config *c, const char *name);
  * config_free()). On failure returns a negative errno (-EINVAL for anything wrong in the
  * file, -ENOENT etc. when it cannot be read) and, if ret_error is not NULL, sets *ret_error
  * to "FILE:LINE: [section] key: what is wrong" (or "FILE: ..." when the file cannot be
- * read); caller frees; it is NULL only when memory ran out. The first error wins. */
+ * read); caller frees; it is NULL only when memory ran out. Every error in the file is
+ * reported, one a line in file order (at most one a line: what follows from it is left out). */
 int config_load_file(const char *path, Config **ret, char **ret_error);
 
 /* [agent] control_socket of the file at path, read even when the rest of it does not load:
@@ -144,7 +147,7 @@ int config_parse_size(const char *s, uint64_t *ret);
 int config_parse_bool(const char *s, bool *ret);
 
 /* The endpoint URL for an AWS service ("events", ...): the per-service override, else
- * endpoint_url, else https://SERVICE.REGION.amazonaws.com (.com.cn in China). region may
+ * endpoint_url (with "{region}" filled in), else https://SERVICE.REGION.amazonaws.com (.com.cn in China). region may
  * be NULL to use the configured one. *ret: caller frees. Returns 0, -ENODATA when a
  * region is needed and none is known, -ENOMEM. */
 int config_service_endpoint(const Config *c, const char *service, const char *region, char **ret);

@@ -112,8 +112,9 @@ static void outbox_disk_log(Manager *m) {
                              m->config->state_dir);
         else
                 log_event(LOG_INFO, "outbox-on-disk",
-                          "The outbox is written to disk again; %zu events held in memory meanwhile are sent from there",
-                          outbox_in_memory(m->outbox));
+                          "The outbox is written to disk again; %zu event%s held in memory meanwhile %s sent from there",
+                          outbox_in_memory(m->outbox), plural_s(outbox_in_memory(m->outbox)),
+                          outbox_in_memory(m->outbox) == 1 ? "is" : "are");
 }
 
 static void status_update(Manager *m) {
@@ -132,9 +133,9 @@ static void status_update(Manager *m) {
                 bsprintf(in_memory, " (%zu only in memory%s%s)", outbox_in_memory(m->outbox),
                          m->outbox_disk_error < 0 ? ": " : "",
                          m->outbox_disk_error < 0 ? strerror(-m->outbox_disk_error) : "");
-        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing%s; outbox %zu events%s; %s",
+        (void) sd_notifyf(false, "STATUS=%schecks: %u ok, %u failing%s; outbox %zu event%s%s; %s",
                           m->config->dry_run ? "DRY RUN (no action is taken): " : "", ok, failing, failing_names,
-                          outbox_count(m->outbox), in_memory,
+                          outbox_count(m->outbox), plural_s(outbox_count(m->outbox)), in_memory,
                           m->target_known ? "publishing" : "waiting for the IMDS identity");
 }
 
@@ -317,10 +318,12 @@ static void on_identity(int error, const char *body, size_t len, void *userdata)
                 error = imds_parse_identity(body, len, &id, &why);
         if (error < 0) {
                 usec_t delay = backoff_delay(m->identity_failures, USEC_PER_SEC, 60 * USEC_PER_SEC, backoff_random());
+                /* send-event bypasses the outbox: nothing waits there for it */
                 log_internal(m->identity_failures == 0 ? LOG_WARNING : LOG_DEBUG, error, "imds-error",
-                             "Failed to read the instance identity from IMDS%s%s: %m; events wait in the outbox; "
-                             "retrying in %llu ms",
-                             why ? ": " : "", why ? why : "", (unsigned long long) (delay / USEC_PER_MSEC));
+                             "Failed to read the instance identity from IMDS%s%s: %m; %s; retrying in %llu ms",
+                             why ? ": " : "", why ? why : "",
+                             m->oneshot_type ? "the event is sent once it can be read" : "events wait in the outbox",
+                             (unsigned long long) (delay / USEC_PER_MSEC));
                 m->identity_failures++;
                 schedule_identity(m, delay);
                 return;
@@ -439,6 +442,16 @@ static int manager_start_aws(Manager *m) {
                           "%s is plain http:// to a host that is not this one: AWS requests are signed but anyone on "
                           "the way can read the events and commands; use https://",
                           plain);
+        if (m->config->imds_disabled) {
+                /* As the AWS tools: without IMDS nothing can be learnt, so everything must be given. */
+                if (!credentials_from_environment(m->credentials) || !m->config->region)
+                        return log_error_errno(-EINVAL, "IMDS is disabled ([aws] imds_disabled or "
+                                                        "AWS_EC2_METADATA_DISABLED): heald needs AWS_ACCESS_KEY_ID, "
+                                                        "AWS_SECRET_ACCESS_KEY and a region ([aws] region or AWS_REGION)");
+                if (m->config->queue_url)
+                        log_warning("IMDS is disabled: the command channel needs the instance's identity and stays off");
+                return target_known(m, m->config->region, NULL);
+        }
         if (credentials_from_environment(m->credentials) && m->config->region) {
                 int r = target_known(m, m->config->region, NULL);
                 if (r < 0)
@@ -451,8 +464,8 @@ static int manager_start_aws(Manager *m) {
 static int on_deadline(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         Manager *m = userdata;
         if (m->publisher)
-                log_warning("Stopping with %zu events left in the outbox; they are sent at the next start",
-                            outbox_count(m->outbox));
+                log_warning("Stopping with %zu event%s left in the outbox; sent at the next start",
+                            outbox_count(m->outbox), plural_s(outbox_count(m->outbox)));
         else
                 log_error("Timed out waiting for IMDS and AWS");
         if (!m->publisher)
@@ -597,10 +610,10 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
                 return 0;
         }
         if (!streq_ptr(fresh->state_dir, m->config->state_dir) ||
-            !streq_ptr(fresh->imds_endpoint, m->config->imds_endpoint) ||
+            !streq_ptr(fresh->imds_endpoint, m->config->imds_endpoint) || fresh->imds_disabled != m->config->imds_disabled ||
             fresh->outbox_max_bytes != m->config->outbox_max_bytes || !streq_ptr(fresh->region, m->config->region) ||
             !streq_ptr(fresh->control_socket, m->config->control_socket))
-                log_warning("Reload: state_dir, imds_endpoint, region, control_socket and [outbox] take effect at the "
+                log_warning("Reload: state_dir, imds_endpoint, imds_disabled, region, control_socket and [outbox] take effect at the "
                             "next restart");
         r = monitor_reload(m->monitor, fresh->checks, fresh->n_checks, fresh->dry_run);
         if (r >= 0)
@@ -621,7 +634,8 @@ static int on_reload_signal(sd_event_source *s _unused_, const struct signalfd_s
                 (void) sd_event_source_set_time_relative(m->heartbeat_timer, fresh->heartbeat_interval);
         config_free(m->config);
         m->config = fresh;
-        log_event(LOG_INFO, "reloaded", "Configuration reloaded from %s (%zu checks)", m->config->path, m->config->n_checks);
+        log_event(LOG_INFO, "reloaded", "Configuration reloaded from %s (%zu check%s)", m->config->path, m->config->n_checks,
+                  plural_s(m->config->n_checks));
         (void) sd_notify(false, "READY=1");
         status_update(m);
         return 0;
@@ -705,13 +719,15 @@ static int manager_open_state(Manager *m) {
                 return log_error_errno(r, "Failed to open the outbox in %s/outbox: %m", m->config->state_dir);
         if (report.corrupt_records > 0 || report.torn_tails > 0)
                 log_event(LOG_WARNING, "outbox-corrupt",
-                          "The outbox had %llu corrupt records and %llu torn tails (%llu bytes skipped), first: %s; "
+                          "The outbox had %llu corrupt record%s and %llu torn tail%s (%llu byte%s skipped), first: %s; "
                           "the rest is intact",
-                          (unsigned long long) report.corrupt_records, (unsigned long long) report.torn_tails,
-                          (unsigned long long) report.corrupt_bytes, report.first_problem);
+                          (unsigned long long) report.corrupt_records, plural_s(report.corrupt_records),
+                          (unsigned long long) report.torn_tails, plural_s(report.torn_tails),
+                          (unsigned long long) report.corrupt_bytes, plural_s(report.corrupt_bytes), report.first_problem);
         if (report.records > 0)
-                log_info("The outbox holds %llu events from before; sending them first",
-                         (unsigned long long) report.records);
+                log_info("The outbox holds %llu event%s from before; sending %s first",
+                         (unsigned long long) report.records, plural_s(report.records),
+                         report.records == 1 ? "it" : "them");
         outbox_disk_log(m); /* a full disk: said before anything else is tried */
 
         r = heartbeat_seq_load(m);

@@ -41,6 +41,11 @@ typedef uint64_t usec_t;
                 _fd_;             \
         })
 
+/* "s" unless n is 1: "%zu event%s", n, plural_s(n). */
+static inline const char *plural_s(uint64_t n) {
+        return n == 1 ? "" : "s";
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

@@ -103,7 +103,7 @@ fi
 
 if python3 tests/tools/check-docs.py >"$LOGDIR/docs.log" 2>&1; then
         pass 1
-        echo "PASS docs (README's IAM policy and events table match the code)"
+        echo "PASS docs (README and man pages match the code; their ini and heald examples run)"
 else
         cat "$LOGDIR/docs.log"
         fail "docs (see $LOGDIR/docs.log)"

@@ -226,6 +226,7 @@ static int call_send(AwsCall *call) {
                 .body_len = call->body_len,
                 .timeout = call->timeout,
                 .max_response = call->max_response,
+                .flags = HTTP_AWS_PROXY,
         };
         return http_start(c->http, &spec, on_http_done, call, &call->req);
 }

@@ -95,7 +95,6 @@ static int fetch_send(ImdsFetch *f) {
                 .n_headers = 1,
                 .timeout = imds->timeout,
                 .max_response = 64 * 1024,
-                .flags = HTTP_NO_PROXY,
         };
         return http_start(imds->http, &spec, on_fetch_done, f, &f->req);
 }
@@ -153,7 +152,6 @@ static int token_request(Imds *imds) {
                 .n_headers = 1,
                 .timeout = imds->timeout,
                 .max_response = 4096,
-                .flags = HTTP_NO_PROXY,
         };
         return http_start(imds->http, &spec, on_token_done, imds, &imds->token_req);
 }

@@ -1,5 +1,6 @@
 /* exec.c: the exec check: a command (no shell) that exits 0 when healthy, run by agent/io/spawn.c. */
 #include "checks/check_private.h"
+#include "codec.h"
 
 typedef struct ExecProbe {
         CheckProbe probe;
@@ -77,8 +78,21 @@ int check_exec_start(const CheckConfig *c, const CheckProbeContext *ctx, check_d
         return 0;
 }
 
-static const char *exec_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX] _unused_) {
-        return c->command[0];
+/* The whole command line: "/usr/lib/app/probe --deep" and "/usr/lib/app/probe --fast" are
+ * different checks. Words with a blank or a quote are quoted; the line is escaped once, as a
+ * whole, and cut to fit with "...". */
+static const char *exec_target(const CheckConfig *c, char buf[static CHECK_TARGET_MAX]) {
+        char line[4 * CHECK_TARGET_MAX];
+        size_t n = 0;
+
+        for (char *const *word = c->command; *word && n < sizeof line; word++) {
+                bool quote = strpbrk(*word, " \t\"'") || !**word;
+                int k = snprintf(line + n, sizeof line - n, quote ? "%s\"%s\"" : "%s%s", n > 0 ? " " : "", *word);
+                n = k < 0 ? sizeof line : n + (size_t) k;
+        }
+        /* a line longer than line[] is longer than buf: the copy is cut and says so */
+        codec_escape_copy(buf, CHECK_TARGET_MAX, line, n < sizeof line ? n : sizeof line - 1);
+        return buf;
 }
 
 const CheckTypeOps check_exec_ops = { .source = CHECK_SOURCE_POLL, .target = exec_target, .start = check_exec_start };

@@ -98,14 +98,12 @@ int check_http_start(const CheckConfig *c, const CheckProbeContext *ctx, check_d
                 .probe = { .cancel = http_probe_cancel, .done = done, .userdata = userdata },
                 .config = c,
         };
-        /* Checks reach the instance's own services and neighbours: never through a proxy
-         * meant for AWS endpoints. */
+        /* Direct (no HTTP_AWS_PROXY): checks reach the instance's own services and neighbours. */
         HttpRequestSpec spec = {
                 .method = "GET",
                 .url = c->url,
                 .timeout = c->timeout,
                 .max_response = CHECK_HTTP_MAX_BODY,
-                .flags = HTTP_NO_PROXY,
         };
         int r = http_start(ctx->http, &spec, http_probe_on_done, p, &p->request);
         if (r < 0) {

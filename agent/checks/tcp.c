@@ -1,6 +1,6 @@
-/* tcp.c: the tcp check: a non-blocking connect() within the timeout. Hosts must be numeric
- * addresses (or "localhost", taken as 127.0.0.1): resolving a name with getaddrinfo() would
- * block the loop, and the check's purpose is the port, not DNS. */
+/* tcp.c: the tcp check: a non-blocking connect() within the timeout. A numeric address (or
+ * "localhost", taken as 127.0.0.1) is used as it is; a name is resolved off the loop
+ * (io/resolve.c) at every run, so a changed address is followed; the timeout covers both. */
 #include "checks/check_private.h"
 
 #include <ctype.h>
@@ -8,14 +8,18 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "io/resolve.h"
+
 typedef struct TcpProbe {
         CheckProbe probe;
         const CheckConfig *config; /* borrowed: the Config outlives its probes */
         int fd;
+        sd_event *event;
         sd_event_source *io_source, *timer_source, *defer_source;
+        Resolve *resolve; /* while the name is being resolved */
         usec_t started;
         int outcome;    /* for the deferred report: 0 connected, else a negative errno */
-        bool not_numeric;
+        const char *unresolved; /* the resolver's reason (static text) when the name did not resolve */
 } TcpProbe;
 
 static TcpProbe *tcp_probe_free(TcpProbe *p) {
@@ -24,6 +28,7 @@ static TcpProbe *tcp_probe_free(TcpProbe *p) {
         sd_event_source_disable_unref(p->io_source);
         sd_event_source_disable_unref(p->timer_source);
         sd_event_source_disable_unref(p->defer_source);
+        resolve_cancel(p->resolve);
         if (p->fd >= 0)
                 (void) close(p->fd);
         return mfree(p);
@@ -42,10 +47,9 @@ static void tcp_probe_finish(TcpProbe *p, int error) {
         check_result_init(&result);
         check_format_duration(c->timeout, timeout);
         check_threshold(&result, "connect within %s", timeout);
-        if (p->not_numeric) {
-                check_observed(&result, "unsupported host");
-                check_message(&result, "tcp %s:%u: host is not a numeric address (names are not resolved)", c->host,
-                              c->port);
+        if (p->unresolved) {
+                check_observed(&result, "name not resolved");
+                check_message(&result, "tcp %s:%u: cannot resolve the name: %s", c->host, c->port, p->unresolved);
         } else if (error == -ETIMEDOUT) {
                 check_observed(&result, "timeout after %s", timeout);
                 check_message(&result, "tcp %s:%u: no connection within %s", c->host, c->port, timeout);
@@ -113,8 +117,7 @@ static int tcp_resolve_numeric(const char *host, unsigned port, struct sockaddr_
 
 /* Returns 1 while connecting (watched), 0 when the outcome is already in p->outcome, or a
  * negative errno when the probe could not be set up. */
-static int tcp_probe_connect(TcpProbe *p, sd_event *event, const struct sockaddr_storage *addr, socklen_t addr_len) {
-        const CheckConfig *c = p->config;
+static int tcp_probe_connect(TcpProbe *p, const struct sockaddr_storage *addr, socklen_t addr_len) {
         int r;
 
         p->fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -126,17 +129,29 @@ static int tcp_probe_connect(TcpProbe *p, sd_event *event, const struct sockaddr
                 p->outcome = -errno; /* loopback refuses at once */
                 return 0;
         }
-        r = sd_event_add_io(event, &p->io_source, p->fd, EPOLLOUT, tcp_on_writable, p);
+        r = sd_event_add_io(p->event, &p->io_source, p->fd, EPOLLOUT, tcp_on_writable, p);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(p->io_source, "check-tcp-connect");
-        if (c->timeout > 0 && c->timeout != USEC_INFINITY) {
-                r = sd_event_add_time_relative(event, &p->timer_source, CLOCK_MONOTONIC, c->timeout, USEC_PER_MSEC,
-                                               tcp_on_timeout, p);
-                if (r < 0)
-                        return r;
-        }
         return 1;
+}
+
+static void tcp_on_resolved(int error, const char *reason, const struct sockaddr *addr, socklen_t addr_len,
+                            void *userdata) {
+        TcpProbe *p = userdata;
+        struct sockaddr_storage storage = {};
+
+        p->resolve = NULL; /* freed before this call */
+        if (error == -ENXIO)
+                p->unresolved = reason;
+        if (error < 0) {
+                tcp_probe_finish(p, error);
+                return;
+        }
+        memcpy(&storage, addr, addr_len);
+        int r = tcp_probe_connect(p, &storage, addr_len);
+        if (r <= 0)
+                tcp_probe_finish(p, r < 0 ? r : p->outcome);
 }
 
 int check_tcp_start(const CheckConfig *c, const CheckProbeContext *ctx, check_done_fn done, void *userdata,
@@ -157,14 +172,23 @@ int check_tcp_start(const CheckConfig *c, const CheckProbeContext *ctx, check_do
         *p = (TcpProbe) {
                 .probe = { .cancel = tcp_probe_cancel, .done = done, .userdata = userdata },
                 .config = c,
+                .event = event,
                 .fd = -1,
                 .started = now_usec(CLOCK_MONOTONIC),
         };
+        if (c->timeout > 0 && c->timeout != USEC_INFINITY) {
+                r = sd_event_add_time_relative(event, &p->timer_source, CLOCK_MONOTONIC, c->timeout, USEC_PER_MSEC,
+                                               tcp_on_timeout, p);
+                if (r < 0)
+                        return r;
+        }
 
-        if (tcp_resolve_numeric(c->host, c->port, &addr, &addr_len) < 0)
-                p->not_numeric = true;
-        else
-                r = tcp_probe_connect(p, event, &addr, addr_len);
+        if (tcp_resolve_numeric(c->host, c->port, &addr, &addr_len) < 0) {
+                r = resolve_start(event, c->host, c->port, tcp_on_resolved, p, &p->resolve);
+                if (r == 0)
+                        r = 1; /* watched: the answer comes through the loop */
+        } else
+                r = tcp_probe_connect(p, &addr, addr_len);
         if (r < 0)
                 return r;
         if (r == 0) {

@@ -122,6 +122,13 @@ static char *endpoint(Channel *c, const char *service) {
         return url;
 }
 
+/* The queue and where its requests go: an sqs_endpoint or endpoint_url override, not the
+ * queue URL's host, is what an operator must be able to reach. */
+static void log_receiving(Channel *c, const char *again) {
+        _cleanup_free_ char *url = endpoint(c, "sqs");
+        log_info("Receiving commands from %s through %s%s", c->queue_url, url ? url : "(no endpoint)", again);
+}
+
 /* Fire-and-forget calls (delete, visibility, task results): failures are logged; what they
  * protect against (a redelivery) the journal handles. */
 static void on_side_call(const AwsResult *res, void *userdata) {
@@ -383,16 +390,35 @@ static int on_unit_job_timeout(sd_event_source *s _unused_, uint64_t usec _unuse
         return 0;
 }
 
+/* run-checks runs each check once: what failed is the news, there was no wait to time out. */
+static void failed_checks_reason(const cJSON *results, char buf[static 256]) {
+        const cJSON *r;
+        size_t n = 0;
+        int len = snprintf(buf, 256, "failed:");
+        cJSON_ArrayForEach(r, results) {
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "healthy")))
+                        continue;
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "check"));
+                if (len > 0 && len < 256)
+                        len += snprintf(buf + len, 256 - (size_t) len, "%s %s", n++ > 0 ? "," : "", name ? name : "?");
+        }
+        if (len >= 256)
+                memcpy(buf + 252, "...", 4);
+}
+
 static void on_verified(bool healthy, cJSON *results, void *userdata) {
         Job *j = userdata;
         j->verify = NULL;
+        char reason[256] = "checks did not pass within [commands] verify_timeout";
+        if (!healthy && j->cmd.action == COMMAND_RUN_CHECKS)
+                failed_checks_reason(results, reason);
         cJSON *d = detail_for(j);
         if (d && (!cJSON_AddBoolToObject(d, "verified", healthy) || !cJSON_AddItemToObject(d, "checks", results ? results : cJSON_CreateArray()))) {
                 cJSON_Delete(d);
                 d = NULL;
         } else if (!d)
                 cJSON_Delete(results);
-        if (d && !healthy && !cJSON_AddStringToObject(d, "reason", "checks did not pass within [commands] verify_timeout")) {
+        if (d && !healthy && !cJSON_AddStringToObject(d, "reason", reason)) {
                 cJSON_Delete(d);
                 d = NULL;
         }
@@ -596,8 +622,14 @@ static void job_run(Job *j) {
                 int r = verify_start(c->ctx.monitor, j->cmd.checks, NULL, c->config->commands_verify_timeout, true,
                                        on_verified, j, &j->verify);
                 if (r == -ENOENT) {
+                        char reason[128] = "a named check does not exist";
+                        for (char *const *name = j->cmd.checks; name && *name; name++)
+                                if (!config_find_check(c->config, *name)) {
+                                        bsprintf(reason, "no check named \"%s\"", *name);
+                                        break;
+                                }
                         cJSON *f = detail_for(j);
-                        if (f && !cJSON_AddStringToObject(f, "reason", "a named check does not exist")) {
+                        if (f && !cJSON_AddStringToObject(f, "reason", reason)) {
                                 cJSON_Delete(f);
                                 f = NULL;
                         }
@@ -830,7 +862,7 @@ static void on_receive(const AwsResult *res, void *userdata) {
         if (r < 0)
                 return poll_failed(c, why ? why : "unreadable ReceiveMessage response", NULL);
         if (c->poll_failures > 0)
-                log_info("Receiving commands from %s again", c->queue_url);
+                log_receiving(c, " again");
         c->poll_failures = 0;
         for (size_t i = 0; i < n; i++)
                 message_accept(c, &msgs[i]);
@@ -1081,14 +1113,15 @@ int channel_start(Channel *c, const char *region, const char *instance_id, const
         if (r < 0)
                 return r;
         if (c->queue_url)
-                log_info("Receiving commands from %s", c->queue_url);
+                log_receiving(c, "");
         if (!c->pending && !c->boot_verify) {
                 (void) command_journal_prune(c->journal, now_usec(CLOCK_REALTIME));
                 r = command_journal_pending(c->journal, &c->pending, &c->n_pending);
                 if (r < 0)
                         log_error_errno(r, "Cannot read the command journal: %m");
                 else if (c->n_pending > 0) {
-                        log_info("%zu commands from before this start wait for verification", c->n_pending);
+                        log_info("%zu command%s from before this start wait%s for verification", c->n_pending,
+                                 plural_s(c->n_pending), c->n_pending == 1 ? "s" : "");
                         boot_verify_next(c);
                 }
         }

@@ -249,8 +249,8 @@ static void pump(Publisher *p) {
                 if (r == -ENOKEY) {
                         /* No usable credentials yet; credentials_changed kicks us. */
                         if (!p->waiting_credentials)
-                                log_info("Waiting for AWS credentials before publishing %zu events",
-                                         outbox_count(p->outbox));
+                                log_info("Waiting for AWS credentials before publishing %zu event%s",
+                                         outbox_count(p->outbox), plural_s(outbox_count(p->outbox)));
                         p->waiting_credentials = true;
                         return;
                 }
@@ -272,9 +272,9 @@ static void pump(Publisher *p) {
 static void operator_refusal(Publisher *p, const AwsError *e) {
         if (!paused(p))
                 log_event(LOG_ERR, "aws-refused",
-                          "EventBridge refused PutEvents: %s: %s. Fix: %s. %zu events wait in the outbox; "
+                          "EventBridge refused PutEvents: %s: %s. Fix: %s. The outbox holds %zu event%s; "
                           "next attempt in %llu s",
-                          e->code, e->message, aws_error_hint(e), outbox_count(p->outbox),
+                          e->code, e->message, aws_error_hint(e), outbox_count(p->outbox), plural_s(outbox_count(p->outbox)),
                           (unsigned long long) (p->config->auth_retry_interval / USEC_PER_SEC));
         pause_for(p, p->config->auth_retry_interval);
 }
@@ -338,10 +338,10 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
         if (r >= 0)
                 (void) sd_event_source_set_enabled(p->sync, SD_EVENT_ONESHOT);
         if (r < 0)
-                log_error_errno(r, "Failed to remove %zu delivered events from the outbox (they may be sent again): %m",
-                                n_accepted);
-        log_event(LOG_DEBUG, "published", "Published %zu events (%zu to retry); %zu left in the outbox", n_accepted,
-                  n_retry, outbox_count(p->outbox));
+                log_error_errno(r, "Failed to remove %zu delivered event%s from the outbox (sent again then): %m",
+                                n_accepted, plural_s(n_accepted));
+        log_event(LOG_DEBUG, "published", "Published %zu event%s (%zu to retry); %zu left in the outbox", n_accepted,
+                  plural_s(n_accepted), n_retry, outbox_count(p->outbox));
         if (refused) {
                 AwsError e = { .error_class = AWS_ERROR_AUTH };
                 memcpy(e.code, refused->error_code, sizeof e.code);
@@ -349,7 +349,7 @@ static void handle_accepted(Publisher *p, Batch *b, const AwsResult *res) {
                 operator_refusal(p, &e);
         } else if (n_retry > 0) {
                 char what[128];
-                bsprintf(what, "%zu of %zu entries failed, %s", n_retry, b->n, retry_code);
+                bsprintf(what, "%zu of %zu %s failed, %s", n_retry, b->n, b->n == 1 ? "entry" : "entries", retry_code);
                 transient_failure(p, what);
         } else
                 p->failures = 0;

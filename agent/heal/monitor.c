@@ -41,6 +41,7 @@ static PolicyConfig policy_config(const CheckConfig *c) {
                 .action_window = c->action_window,
                 .verify_timeout = c->verify_timeout,
                 .retry_delay = c->interval,
+                .ask_once = c->action == CHECK_ACTION_REQUEST,
         };
 }
 
@@ -298,9 +299,15 @@ static void action_start(CheckRuntime *c) {
         int r = 0;
 
         remediation_begin(c, check_action_to_string(cc->action));
-        log_check(c, LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
-                  m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
-                  c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
+        if (cc->action == CHECK_ACTION_REQUEST) {
+                char target[CHECK_TARGET_MAX];
+                log_check(c, LOG_NOTICE, "remediation-started", "Check %s: %sask the fleet to act on %s %s%s", cc->name,
+                          m->ctx.dry_run ? "would " : "", check_type_to_string(cc->type), check_target(cc, target),
+                          m->ctx.dry_run ? " [dry run]" : "");
+        } else
+                log_check(c, LOG_NOTICE, "remediation-started", "Check %s: %s%s %s (attempt %zu of %u)%s", cc->name,
+                          m->ctx.dry_run ? "would " : "", check_action_to_string(cc->action), remedy_action_target(cc) ?: "",
+                          c->policy.n_actions, cc->max_actions, m->ctx.dry_run ? " [dry run]" : "");
         emit_remediation(c, cc->action == CHECK_ACTION_REQUEST ? "Remediation Requested" : "Remediation Started", NULL);
 
         if (m->ctx.dry_run) {
@@ -369,9 +376,11 @@ static void handle(CheckRuntime *c, unsigned out, const CheckResult *res) {
         }
         if (out & POLICY_ESCALATE) {
                 char why[256];
-                bsprintf(why, "%u actions within %llu s did not fix it; a person or the fleet must act "
-                              "(then: heald reset %s)",
-                         c->config->max_actions, (unsigned long long) (c->config->action_window / USEC_PER_SEC),
+                /* a fix that held and then broke again points elsewhere than one that never worked */
+                bsprintf(why, "%u action%s within %llu s %s; a person or the fleet must act (then: heald reset %s)",
+                         c->config->max_actions, plural_s(c->config->max_actions),
+                         (unsigned long long) (c->config->action_window / USEC_PER_SEC),
+                         c->policy.last_fix_held ? "used up: the fix held, then it failed again" : "did not fix it",
                          c->config->name);
                 bool dry_run = m->ctx.dry_run;
                 log_check(c, dry_run ? LOG_NOTICE : LOG_ERR, "remediation-escalated", "Check %s escalated: %s%s",

@@ -25,7 +25,7 @@ unsigned policy_budget_left(const PolicyState *s, const PolicyConfig *c, usec_t 
 
 /* The check is failed and nothing runs: act, hold back, or escalate. */
 static unsigned consider_action(PolicyState *s, const PolicyConfig *c, bool dependency_failing, usec_t now) {
-        if (!c->has_action || s->phase != POLICY_IDLE)
+        if (!c->has_action || s->phase != POLICY_IDLE || (c->ask_once && s->asked))
                 return 0;
         if (dependency_failing) {
                 if (s->suppressed)
@@ -46,6 +46,7 @@ static unsigned consider_action(PolicyState *s, const PolicyConfig *c, bool depe
         if (s->n_actions == POLICY_ACTIONS_MAX) /* max_actions <= 100 keeps this unreachable */
                 return 0;
         s->actions[s->n_actions++] = now;
+        s->asked = c->ask_once;
         s->phase = POLICY_ACTING;
         s->action_started_at = now;
         s->verify_successes = 0;
@@ -60,12 +61,14 @@ unsigned policy_on_result(PolicyState *s, const PolicyConfig *c, bool healthy, b
                 s->successes++;
                 if (s->phase == POLICY_VERIFYING && ++s->verify_successes >= c->recover_after) {
                         s->phase = POLICY_IDLE;
+                        s->last_fix_held = true;
                         out |= POLICY_REMEDIATION_SUCCEEDED;
                 }
                 if (s->health != POLICY_HEALTH_OK && s->successes >= c->recover_after) {
                         bool was_failed = s->health == POLICY_HEALTH_FAILED;
                         s->health = POLICY_HEALTH_OK;
                         s->suppressed = false;
+                        s->asked = false;
                         /* Recovered on its own: the escalation is over. Only a failure this
                          * process saw ends one: a first healthy look after a restart of heald may
                          * be a lull in the very loop that escalated. */
@@ -99,6 +102,7 @@ unsigned policy_on_action_done(PolicyState *s, const PolicyConfig *c, bool ok, u
         s->action_finished_at = now;
         if (!ok) {
                 s->phase = POLICY_IDLE;
+                s->last_fix_held = false;
                 s->retry_after = now + c->retry_delay;
                 return POLICY_REMEDIATION_FAILED;
         }
@@ -117,6 +121,7 @@ unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c, usec_t 
         if (s->phase != POLICY_VERIFYING || now < s->verify_deadline)
                 return 0;
         s->phase = POLICY_IDLE;
+        s->last_fix_held = false;
         s->retry_after = now + c->retry_delay;
         return POLICY_REMEDIATION_FAILED;
 }
@@ -124,6 +129,7 @@ unsigned policy_on_verify_timeout(PolicyState *s, const PolicyConfig *c, usec_t 
 unsigned policy_reset(PolicyState *s) {
         s->n_actions = 0;
         s->suppressed = false;
+        s->asked = false;
         s->retry_after = 0;
         if (s->phase == POLICY_ESCALATED)
                 s->phase = POLICY_IDLE;
@@ -144,7 +150,8 @@ const char *policy_health_to_string(PolicyHealth h) {
 int policy_to_json(const PolicyState *s, cJSON **ret) {
         cJSON *j = cJSON_CreateObject();
         cJSON *a = cJSON_AddArrayToObject(j, "actions");
-        if (!j || !a || !cJSON_AddBoolToObject(j, "escalated", s->phase == POLICY_ESCALATED)) {
+        if (!j || !a || !cJSON_AddBoolToObject(j, "escalated", s->phase == POLICY_ESCALATED) ||
+            !cJSON_AddBoolToObject(j, "last_fix_held", s->last_fix_held)) {
                 cJSON_Delete(j);
                 return -ENOMEM;
         }
@@ -173,4 +180,5 @@ void policy_from_json(PolicyState *s, const cJSON *j) {
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "escalated")))
                 s->phase = POLICY_ESCALATED;
+        s->last_fix_held = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "last_fix_held"));
 }

@@ -15,6 +15,8 @@ typedef struct PolicyConfig {
         usec_t action_window;  /* the budget counts actions within this much wall-clock time */
         usec_t verify_timeout;
         usec_t retry_delay;    /* after a failed attempt, no new one before this much time passed */
+        bool ask_once;         /* action = request: the fleet is asked once per failure, not again
+                                * after each verify_timeout (it answers in its own time) */
 } PolicyConfig;
 
 typedef enum PolicyHealth {
@@ -38,6 +40,9 @@ typedef struct PolicyState {
         unsigned fails, successes;   /* consecutive, for hysteresis */
         unsigned verify_successes;   /* consecutive successes since the action finished */
         bool suppressed;             /* an action was held back for a failing dependency */
+        bool asked;                  /* ask_once: this failure was asked about; until it recovers */
+        bool last_fix_held;          /* the last action was verified: failing again is a relapse,
+                                      * not a fix that did not work (saved with the next change) */
         usec_t detected_at;          /* wall clock of the failure verdict */
         usec_t action_started_at, action_finished_at, verify_deadline; /* wall clock */
         usec_t retry_after;          /* wall clock: no action before (a failed attempt just ended) */

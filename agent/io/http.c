@@ -334,6 +334,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
         return size * n;
 }
 
+/* The first of two spellings of a variable that is set and not empty, or NULL. */
+static const char *getenv_first(const char *name, const char *other) {
+        const char *value = getenv(name);
+        if (isempty(value))
+                value = getenv(other);
+        return isempty(value) ? NULL : value;
+}
+
 int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *userdata, HttpRequest **ret) {
         HttpRequest *r = calloc(1, sizeof *r);
         if (!r)
@@ -392,8 +400,16 @@ int http_start(Http *h, const HttpRequestSpec *spec, http_done_fn done, void *us
         SET(CURLOPT_CUSTOMREQUEST, spec->method);
         if (spec->timeout > 0)
                 SET(CURLOPT_TIMEOUT_MS, (long) ((spec->timeout + USEC_PER_MSEC - 1) / USEC_PER_MSEC));
-        if (spec->flags & HTTP_NO_PROXY)
+        /* Both options always set: left unset, libcurl reads the proxy variables by itself. */
+        if (spec->flags & HTTP_AWS_PROXY) {
+                bool https = strncmp(spec->url, "https://", 8) == 0;
+                SET(CURLOPT_PROXY, getenv_first(https ? "HTTPS_PROXY" : "HTTP_PROXY", https ? "https_proxy" : "http_proxy")
+                                           ?: "");
+                SET(CURLOPT_NOPROXY, getenv_first("NO_PROXY", "no_proxy") ?: "");
+        } else {
                 SET(CURLOPT_PROXY, "");
+                SET(CURLOPT_NOPROXY, "");
+        }
         if (r->body_copy) {
                 SET(CURLOPT_POSTFIELDS, r->body_copy);
                 SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) spec->body_len);

@@ -13,8 +13,11 @@ typedef struct HttpRequest HttpRequest;
  * The request and its response are freed when the callback returns. */
 typedef void (*http_done_fn)(HttpRequest *req, int error, long status, void *userdata);
 
+/* Every request goes direct unless it asks for the proxy: IMDS is link-local and checks reach
+ * this host's services, so neither may follow a proxy variable meant for AWS. */
 typedef enum HttpFlags {
-        HTTP_NO_PROXY = 1 << 0, /* link-local services (IMDS) never go through a proxy */
+        HTTP_AWS_PROXY = 1 << 0, /* AWS calls: HTTPS_PROXY (HTTP_PROXY for http://) unless NO_PROXY
+                                  * names the host, either spelling, as the AWS tools */
 } HttpFlags;
 
 /* One request header. Its value may be a secret (Authorization, X-Amz-Security-Token, an IMDS

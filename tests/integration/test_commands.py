@@ -5,6 +5,7 @@ envelopes; Step Functions task tokens (a real state machine run by moto).
 Unit actions need systemd, which this host lacks: the system tests run them.
 """
 import json
+import re
 import statistics
 import time
 
@@ -64,6 +65,15 @@ class CommandCase(BedTestCase):
 
 
 class CommandTest(CommandCase):
+    def test_receiving_log_names_the_endpoint_used(self):
+        # requests go to sqs_endpoint, not to the queue URL's host: the log must say so
+        endpoint = self.bed.proxy.endpoint.replace("127.0.0.1", "localhost")
+        self.assertNotEqual(endpoint, self.bed.proxy.endpoint)
+        agent = self.command_agent(sqs_endpoint=endpoint)
+        agent.start()
+        agent.wait_for_log(r"Receiving commands from \S+ through " + re.escape(endpoint) + "$", timeout=10)
+        self.stop(agent)
+
     def test_ping_round_trip(self):
         agent = self.start_polling(self.command_agent())
         turnaround, end_to_end = [], []
@@ -120,11 +130,12 @@ class CommandTest(CommandCase):
         self.assertFalse(done["verified"])
         self.assertEqual({c["check"]: c["healthy"] for c in done["checks"]},
                          {"fresh": True, "root-disk": True, "missing": False})
-        self.assertTrue(done["reason"])
+        # each check ran once: what failed is named, no wait for verify_timeout is claimed
+        self.assertEqual(done["reason"], "failed: missing")
 
         self.queue.send(awsbed.new_command("run-checks", checks=["no-such-check"]))
         failed = self.one(agent, "Command Failed")
-        self.assertRegex(failed["reason"], "does not exist")
+        self.assertEqual(failed["reason"], 'no check named "no-such-check"')
         self.assertQueueEmpty()
         self.assertEqual(agent.stop(), 0)
 

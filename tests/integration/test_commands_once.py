@@ -177,7 +177,7 @@ class OnceTest(CommandCase):
         agent.configure(**{"check ready__type": "file_age", "check ready__path": marker,
                            "check ready__max_age": "1h", "check ready__interval": "1h"})
         self.start_polling(agent)
-        agent.wait_for_log(r"commands from before this start wait for verification", timeout=5)
+        agent.wait_for_log(r"commands? from before this start waits? for verification", timeout=5)
         # The fleet retries the same command with a new task token while it is verified.
         sfn = self.bed.fleet.client("stepfunctions")
         arn = self.bed.fleet.command_state_machine(f"retry-{int(time.time() * 1000)}", self.queue, cmd)

@@ -29,6 +29,15 @@ class ImdsTest(BedTestCase):
         agent.events(1, timeout=20, detail_type="Agent Started")
         agent.stop()
 
+    def test_send_event_imds_down_says_what_happens(self):
+        # send-event does not use the outbox: its message must not promise that events wait there
+        self.bed.imds.set_fault("refuse")
+        agent = self.bed.agent(self)
+        cp = agent.send_event("Integration Test", {"n": 4}, timeout=60)
+        self.assertEqual(cp.returncode, 69, cp.stderr)
+        self.assertIn("the event is sent once it can be read", cp.stderr)
+        self.assertNotIn("outbox", cp.stderr)
+
     def test_imds_token_flow_only(self):
         self.bed.imds.reset_counts()
         agent = self.bed.agent(self)

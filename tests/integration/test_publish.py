@@ -42,6 +42,14 @@ class PublishTest(BedTestCase):
         self.assertGreater(min(second), max(first), "seq keeps increasing across a restart")
         self.assertEqual(agent.stop(), 0)
 
+    def test_counts_are_grammatical(self):
+        agent = self.bed.agent(self)
+        agent.start()
+        agent.events(1, timeout=10, detail_type="Agent Started")
+        agent.wait_for_log(r"Published 1 event \(0 to retry\)", timeout=10)
+        self.assertEqual(agent.stop(), 0)
+        self.assertNotRegex(agent.log_text(), r"\b1 (event|check|command|record|tail|byte)s\b")
+
     def test_check_config_ok(self):
         agent = self.bed.agent(self)
         cp = agent.run_cli("check-config")

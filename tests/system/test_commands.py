@@ -270,7 +270,7 @@ class CommandsTest(CommandsTestCase):
         (crashy,) = verified["checks"]
         self.assertEqual((crashy["check"], crashy["healthy"]), ("crashy", True))
         self.assertTrue(crashy["observed"].startswith("active/running"), crashy)
-        self.assertIn("1 commands from before this start wait for verification",
+        self.assertIn("1 command from before this start waits for verification",
                       self.c.journal(HEALD_UNIT))
         inv = self.invocation("crashy.service")
 

@@ -7,6 +7,7 @@ receives it from the tap queue (the harness validates each against agent/schemas
 """
 import json
 import os
+import socket
 import time
 import unittest
 
@@ -428,6 +429,32 @@ class HealingTest(HealingTestCase):
         self.assertEqual(failed["fail_after"], 2)
         self.event("Remediation Succeeded", check="crashy")
         self.assertEqual(self.c.show("crashy.service", "ActiveState"), "active")
+
+    def test_10_tcp_check_by_name(self):
+        """A tcp check's host is a name the container's resolver knows (its /etc/hosts, as
+        nsswitch.conf says): it passes while the port listens and fails as refused (the name
+        did resolve) once it stops; a name nobody knows fails as not resolved."""
+        if os.path.exists(self.c.path("/etc/hosts")):  # debootstrap's minbase has none
+            hosts = self.c.read_file("/etc/hosts")
+            self.addCleanup(self.c.write_file, "/etc/hosts", hosts)
+        else:
+            hosts = "127.0.0.1 localhost\n"
+            self.addCleanup(self.c.run, ["rm", "-f", "/etc/hosts"], check=False)
+        self.c.write_file("/etc/hosts", hosts + "127.0.0.1 db.heald.test\n")
+        listener = socket.create_server(("127.0.0.1", 0))  # the container shares the host's network
+        self.addCleanup(listener.close)
+        port = listener.getsockname()[1]
+        tcp = {"type": "tcp", "port": str(port), "interval": "1s", "timeout": "900ms", "fail_after": "1"}
+        self.start_heald({"db-by-name": {**tcp, "host": "db.heald.test"},
+                          "nobody": {**tcp, "host": "nobody.heald.test"}})
+        self.wait_check("db-by-name", health="ok")
+        failed = self.event("Check Failed", check="nobody")
+        self.assertIn(f"tcp nobody.heald.test:{port}: cannot resolve the name: ", failed["message"])
+        self.assertEqual(failed["target"], f"nobody.heald.test:{port}")
+
+        listener.close()
+        failed = self.event("Check Failed", check="db-by-name")
+        self.assertEqual(failed["message"], f"tcp db.heald.test:{port}: connect: Connection refused")
 
 
 if __name__ == "__main__":

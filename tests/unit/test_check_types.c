@@ -62,7 +62,25 @@ static void test_targets(void **state) {
         assert_string_equal(target_of(&c, CHECK_MEMORY, buf), "memory");
         assert_string_equal(target_of(&c, CHECK_LOAD, buf), "load");
         assert_string_equal(target_of(&c, CHECK_JOURNAL, buf), "segfault");
-        assert_string_equal(target_of(&c, CHECK_EXEC, buf), "/usr/bin/probe");
+        assert_string_equal(target_of(&c, CHECK_EXEC, buf), "/usr/bin/probe --fast");
+}
+
+/* An exec check's target is its whole command line, quoted where a word needs it, escaped
+ * once and bounded. */
+static void test_exec_target(void **state) {
+        (void) state;
+        char buf[CHECK_TARGET_MAX];
+        char *quoted[] = { "/usr/bin/probe", "--name", "my app", "a\\b\n", NULL };
+        CheckConfig c = { .command = quoted };
+        assert_string_equal(target_of(&c, CHECK_EXEC, buf), "/usr/bin/probe --name \"my app\" a\\\\b\\x0a");
+        char arg[300];
+        memset(arg, 'x', sizeof arg - 1);
+        arg[sizeof arg - 1] = 0;
+        char *long_line[] = { "/usr/bin/probe", arg, NULL };
+        c.command = long_line;
+        target_of(&c, CHECK_EXEC, buf);
+        assert_true(strlen(buf) < CHECK_TARGET_MAX);
+        assert_string_equal(buf + strlen(buf) - 4, "x...");
 }
 
 static void test_names(void **state) {
@@ -79,6 +97,7 @@ int main(void) {
                 cmocka_unit_test(test_every_type_has_a_row),
                 cmocka_unit_test(test_sources),
                 cmocka_unit_test(test_targets),
+                cmocka_unit_test(test_exec_target),
                 cmocka_unit_test(test_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

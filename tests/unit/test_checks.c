@@ -1,3 +1,4 @@
+/* wrap: getaddrinfo */
 /* test_checks.c: unit tests for the polled checks: the pure evaluators with sample kernel
  * texts, disk and file_age on real files, and the probes (http against a local server
  * thread, tcp, exec) driven by a real sd-event loop. */
@@ -10,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -366,7 +368,9 @@ static unsigned closed_port(void) {
 static void write_all(int fd, const void *data, size_t len) {
         const char *p = data;
         while (len > 0) {
-                ssize_t n = write(fd, p, len);
+                /* MSG_NOSIGNAL: a client that gave up (the slow answer after its timeout)
+                 * must not end the test run with SIGPIPE. */
+                ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
                 if (n <= 0)
                         return; /* the client gave up: fine */
                 p += n;
@@ -566,6 +570,23 @@ static void test_http_timeout_and_refused(void **state) {
 
 /* ---- tcp ---- */
 
+/* The resolver, as the tcp check's thread calls it: "db.heald.test" is 127.0.0.1 and
+ * "slow.heald.test" hangs for SLOW_RESOLVER_USEC, then fails; other names go to the system. */
+#define SLOW_RESOLVER_USEC (2 * USEC_PER_SEC)
+int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
+int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
+int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
+        if (!node || (hints && (hints->ai_flags & AI_NUMERICHOST)))
+                return __real_getaddrinfo(node, service, hints, res); /* the check's numeric test */
+        if (strcmp(node, "db.heald.test") == 0)
+                node = "127.0.0.1";
+        else if (strcmp(node, "slow.heald.test") == 0) {
+                (void) usleep(SLOW_RESOLVER_USEC);
+                return EAI_NONAME;
+        }
+        return __real_getaddrinfo(node, service, hints, res);
+}
+
 static void tcp_run(sd_event *e, const char *host, unsigned port, usec_t timeout, Collected *out) {
         CheckConfig c = config_of(CHECK_TCP);
         c.host = (char *) host;
@@ -605,10 +626,28 @@ static void test_tcp(void **state) {
         assert_false(c.result.healthy);
         collected_done(&c);
 
-        tcp_run(e, "db.example.com", 5432, 5 * USEC_PER_SEC, &c);
+        tcp_run(e, "db.heald.test", port, 5 * USEC_PER_SEC, &c);
+        assert_true(c.result.healthy);
+        assert_non_null(strstr(c.result.message, ": connected"));
+        collected_done(&c);
+
+        tcp_run(e, "db.heald.test", closed, 5 * USEC_PER_SEC, &c);
         assert_false(c.result.healthy);
-        assert_string_equal(c.result.observed, "unsupported host");
-        assert_non_null(strstr(c.result.message, "not a numeric address"));
+        assert_string_equal(c.result.observed, "connection refused");
+        collected_done(&c);
+
+        tcp_run(e, "nothing.invalid", 5432, 5 * USEC_PER_SEC, &c);
+        assert_false(c.result.healthy);
+        assert_string_equal(c.result.observed, "name not resolved");
+        assert_non_null(strstr(c.result.message, "tcp nothing.invalid:5432: cannot resolve the name: "));
+        collected_done(&c);
+
+        /* A resolver that hangs holds neither the loop nor the probe past its timeout. */
+        usec_t before = now_usec(CLOCK_MONOTONIC);
+        tcp_run(e, "slow.heald.test", 5432, 300 * USEC_PER_MSEC, &c);
+        assert_false(c.result.healthy);
+        assert_non_null(strstr(c.result.observed, "timeout after"));
+        assert_true(now_usec(CLOCK_MONOTONIC) - before < SLOW_RESOLVER_USEC);
         collected_done(&c);
 
         CheckProbe *p = NULL;
@@ -618,6 +657,12 @@ static void test_tcp(void **state) {
         assert_int_equal(check_tcp_start(&cfg, &(CheckProbeContext) { .event = e }, on_check_done, &c, &p), 0);
         check_probe_cancel(p);
         run_for(e, 50 * USEC_PER_MSEC);
+        assert_int_equal(c.calls, 0);
+
+        cfg.host = (char *) "db.heald.test"; /* cancelled while its name is being resolved */
+        assert_int_equal(check_tcp_start(&cfg, &(CheckProbeContext) { .event = e }, on_check_done, &c, &p), 0);
+        check_probe_cancel(p);
+        run_for(e, 200 * USEC_PER_MSEC);
         assert_int_equal(c.calls, 0);
 
         cfg.port = 0;

@@ -151,7 +151,7 @@ static void test_structure_errors(void **state) {
                           "heald.ini:4: [Agent]: unknown section");
         assert_load_error("[agent]\n[checks]\ntype = unit\n", -EINVAL, "heald.ini:2: [checks]: unknown section");
         assert_load_error("[]\n", -EINVAL, "heald.ini:1: []: unknown section");
-        assert_load_error("[agent]\nstate_dirr = /x\n", -EINVAL, "heald.ini:2: [agent] state_dirr: unknown key");
+        assert_load_error("[agent]\nstate_dirr = /x\n", -EINVAL, "heald.ini:2: [agent] state_dirr: unknown key; did you mean state_dir?");
         assert_load_error("[aws]\nsource = heald\n", -EINVAL, "heald.ini:2: [aws] source: unknown key");
         assert_load_error("state_dir = /x\n[agent]\n", -EINVAL, "heald.ini:1: state_dir: key outside any section");
         assert_load_error("[agent]\nlog_level = info\n\nlog_level = debug\n", -EINVAL,
@@ -169,10 +169,13 @@ static void test_structure_errors(void **state) {
         assert_load_error("[agent]\nst\x01 = x\n", -EINVAL,
                           "heald.ini:2: unknown key (its name contains unprintable characters)");
 
-        /* the first error wins: a syntax error before a bad key, a bad key before a syntax error */
+        /* every error is reported, in the order of the file, whatever kind it is */
         assert_load_error("[agent]\nnonsense\n[aws]\nfoo = 1\n", -EINVAL,
-                          "heald.ini:2: syntax error (expected [section], key = value or a ; comment)");
-        assert_load_error("[agent]\nfoo = 1\nnonsense\n", -EINVAL, "heald.ini:2: [agent] foo: unknown key");
+                          "heald.ini:2: syntax error (expected [section], key = value or a ; comment)\n"
+                          "heald.ini:4: [aws] foo: unknown key");
+        assert_load_error("[agent]\nfoo = 1\nnonsense\n", -EINVAL,
+                          "heald.ini:2: [agent] foo: unknown key\n"
+                          "heald.ini:3: syntax error (expected [section], key = value or a ; comment)");
 
         /* inih's buffer is 200 bytes: 197 characters of content fit, 198 do not */
         char line[300];
@@ -193,6 +196,48 @@ static void test_structure_errors(void **state) {
         assert_int_equal(strlen(c->state_dir), 176);
         snprintf(dir + n + 175, sizeof dir - n - 175, "d\n");
         assert_load_error(dir, -EINVAL, "heald.ini:2: [agent] state_dir: too long (at most 176 bytes)");
+}
+
+static void test_every_error_reported(void **state) {
+        (void) state;
+        /* check-config shows the whole list at once, not one error per edit */
+        assert_load_error("[agent]\nlog_levle = debug\nstate_dir = relative\n[eventbridge]\nsoruce = x\n"
+                          "[check web]\ntype = http\nurll = http://localhost/\ninterval = 0\n",
+                          -EINVAL,
+                          "heald.ini:2: [agent] log_levle: unknown key; did you mean log_level?\n"
+                          "heald.ini:3: [agent] state_dir: must be an absolute path\n"
+                          "heald.ini:5: [eventbridge] soruce: unknown key; did you mean source?\n"
+                          "heald.ini:6: [check web] url: required for type http\n"
+                          "heald.ini:8: [check web] urll: unknown key; did you mean url?\n"
+                          "heald.ini:9: [check web] interval: must be between 1s and 24h");
+        /* a rule checked once the file is read lands in file order, before a later key's error */
+        assert_load_error("[eventbridge]\nretry_base = 10s\nretry_max = 1s\n[agent]\nfoo = 1\n", -EINVAL,
+                          "heald.ini:3: [eventbridge] retry_max: must not be less than retry_base\n"
+                          "heald.ini:5: [agent] foo: unknown key");
+        /* what only follows from an error is left out: a refused value is not "missing" as well,
+         * the keys of a refused section are not each unknown, a refused type judges nothing */
+        assert_load_error("[check db]\ntype = tcp\nhost = localhost\nport = 0\n", -EINVAL,
+                          "heald.ini:4: [check db] port: must be between 1 and 65535");
+        assert_load_error("[agnet]\nlog_level = debug\nstate_dir = /x\n[aws]\nregoin = eu-west-1\n", -EINVAL,
+                          "heald.ini:1: [agnet]: unknown section\n"
+                          "heald.ini:5: [aws] regoin: unknown key; did you mean region?");
+        assert_load_error("[check x]\ntype = tpc\nhost = h\nport = 1\n", -EINVAL,
+                          "heald.ini:2: [check x] type: must be one of unit, http, tcp, disk, memory, load, file_age, journal, exec");
+        assert_load_error("[check x]\ntype = tcp\nhost = h\nport = 1\ninterval = 0\ntimeout = 2s\n", -EINVAL,
+                          "heald.ini:5: [check x] interval: must be between 1s and 24h");
+        assert_load_error("[check d]\ntype = disk\npath = /\nmax_used_percent = 101\n", -EINVAL,
+                          "heald.ini:4: [check d] max_used_percent: must be between 0 and 100");
+        assert_load_error("[check u]\ntype = unit\nunit = a.service\naction = reboot\naction_unit = b.service\n", -EINVAL,
+                          "heald.ini:4: [check u] action: must be one of none, restart-unit, start-unit, stop-unit, exec, request");
+        /* a long line is skipped, not the end of the file */
+        char text[400] = "[aws]\n; ";
+        size_t n = strlen(text);
+        memset(text + n, 'x', 250);
+        snprintf(text + n + 250, sizeof text - n - 250, "\n[agent]\nfoo = 1\n");
+        assert_load_error(text, -EINVAL,
+                          "heald.ini:2: line too long (at most 197 bytes)\nheald.ini:4: [agent] foo: unknown key");
+        /* no suggestion when nothing is near: a guess would mislead */
+        assert_load_error("[agent]\nverbose = 1\n", -EINVAL, "heald.ini:2: [agent] verbose: unknown key");
 }
 
 static void test_value_errors(void **state) {
@@ -551,6 +596,18 @@ static void test_service_endpoint(void **state) {
         assert_int_equal(config_service_endpoint(regional, "states", NULL, &url), 0);
         assert_string_equal(url, "https://states.cn-north-1.amazonaws.com.cn");
         free(url);
+
+        /* a VPC endpoint written once for every region */
+        _cleanup_(config_freep) Config *vpce = load_ok(
+                "[aws]\nsqs_endpoint = https://vpce-0a1b-c2d3.sqs.{region}.vpce.amazonaws.com\n");
+        assert_int_equal(config_service_endpoint(vpce, "sqs", NULL, &url), -ENODATA);
+        assert_int_equal(config_service_endpoint(vpce, "sqs", "eu-west-1", &url), 0);
+        assert_string_equal(url, "https://vpce-0a1b-c2d3.sqs.eu-west-1.vpce.amazonaws.com");
+        free(url);
+        assert_load_error("[aws]\nsqs_endpoint = https://sqs.{instance_id}.example\n", -EINVAL,
+                          "heald.ini:2: [aws] sqs_endpoint: may only hold the placeholder {region}");
+        assert_load_error("[aws]\nendpoint_url = https://x.{region.example\n", -EINVAL,
+                          "heald.ini:2: [aws] endpoint_url: may only hold the placeholder {region}");
 }
 
 static void test_command_channel(void **state) {
@@ -826,7 +883,7 @@ static void test_check_errors(void **state) {
                   "heald.ini:5: [check x]: duplicate check (first defined on line 1)" },
                 { "[check x]\ntype = load\nmax_load_per_cpu = 1\ntype = load\n",
                   "heald.ini:4: [check x] type: duplicate key (first set on line 2)" },
-                { "[check x]\ntype = load\nmax_load = 1\n", "heald.ini:3: [check x] max_load: unknown key" },
+                { "[check x]\ntype = load\nmax_load = 1\nmax_load_per_cpu = 1\n", "heald.ini:3: [check x] max_load: unknown key" },
                 /* type */
                 { "[agent]\n[check web]\ntype = systemd\n",
                   "heald.ini:3: [check web] type: must be one of unit, http, tcp, disk, memory, load, file_age, journal, exec" },
@@ -953,9 +1010,10 @@ static void test_check_errors(void **state) {
                   "heald.ini:1: [check x] action_command: required for action exec" },
                 { "[check x]\ntype = load\nmax_load_per_cpu = 1\naction = request\naction_command = /bin/true\n",
                   "heald.ini:5: [check x] action_command: only used with action exec" },
-                /* the first error wins, even one found when the section ends */
-                { "[check x]\ntype = http\n[agent]\nfoo = 1\n", "heald.ini:1: [check x] url: required for type http" },
-                { "[check x]\ntype = http\nfoo = 1\n", "heald.ini:3: [check x] foo: unknown key" },
+                /* one found when the section ends takes its place in file order */
+                { "[check x]\ntype = http\n[agent]\nfoo = 1\n",
+                  "heald.ini:1: [check x] url: required for type http\nheald.ini:4: [agent] foo: unknown key" },
+                { "[check x]\ntype = http\nurl = http://x/\nfoo = 1\n", "heald.ini:4: [check x] foo: unknown key" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
                 assert_load_error(cases[i].text, -EINVAL, cases[i].message);
@@ -1283,13 +1341,58 @@ static void test_plain_http_endpoint(void **state) {
         }
 }
 
+/* The AWS tools' variables fill in what heald.ini leaves out (or leaves empty), never more;
+ * whatever the file says about endpoints wins over every endpoint variable. */
+static void test_environment(void **state) {
+        static const char *const names[] = { "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+                                             "AWS_ENDPOINT_URL_SQS", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                             "AWS_EC2_METADATA_DISABLED" };
+        (void) state;
+        setenv("AWS_REGION", "eu-west-1", 1);
+        setenv("AWS_DEFAULT_REGION", "us-west-2", 1);
+        setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
+        setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324", 1);
+        setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://[fd00:ec2::254]", 1);
+        setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+
+        _cleanup_(config_freep) Config *env = load_ok("");
+        assert_string_equal(env->region, "eu-west-1");
+        assert_string_equal(env->endpoint_url, "http://127.0.0.1:4566");
+        assert_string_equal(env->sqs_endpoint, "http://127.0.0.1:9324");
+        assert_null(env->events_endpoint);
+        assert_string_equal(env->imds_endpoint, "http://[fd00:ec2::254]");
+        assert_true(env->imds_disabled);
+
+        _cleanup_(config_freep) Config *file = load_ok("[aws]\nregion = ap-south-1\nendpoint_url = https://vpce.example\n"
+                                                       "imds_endpoint = http://169.254.169.254\nimds_disabled = false\n");
+        assert_string_equal(file->region, "ap-south-1");
+        assert_string_equal(file->endpoint_url, "https://vpce.example");
+        assert_null(file->sqs_endpoint);
+        assert_string_equal(file->imds_endpoint, "http://169.254.169.254");
+        assert_false(file->imds_disabled);
+
+        _cleanup_(config_freep) Config *empty = load_ok("[aws]\nregion =\n");
+        assert_string_equal(empty->region, "eu-west-1");
+
+        unsetenv("AWS_REGION");
+        _cleanup_(config_freep) Config *fallback = load_ok("");
+        assert_string_equal(fallback->region, "us-west-2");
+
+        setenv("AWS_REGION", "Europe", 1);
+        assert_load_error("", -EINVAL,
+                          "heald.ini: environment AWS_REGION (for [aws] region): must be empty or a region name like us-east-1");
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                unsetenv(names[i]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_empty_is_defaults),
                 cmocka_unit_test(test_every_key_with_inline_comments),
                 cmocka_unit_test(test_empty_value_unsets),
                 cmocka_unit_test(test_structure_errors),
-                cmocka_unit_test(test_value_errors),
+                cmocka_unit_test(test_every_error_reported),
+        cmocka_unit_test(test_value_errors),
                 cmocka_unit_test(test_durations),
                 cmocka_unit_test(test_sizes),
                 cmocka_unit_test(test_bools),
@@ -1303,6 +1406,7 @@ int main(void) {
                 cmocka_unit_test(test_too_many_checks),
                 cmocka_unit_test(test_print_round_trip),
                 cmocka_unit_test(test_service_endpoint),
+                cmocka_unit_test(test_environment),
                 cmocka_unit_test(test_check_url_userinfo_redacted),
                 cmocka_unit_test(test_plain_http_endpoint),
                 cmocka_unit_test(test_files),

@@ -135,6 +135,52 @@ static void test_budget_escalation_and_reset(void **state _unused_) {
         assert_int_equal(policy_on_result(&s, &cfg, false, false, t += S), POLICY_ACT | POLICY_STATE_CHANGED);
 }
 
+static void test_escalation_tells_relapse_from_failed_fix(void **state _unused_) {
+        PolicyState s;
+        PolicyConfig c = cfg;
+        c.max_actions = 1;
+        policy_init(&s);
+        /* the action worked and was verified; the check fails again later, budget spent */
+        fail_in_a_row(&s, &c, T0, POLICY_CHECK_FAILED | POLICY_ACT | POLICY_STATE_CHANGED);
+        assert_int_equal(policy_on_action_done(&s, &c, true, T0 + S), POLICY_ARM_VERIFY_TIMER);
+        assert_int_equal(policy_on_result(&s, &c, true, false, T0 + 2 * S), 0);
+        assert_true(policy_on_result(&s, &c, true, false, T0 + 3 * S) & POLICY_REMEDIATION_SUCCEEDED);
+        assert_true(s.last_fix_held);
+        fail_in_a_row(&s, &c, T0 + 4 * S, POLICY_CHECK_FAILED | POLICY_ESCALATE | POLICY_STATE_CHANGED);
+        assert_true(s.last_fix_held);
+        /* it survives a restart of heald */
+        cJSON *j = NULL;
+        assert_int_equal(policy_to_json(&s, &j), 0);
+        PolicyState loaded;
+        policy_init(&loaded);
+        policy_from_json(&loaded, j);
+        cJSON_Delete(j);
+        assert_true(loaded.last_fix_held);
+        /* after a reset, an action that fails is a fix that did not work */
+        policy_reset(&s);
+        assert_int_equal(policy_on_result(&s, &c, false, false, T0 + 5 * S), POLICY_ACT | POLICY_STATE_CHANGED);
+        assert_int_equal(policy_on_action_done(&s, &c, false, T0 + 6 * S), POLICY_REMEDIATION_FAILED);
+        assert_false(s.last_fix_held);
+}
+
+static void test_request_asks_once_per_failure(void **state _unused_) {
+        PolicyState s;
+        PolicyConfig c = cfg;
+        c.ask_once = true;
+        policy_init(&s);
+        fail_in_a_row(&s, &c, T0, POLICY_CHECK_FAILED | POLICY_ACT | POLICY_STATE_CHANGED);
+        assert_int_equal(policy_on_action_done(&s, &c, true, T0 + S), POLICY_ARM_VERIFY_TIMER);
+        assert_int_equal(policy_on_verify_timeout(&s, &c, T0 + 61 * S), POLICY_REMEDIATION_FAILED);
+        /* still failing, long after: the fleet was asked and is not asked again */
+        for (usec_t t = T0 + 62 * S; t < T0 + 500 * S; t += 10 * S)
+                assert_int_equal(policy_on_result(&s, &c, false, false, t), 0);
+        assert_int_equal(policy_budget_left(&s, &c, T0 + 500 * S), 2);
+        /* a new failure after a recovery is a new question */
+        policy_on_result(&s, &c, true, false, T0 + 601 * S);
+        assert_int_equal(policy_on_result(&s, &c, true, false, T0 + 602 * S), POLICY_CHECK_RECOVERED);
+        fail_in_a_row(&s, &c, T0 + 603 * S, POLICY_CHECK_FAILED | POLICY_ACT | POLICY_STATE_CHANGED);
+}
+
 static void test_escalation_ends_with_recovery(void **state _unused_) {
         PolicyState s;
         PolicyConfig c = cfg;
@@ -246,6 +292,8 @@ int main(void) {
                 cmocka_unit_test(test_dry_run_counts_budget),
                 cmocka_unit_test(test_no_action_configured),
                 cmocka_unit_test(test_json_round_trip_and_garbage),
+                cmocka_unit_test(test_escalation_tells_relapse_from_failed_fix),
+                cmocka_unit_test(test_request_asks_once_per_failure),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

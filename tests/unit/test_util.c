@@ -48,12 +48,20 @@ static void test_timer_accuracy(void **state) {
         assert_int_equal(timer_accuracy(50 * USEC_PER_MSEC), 10 * USEC_PER_MSEC);
 }
 
+static void test_plural_s(void **state) {
+        (void) state;
+        assert_string_equal(plural_s(0), "s");
+        assert_string_equal(plural_s(1), "");
+        assert_string_equal(plural_s(2), "s");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bsprintf_fits),
                 cmocka_unit_test(test_bsprintf_reports_and_marks_a_cut),
                 cmocka_unit_test(test_format_bounded_tiny_buffers),
                 cmocka_unit_test(test_timer_accuracy),
+                cmocka_unit_test(test_plural_s),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
