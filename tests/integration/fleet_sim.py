@@ -33,9 +33,9 @@ import harness  # noqa: E402
 
 GROUP = "sim"
 MAX_CONCURRENT = 2
-# PollSeconds 5: requests are counted for the storm breaker PollSeconds before any acts, and
-# thirty alarms reach thirty runs' count over seconds on 2 cores (with 2 s, two runs acted
-# before the thirtieth was counted); each waiting run also polls its gate once per PollSeconds.
+# PollSeconds 5: a run acts only once its group's requests have been quiet for PollSeconds
+# (thirty alarms reach thirty runs' count over tens of seconds on 2 cores, and each new one
+# keeps every run waiting); each waiting run also polls its gate once per PollSeconds.
 STACK_PARAMETERS = {"MaxConcurrent": str(MAX_CONCURRENT), "MaxUnhealthy": "20%", "StormThreshold": "50",
                     "PollSeconds": "5", "MaxPolls": "180", "PrepareStopSeconds": "30",
                     "RunChecksSeconds": "60", "MaxRunsPerInstancePerDay": "3"}

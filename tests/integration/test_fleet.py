@@ -346,6 +346,12 @@ class LimitsTest(FleetCase):
                         f"the lifecycle counted the {n} instances of {name}")
         return insts
 
+    def paused_events(self, group: str) -> list[dict]:
+        """The group's Fleet Remediation Paused events so far (other tests pause their own groups)."""
+        self.stack.coordinator_events.poll(wait=0)
+        return [e for e in self.stack.coordinator_events.matching("Fleet Remediation Paused")
+                if e["detail"]["group"] == group]
+
     def test_max_unhealthy_binds_before_max_concurrent(self):
         """Two of a group of 4 alarm at once: 25% of 4 is one instance, so although
         MaxConcurrent = 2 the second waits; EC2 never shows both away; both healed, every
@@ -368,7 +374,7 @@ class LimitsTest(FleetCase):
         self.assertGreaterEqual(len(waited), 1, "the second took a slot, found the group at MaxUnhealthy, gave it back")
         self.assertLeasesFree()
         self.assertEqual(s.group_record("quarter")["held_x100"], 0)
-        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Paused"), [])
+        self.assertEqual(self.paused_events("quarter"), [])
 
     def test_storm_pauses_the_group_once_and_resume_heals_one_at_a_time(self):
         """Four of a group of 5 ask at once (80% > 60%): one Fleet Remediation Paused, one
@@ -383,12 +389,11 @@ class LimitsTest(FleetCase):
             for inst in asking:
                 s.alarm(inst, "system")
             runs = s.wait_new_executions("Coordinator", known, n=4)
-            paused = s.coordinator_events.wait("Fleet Remediation Paused", timeout=30)
+            self.wait_until(lambda: self.paused_events("storm"), 30, "Fleet Remediation Paused of group storm")
             time.sleep(4)  # a few polls of the paused gate
             self.assertEqual([x for x in ec2.samples if set(x.values()) != {"running"}], [], "nothing stopped")
-        self.assertEqual(paused["detail"]["group"], "storm")
+        (paused,) = self.paused_events("storm")
         self.assertEqual(paused["detail"]["storm_threshold_percent"], 60)
-        self.assertEqual(len(s.coordinator_events.matching("Fleet Remediation Paused")), 1)
         pages = [m for m in s.alert_messages() if "paused" in m]
         self.assertEqual(len(pages), 1, "one page")
         self.assertIn("group storm", pages[0])
@@ -411,6 +416,58 @@ class LimitsTest(FleetCase):
         self.assertLeasesFree()
         self.assertEqual([m for m in s.alert_messages() if "storm" in m], [], "no page but the one")
 
+    def test_a_storm_spread_over_longer_than_poll_seconds_still_trips_the_breaker(self):
+        """One instance of a group of 5 asks; the group's other requests arrive as a stream,
+        0.3 s apart, for longer than PollSeconds (1 s), until a real alarm's request takes the
+        count over 60%: the first run waits until the group's requests have been quiet
+        for PollSeconds, so it finds the group paused and nothing stops (a run that waited one
+        PollSeconds after its own request would act before the breaker tripped). The stream's
+        other requests are written to the group's record as the coordinator's Ask writes them
+        (moto's interpreter runs alarms' executions in bursts, so real alarms could not be
+        spaced); the runs are then stopped and reaped."""
+        s = self.stack
+        insts = self.group("stream", 5)
+        first, last = insts[0], insts[1]
+        s.alert_messages()
+        table, key = s.resources["LeaseTable"], {"pk": {"S": "fleet#stream"}}
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(*insts) as ec2:
+            s.alarm(first, "system")
+            (run,) = s.wait_new_executions("Coordinator", known)
+            self.wait_until(lambda: run in (s.group_record("stream").get("askers") or []), 30, "the first request counted")
+            stream_started = time.monotonic()
+
+            def another_request(i: int) -> None:
+                s.ddb.update_item(TableName=table, Key=key,
+                                  UpdateExpression="ADD asked_x100 :hundred SET last_asked_at = :now, last_asker = :id",
+                                  ExpressionAttributeValues={":hundred": {"N": "100"}, ":id": {"S": f"stream-{i}"},
+                                                             ":now": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+                time.sleep(0.3)
+            another_request(1)
+            another_request(2)  # the group's limit: three requests
+            s.alarm(last, "system")  # the fourth trips the breaker; the stream goes on until it does
+            for i in range(3, 100):
+                if s.group_record("stream").get("paused") or time.monotonic() - stream_started > 30:
+                    break
+                another_request(i)
+            stream_s = time.monotonic() - stream_started
+            self.wait_until(lambda: self.paused_events("stream"), 30, "Fleet Remediation Paused of group stream")
+            runs = [run] + s.wait_new_executions("Coordinator", known | {run})
+            time.sleep(3)  # a few polls of the paused gate
+        self.assertGreater(stream_s, 1.0, "the stream lasted longer than PollSeconds")
+        self.assertEqual([x for x in ec2.samples if set(x.values()) != {"running"}], [], "nothing stopped")
+        self.assertEqual(len(self.paused_events("stream")), 1)
+        self.assertEqual(len([m for m in s.alert_messages() if "group stream" in m]), 1, "one page")
+        self.assertIn("StillAsking", s.states_entered(run), "the first run waited for the stream to end")
+        self.assertEqual(s.group_record("stream")["paused"], True)
+
+        known = {e["executionArn"] for e in s.executions("Reaper")}
+        for r in runs:
+            s.sfn.stop_execution(executionArn=r, error="Operator", cause="storm test over")
+            s.execution_ended(r)
+        for reaper in s.wait_new_executions("Reaper", known, n=len(runs)):
+            self.assertEqual(s.wait_done(reaper)["status"], "SUCCEEDED", s.states_entered(reaper))
+        self.assertLeasesFree()
 
     def test_flap_guard_quarantines_after_the_daily_runs_and_pages_once(self):
         """An instance alarms again after each fix: its 2 runs of the day act, the third
