@@ -38,6 +38,7 @@ MACHINE_UP = {"Key": "heald-test:machine", "Value": "up"}
 PARAMETERS = {
     "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
     "PollSeconds": "1", "MaxPolls": "20", "PrepareStopSeconds": "6", "RunChecksSeconds": "10",
+    "RestartUnitsSeconds": "3", "RebootSeconds": "8",
     "StormWindowSeconds": "1", "S3PublicAccessRemediation": "true",
 }
 

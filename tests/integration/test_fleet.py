@@ -186,7 +186,7 @@ class CoordinatorTest(FleetCase):
         self.assertNotIn("Withdraw", states, "heald answered prepare-stop")
 
         ready = s.heald_events.wait("Ready For Stop", a.id)
-        self.assertTrue(ready["detail"]["command_id"].endswith("-prepare-stop"))
+        self.assertTrue(ready["detail"]["command_id"].endswith("-0-stop-start"), "the first rung's command")
         self.assertIs(ready["detail"]["outbox_flushed"], True)
         transitions = [e["detail"]["state"] for e in s.ec2_events.seen if e["detail"]["instance-id"] == a.id]
         self.assertEqual(transitions[-4:], ["stopping", "stopped", "pending", "running"])
@@ -284,6 +284,76 @@ class RefusalAndSilenceTest(FleetCase):
         self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no prepare-stop left for heald's next start")
         failed = self.assertEscalated(a, run, "heald.Fleet.Unanswered")
         self.assertEqual(failed["detail"]["trigger"], "heald")
+
+
+class LadderTest(FleetCase):
+    """The escalation ladder. The bed has no systemd (no system bus): a unit check fails with
+    "no system bus", and heald gives a restart-units back to the queue unanswered, as a heald
+    whose systemd is stuck would."""
+
+    def unit_instance(self, name: str, action: str, allow: str) -> fleetbed.Instance:
+        return self.instance(name, **{
+            "check app__type": "unit", "check app__unit": "app.service", "check app__interval": "1s",
+            "check app__fail_after": "1", "check app__action": action, "check app__max_actions": "1",
+            "check app__verify_timeout": "2s", "allow": allow, "units": "app.service"})
+
+    def rung_times(self, run: str) -> dict[str, float]:
+        """When the run first entered each state, in seconds since the epoch."""
+        events = self.stack.sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]
+        out: dict[str, float] = {}
+        for e in events:
+            name = e.get("stateEnteredEventDetails", {}).get("name")
+            if name and name not in out:
+                out[name] = e["timestamp"].timestamp()
+        return out
+
+    def test_ladder_a_unit_that_stays_failed_climbs_restart_units_reboot_stop_start_then_a_person(self):
+        """heald's unit check asks (HealdRequestLadder: restart-units, reboot, stop-start):
+        restart-units goes unanswered for RestartUnitsSeconds (3 s), the next rung takes over;
+        heald refuses reboot (not allowed), and the run moves on at once, not after
+        RebootSeconds (8 s); stop-start runs and run-checks still finds the unit failed, so a
+        person is paged once."""
+        s = self.stack
+        a = self.unit_instance("ladder", "request", "ping, run-checks, prepare-stop, restart-units")
+        with s.sample_states(a) as ec2:
+            (run,) = self.run_of(lambda: None)
+        states = s.states_entered(run)
+        order = [st for st in states if st in ("RestartUnits", "RebootCommand", "PrepareStop", "Stop", "RunChecks")]
+        self.assertEqual(order, ["RestartUnits", "RebootCommand", "PrepareStop", "Stop", "RunChecks"], states)
+        at = self.rung_times(run)
+        self.assertGreaterEqual(at["RebootCommand"] - at["RestartUnits"], 3, "restart-units had its time")
+        self.assertLess(at["PrepareStop"] - at["RebootCommand"], 8, "heald's refusal moved the ladder on early")
+        self.assertIn("stopped", ec2.states(a.id))
+        def restart() -> list[dict]:
+            s.heald_events.poll(wait=0)
+            return [e["detail"] for e in s.heald_events.matching("Command Received", a.id)
+                    if e["detail"]["action"] == "restart-units"]
+        self.wait_until(restart, 30, "heald received restart-units")
+        restart = restart()
+        self.assertEqual(restart[0]["units"], ["app.service"], "the unit of the check that asked")
+        rejected = s.heald_events.wait("Command Rejected", a.id)
+        self.assertEqual(rejected["detail"]["reason"], "action-not-allowed")
+        failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
+        self.assertEqual(failed["detail"]["ladder"], ["restart-units", "reboot", "stop-start"])
+
+    def test_ladder_a_trigger_excluding_a_rung_never_runs_it(self):
+        """A system status check's ladder is stop-start alone (SystemStatusLadder): on an
+        instance whose heald would restart units and reboot, and whose unit stays failed, the
+        run neither restarts nor reboots; it stops and starts, and then calls a person."""
+        s = self.stack
+        a = self.unit_instance("stop-start-only", "none", "ping, run-checks, prepare-stop, restart-units, reboot")
+        (run,) = self.run_of(lambda: s.alarm(a, "system"))
+        states = s.states_entered(run)
+        for rung in ("HasUnits", "RestartUnits", "RebootCommand", "Reboot"):
+            self.assertNotIn(rung, states)
+        self.assertIn("Stop", states)
+        def actions() -> set[str]:
+            s.heald_events.poll(wait=0)
+            return {e["detail"]["action"] for e in s.heald_events.matching("Command Received", a.id)}
+        self.wait_until(lambda: {"prepare-stop", "run-checks"} <= actions(), 30, "heald's Command Received events")
+        self.assertEqual(actions(), {"prepare-stop", "run-checks"})
+        failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
+        self.assertEqual(failed["detail"]["ladder"], ["stop-start"])
 
 
 class ConcurrencyTest(FleetCase):
