@@ -539,6 +539,33 @@ class LimitsTest(FleetCase):
             self.assertEqual(s.wait_done(reaper)["status"], "SUCCEEDED", s.states_entered(reaper))
         self.assertLeasesFree()
 
+    def test_the_pause_switch_holds_automatic_runs_and_an_operator_still_acts(self):
+        """With the pause switch on (item "switch" of the lease table, paused = true), an alarm's
+        run waits at its group's gate and stops nothing while an operator's run of the same group
+        acts; switched off, the alarm's run heals."""
+        s = self.stack
+        a, b = self.group("switch", 4)[:2]
+        table, switch = s.resources["LeaseTable"], {"pk": {"S": "switch"}}
+        s.ddb.put_item(TableName=table, Item={**switch, "paused": {"BOOL": True}})
+        self.addCleanup(s.ddb.delete_item, TableName=table, Key=switch)
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            s.alarm(a, "system")
+            (run,) = s.wait_new_executions("Coordinator", known)
+            self.wait_until(lambda: "BlockedBySwitch" in s.states_entered(run), 30, "the alarm's run held by the switch")
+            (operator,) = self.run_of(lambda: s.start_operator(
+                {"instance_id": b.id, "action": "stop-start", "reason": "by hand, switch on"}, "switch-by-hand"))
+            self.assertEqual(s.sfn.describe_execution(executionArn=operator)["status"], "SUCCEEDED",
+                             s.states_entered(operator))
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "RUNNING")
+        self.assertEqual(ec2.states(a.id), {"running"}, "nothing stopped while the switch was on")
+        s.ddb.delete_item(TableName=table, Key=switch)
+        d = s.wait_done(run, timeout=120)
+        self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
+        self.assertIn("Verified", s.states_entered(run))
+        self.assertEqual([m for m in s.alert_messages() if a.id in m], [], "no page")
+        self.assertLeasesFree()
+
     def test_flap_guard_quarantines_after_the_daily_runs_and_pages_once(self):
         """An instance alarms again after each fix: its 2 runs of the day act, the third
         quarantines it (tag, Fleet Remediation Failed, one page) and stops nothing, the fourth
