@@ -865,6 +865,27 @@ class StaticTest(unittest.TestCase):
             if res["Type"] == "AWS::StepFunctions::StateMachine":
                 walk(res["Properties"]["Definition"], name)
 
+    def test_every_sdk_task_retries_its_services_throttling(self):
+        """EC2's RequestLimitExceeded, SQS's, CloudWatch's and Step Functions' throttling: every
+        SDK task of those services retries it (with full jitter), so a burst of runs is slowed,
+        not failed."""
+        throttled = {"ec2": "Ec2.RequestLimitExceededException", "sqs": "Sqs.ThrottlingException",
+                     "cloudwatch": "CloudWatch.ThrottlingException", "sfn": "Sfn.ThrottlingException"}
+
+        def walk(states, where):
+            for name, st in states.items():
+                service = st.get("Resource", "").partition("aws-sdk:")[2].split(":")[0]
+                if st.get("Type") == "Task" and service in throttled:
+                    retried = [e for r in st.get("Retry", []) for e in r["ErrorEquals"]]
+                    self.assertIn(throttled[service], retried, f"{where}.{name}")
+                    self.assertTrue(all(r.get("JitterStrategy") == "FULL" for r in st["Retry"]), f"{where}.{name}")
+                if "ItemProcessor" in st:
+                    walk(st["ItemProcessor"]["States"], f"{where}.{name}")
+
+        for name, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::StepFunctions::StateMachine":
+                walk(res["Properties"]["Definition"]["States"], name)
+
     def test_coordinator_releases_its_leases_on_every_path(self):
         """Every task between taking the group's slot and the release catches every error
         into the release."""
