@@ -278,10 +278,11 @@ class RefusalAndSilenceTest(FleetCase):
         self.assertNotIn("Stop", states)
         self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
         # Known limit (reported): when heald's last long poll was still open as it died, that
-        # poll took the prepare-stop; Withdraw cannot see it until heald's visibility timeout
-        # ends, and then it waits for heald's next start. Nothing is left visible now.
+        # poll took the first rung's command (the reboot, here; the prepare-stop after it);
+        # Withdraw cannot see it until heald's visibility timeout ends, and then it waits for
+        # heald's next start. Nothing is left visible now.
         attrs = s.sqs.get_queue_attributes(QueueUrl=s.queue_url(a.id), AttributeNames=["All"])["Attributes"]
-        self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no prepare-stop left for heald's next start")
+        self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no command left for heald's next start")
         failed = self.assertEscalated(a, run, "heald.Fleet.Unanswered")
         self.assertEqual(failed["detail"]["trigger"], "heald")
 
