@@ -337,6 +337,50 @@ class LadderTest(FleetCase):
         failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
         self.assertEqual(failed["detail"]["ladder"], ["restart-units", "reboot", "stop-start"])
 
+    def test_ladder_reboot_is_verified_only_once_heald_answers_from_another_boot(self):
+        """An operator's ladder ["reboot"], with heald played by the test (the bed has no
+        systemd to reboot): heald answers reboot from boot A and the first ping from boot A
+        still (the machine had not gone down yet), so the run pings again PollSeconds later;
+        only the answer from boot B brings run-checks, and the run succeeds, its steps naming
+        both boots."""
+        s = self.stack
+        a = self.instance("reboot-played")
+        a.heald.stop()
+        queue = s.queue_url(a.id)
+        run = s.start_operator({"instance_id": a.id, "action": "reboot", "reason": "kernel update",
+                                "ladder": ["reboot"]}, "reboot-played")
+
+        def answer(action: str, output: dict) -> dict:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                msgs = s.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=2).get("Messages", [])
+                if msgs:
+                    s.sqs.delete_message(QueueUrl=queue, ReceiptHandle=msgs[0]["ReceiptHandle"])
+                    cmd = json.loads(msgs[0]["Body"])
+                    self.assertEqual(cmd["action"], action, s.states_entered(run))
+                    s.sfn.send_task_success(taskToken=cmd["task_token"],
+                                            output=json.dumps({"command_id": cmd["command_id"], **output}))
+                    return cmd
+            self.fail(f"no {action} command within 30 s: {s.states_entered(run)}")
+
+        reboot = answer("reboot", {"boot_id": "boot-a"})
+        self.assertEqual(reboot["command_id"], "reboot-played-0-reboot")
+        answer("ping", {"boot_id": "boot-a"})
+        answer("ping", {"boot_id": "boot-b"})
+        answer("run-checks", {"verified": True, "checks": []})
+        d = s.wait_done(run, timeout=60)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        self.assertEqual(states.count("Ping"), 2)
+        self.assertLess(states.index("NewBoot"), states.index("RunChecks"))
+        self.assertNotIn("PrepareStop", states)
+        done = s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        steps = done["detail"]["steps"]
+        self.assertEqual((steps["reboot"]["by"], steps["reboot"]["boot_id"], steps["booted"]["boot_id"]),
+                         ("heald", "boot-a", "boot-b"))
+        self.assertEqual(done["detail"]["ladder"], ["reboot"])
+        self.assertLeasesFree()
+
     def test_ladder_a_trigger_excluding_a_rung_never_runs_it(self):
         """A system status check's ladder is stop-start alone (SystemStatusLadder): on an
         instance whose heald would restart units and reboot, and whose unit stays failed, the
