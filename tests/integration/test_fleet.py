@@ -384,6 +384,24 @@ class LadderTest(FleetCase):
         self.assertEqual(done["detail"]["ladder"], ["reboot"])
         self.assertLeasesFree()
 
+    def test_ladder_instance_status_reboot_refused_by_heald_reboots_through_ec2(self):
+        """An instance status check fails (InstanceStatusLadder: reboot, stop-start) and heald
+        refuses reboot (its allow has none): AWS found the instance impaired, so EC2 reboots it
+        from outside; run-checks and the status checks pass, and stop-start is not needed."""
+        s = self.stack
+        a = self.instance("reboot-by-ec2")
+        (run,) = self.run_of(lambda: s.alarm(a, "instance"))
+        states = s.states_entered(run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+        for step in ("RebootCommand", "Silent", "Reboot", "RunChecks", "Verified"):
+            self.assertIn(step, states)
+        self.assertNotIn("PrepareStop", states)
+        rejected = s.heald_events.wait("Command Rejected", a.id)
+        self.assertEqual(rejected["detail"]["reason"], "action-not-allowed")
+        done = s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        self.assertEqual(done["detail"]["steps"]["reboot"]["by"], "ec2")
+        self.assertLeasesFree()
+
     def test_ladder_a_trigger_excluding_a_rung_never_runs_it(self):
         """A system status check's ladder is stop-start alone (SystemStatusLadder): on an
         instance whose heald would restart units and reboot, and whose unit stays failed, the
