@@ -65,7 +65,7 @@ REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/replay/%)
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 TESTLIB_SAN  := $(BUILD)/libheald-test-san.a
 
-.PHONY: all clean check unit replay fuzz demo bench soak deps deb rpm system-arm64 FORCE
+.PHONY: all clean check unit replay fuzz demo bench soak fleet-sim deps deb rpm system-arm64 FORCE
 all: $(BUILD)/heald $(BUILD)/sigv4-vector
 
 $(VERSION_H): FORCE
@@ -175,6 +175,12 @@ SOAK_MINUTES ?= 15
 soak: deps
 	$(MAKE) all
 	python3 tests/system/soak.py --minutes $(SOAK_MINUTES)
+
+# The fleet stack with 50 real healds (tests/integration/fleet_sim.py, about 15 minutes);
+# make check runs a 10-instance form.
+fleet-sim: deps
+	$(MAKE) all
+	python3 tests/integration/fleet_sim.py --instances 50
 
 clean:
 	rm -rf $(BUILD)

@@ -38,6 +38,7 @@ MACHINE_UP = {"Key": "heald-test:machine", "Value": "up"}
 PARAMETERS = {
     "HealdEventSource": HEALD_SOURCE, "CoordinatorEventSource": COORDINATOR_SOURCE,
     "PollSeconds": "1", "MaxPolls": "20", "PrepareStopSeconds": "6", "RunChecksSeconds": "10",
+    "RestartUnitsSeconds": "3", "RebootSeconds": "8",
     "StormWindowSeconds": "1", "S3PublicAccessRemediation": "true",
 }
 
@@ -98,6 +99,7 @@ class Instance:
         self.id = r["Instances"][0]["InstanceId"]
         self.arn = f"arn:aws:ec2:{harness.REGION}:{awsbed.ACCOUNT_ID}:instance/{self.id}"
         self.boots_heald = True  # False: the host is broken, heald does not come up
+        self._boot_lock = threading.Lock()  # the watcher's boot and Stack.instance() may race
         bed = stack.bed
         self.imds = ImdsServer(self._credentials, region=harness.REGION, role=stack.instance_role,
                                instance_id=self.id, on_credentials=bed.proxy.set_key_expiry).start()
@@ -137,6 +139,12 @@ class Instance:
     def heald_running(self) -> bool:
         return self.heald.proc is not None and self.heald.proc.poll() is None
 
+    def boot(self) -> None:
+        """heald starts with the machine, unless it is running already or the host is broken."""
+        with self._boot_lock:
+            if self.boots_heald and not self.heald_running():
+                self.heald.start()
+
     def on_state(self, state: str) -> None:
         """The machine halts with the instance and boots with it. The instance is stopped
         only once the machine has halted (the moto shim waits for MACHINE_UP to go), as on
@@ -148,8 +156,7 @@ class Instance:
             self.stack.ec2.delete_tags(Resources=[self.id], Tags=[MACHINE_UP])
         elif state == "running":
             self.stack.ec2.create_tags(Resources=[self.id], Tags=[MACHINE_UP])
-            if self.boots_heald and not self.heald_running():
-                self.heald.start()
+            self.boot()
 
 
 class StateSampler:
@@ -159,15 +166,18 @@ class StateSampler:
         self.ec2 = stack.bed.fleet.client("ec2")
         self.ids = ids
         self.samples: list[dict[str, str]] = []
+        self.interval_s = 0.0  # the mean time between samples, once it stopped
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        started = time.monotonic()
         while not self._stop.is_set():
             r = self.ec2.describe_instances(InstanceIds=self.ids)
             self.samples.append({i["InstanceId"]: i["State"]["Name"]
                                  for res in r["Reservations"] for i in res["Instances"]})
             self._stop.wait(0.1)
+        self.interval_s = (time.monotonic() - started) / max(len(self.samples), 1)
 
     def __enter__(self) -> "StateSampler":
         self._thread.start()
@@ -280,7 +290,7 @@ class Stack:
             if time.monotonic() > deadline:
                 raise harness.HarnessError(f"no queue for {inst.id} after 30 s")
             time.sleep(0.2)
-        inst.heald.start()
+        inst.boot()
         inst.heald.wait_for_log(r"Receiving commands from ", timeout=15)
         return inst
 

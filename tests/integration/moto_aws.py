@@ -314,12 +314,17 @@ def _patch_fleet() -> None:
 def _count_requests() -> None:
     """GET /heald-tb/requests: the AWS requests this server answered, per service and caller
     (state machines: moto's interpreter; instances: temporary role credentials, i.e. heald;
-    test bed: the rest), for the tests to print."""
+    test bed: the rest), for the tests to print. DynamoDB requests are served one at a time."""
+    import threading
     from collections import Counter
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     counts: Counter = Counter()
+    # DynamoDB applies each update atomically; moto's threaded server reads, changes and
+    # writes an item without a lock, so two concurrent ADDs to one set could lose one (the
+    # fleet simulation's lifecycle runs did). Its DynamoDB requests are served one at a time.
+    dynamodb_lock = threading.Lock()
 
     def call(self, environ, start_response):
         if environ.get("PATH_INFO") == "/heald-tb/requests":
@@ -330,7 +335,11 @@ def _count_requests() -> None:
         auth = environ.get("HTTP_AUTHORIZATION") or ""
         caller = ("state machines" if "Credential=ak/" in auth else "instances" if "Credential=ASIA" in auth
                   else "test bed")
-        counts[(getattr(app, "service", "?"), caller)] += 1
+        service = getattr(app, "service", "?")
+        counts[(service, caller)] += 1
+        if service == "dynamodb":
+            with dynamodb_lock:
+                return app(environ, start_response)
         return app(environ, start_response)
 
     DomainDispatcherApplication.__call__ = call

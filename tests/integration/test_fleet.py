@@ -204,7 +204,7 @@ class CoordinatorTest(FleetCase):
         self.assertNotIn("Withdraw", states, "heald answered prepare-stop")
 
         ready = s.heald_events.wait("Ready For Stop", a.id)
-        self.assertTrue(ready["detail"]["command_id"].endswith("-prepare-stop"))
+        self.assertTrue(ready["detail"]["command_id"].endswith("-0-stop-start"), "the first rung's command")
         self.assertIs(ready["detail"]["outbox_flushed"], True)
         transitions = [e["detail"]["state"] for e in s.ec2_events.seen if e["detail"]["instance-id"] == a.id]
         self.assertEqual(transitions[-4:], ["stopping", "stopped", "pending", "running"])
@@ -296,12 +296,148 @@ class RefusalAndSilenceTest(FleetCase):
         self.assertNotIn("Stop", states)
         self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
         # Known limit (reported): when heald's last long poll was still open as it died, that
-        # poll took the prepare-stop; Withdraw cannot see it until heald's visibility timeout
-        # ends, and then it waits for heald's next start. Nothing is left visible now.
+        # poll took the first rung's command (the reboot, here; the prepare-stop after it);
+        # Withdraw cannot see it until heald's visibility timeout ends, and then it waits for
+        # heald's next start. Nothing is left visible now.
         attrs = s.sqs.get_queue_attributes(QueueUrl=s.queue_url(a.id), AttributeNames=["All"])["Attributes"]
-        self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no prepare-stop left for heald's next start")
+        self.assertEqual(attrs["ApproximateNumberOfMessages"], "0", "no command left for heald's next start")
         failed = self.assertEscalated(a, run, "heald.Fleet.Unanswered")
         self.assertEqual(failed["detail"]["trigger"], "heald")
+
+
+class LadderTest(FleetCase):
+    """The escalation ladder. The bed has no systemd (no system bus): a unit check fails with
+    "no system bus", and heald gives a restart-units back to the queue unanswered, as a heald
+    whose systemd is stuck would."""
+
+    def unit_instance(self, name: str, action: str, allow: str) -> fleetbed.Instance:
+        return self.instance(name, **{
+            "check app__type": "unit", "check app__unit": "app.service", "check app__interval": "1s",
+            "check app__fail_after": "1", "check app__action": action, "check app__max_actions": "1",
+            "check app__verify_timeout": "2s", "allow": allow, "units": "app.service"})
+
+    def rung_times(self, run: str) -> dict[str, float]:
+        """When the run first entered each state, in seconds since the epoch."""
+        events = self.stack.sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]
+        out: dict[str, float] = {}
+        for e in events:
+            name = e.get("stateEnteredEventDetails", {}).get("name")
+            if name and name not in out:
+                out[name] = e["timestamp"].timestamp()
+        return out
+
+    def test_ladder_a_unit_that_stays_failed_climbs_restart_units_reboot_stop_start_then_a_person(self):
+        """heald's unit check asks (HealdRequestLadder: restart-units, reboot, stop-start):
+        restart-units goes unanswered for RestartUnitsSeconds (3 s), the next rung takes over;
+        heald refuses reboot (not allowed), and the run moves on at once, not after
+        RebootSeconds (8 s); stop-start runs and run-checks still finds the unit failed, so a
+        person is paged once."""
+        s = self.stack
+        # heald asks as soon as it starts (its unit check fails at once): the runs before it first.
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        a = self.unit_instance("ladder", "request", "ping, run-checks, prepare-stop, restart-units")
+        with s.sample_states(a) as ec2:
+            (run,) = s.wait_new_executions("Coordinator", known)
+            s.wait_done(run)
+        states = s.states_entered(run)
+        order = [st for st in states if st in ("RestartUnits", "RebootCommand", "PrepareStop", "Stop", "RunChecks")]
+        self.assertEqual(order, ["RestartUnits", "RebootCommand", "PrepareStop", "Stop", "RunChecks"], states)
+        at = self.rung_times(run)
+        self.assertGreaterEqual(at["RebootCommand"] - at["RestartUnits"], 3, "restart-units had its time")
+        self.assertLess(at["PrepareStop"] - at["RebootCommand"], 8, "heald's refusal moved the ladder on early")
+        self.assertIn("stopped", ec2.states(a.id))
+        def restart() -> list[dict]:
+            s.heald_events.poll(wait=0)
+            return [e["detail"] for e in s.heald_events.matching("Command Received", a.id)
+                    if e["detail"]["action"] == "restart-units"]
+        self.wait_until(restart, 30, "heald received restart-units")
+        restart = restart()
+        self.assertEqual(restart[0]["units"], ["app.service"], "the unit of the check that asked")
+        rejected = s.heald_events.wait("Command Rejected", a.id)
+        self.assertEqual(rejected["detail"]["reason"], "action-not-allowed")
+        failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
+        self.assertEqual(failed["detail"]["ladder"], ["restart-units", "reboot", "stop-start"])
+
+    def test_ladder_reboot_is_verified_only_once_heald_answers_from_another_boot(self):
+        """An operator's ladder ["reboot"], with heald played by the test (the bed has no
+        systemd to reboot): heald answers reboot from boot A and the first ping from boot A
+        still (the machine had not gone down yet), so the run pings again PollSeconds later;
+        only the answer from boot B brings run-checks, and the run succeeds, its steps naming
+        both boots."""
+        s = self.stack
+        a = self.instance("reboot-played")
+        a.heald.stop()
+        queue = s.queue_url(a.id)
+        run = s.start_operator({"instance_id": a.id, "action": "reboot", "reason": "kernel update",
+                                "ladder": ["reboot"]}, "reboot-played")
+
+        def answer(action: str, output: dict) -> dict:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                msgs = s.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=2).get("Messages", [])
+                if msgs:
+                    s.sqs.delete_message(QueueUrl=queue, ReceiptHandle=msgs[0]["ReceiptHandle"])
+                    cmd = json.loads(msgs[0]["Body"])
+                    self.assertEqual(cmd["action"], action, s.states_entered(run))
+                    s.sfn.send_task_success(taskToken=cmd["task_token"],
+                                            output=json.dumps({"command_id": cmd["command_id"], **output}))
+                    return cmd
+            self.fail(f"no {action} command within 30 s: {s.states_entered(run)}")
+
+        reboot = answer("reboot", {"boot_id": "boot-a"})
+        self.assertEqual(reboot["command_id"], "reboot-played-0-reboot")
+        answer("ping", {"boot_id": "boot-a"})
+        answer("ping", {"boot_id": "boot-b"})
+        answer("run-checks", {"verified": True, "checks": []})
+        d = s.wait_done(run, timeout=60)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        self.assertEqual(states.count("Ping"), 2)
+        self.assertLess(states.index("NewBoot"), states.index("RunChecks"))
+        self.assertNotIn("PrepareStop", states)
+        done = s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        steps = done["detail"]["steps"]
+        self.assertEqual((steps["reboot"]["by"], steps["reboot"]["boot_id"], steps["booted"]["boot_id"]),
+                         ("heald", "boot-a", "boot-b"))
+        self.assertEqual(done["detail"]["ladder"], ["reboot"])
+        self.assertLeasesFree()
+
+    def test_ladder_instance_status_reboot_refused_by_heald_reboots_through_ec2(self):
+        """An instance status check fails (InstanceStatusLadder: reboot, stop-start) and heald
+        refuses reboot (its allow has none): AWS found the instance impaired, so EC2 reboots it
+        from outside; run-checks and the status checks pass, and stop-start is not needed."""
+        s = self.stack
+        a = self.instance("reboot-by-ec2")
+        (run,) = self.run_of(lambda: s.alarm(a, "instance"))
+        states = s.states_entered(run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+        for step in ("RebootCommand", "Silent", "Reboot", "RunChecks", "Verified"):
+            self.assertIn(step, states)
+        self.assertNotIn("PrepareStop", states)
+        rejected = s.heald_events.wait("Command Rejected", a.id)
+        self.assertEqual(rejected["detail"]["reason"], "action-not-allowed")
+        done = s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
+        self.assertEqual(done["detail"]["steps"]["reboot"]["by"], "ec2")
+        self.assertLeasesFree()
+
+    def test_ladder_a_trigger_excluding_a_rung_never_runs_it(self):
+        """A system status check's ladder is stop-start alone (SystemStatusLadder): on an
+        instance whose heald would restart units and reboot, and whose unit stays failed, the
+        run neither restarts nor reboots; it stops and starts, and then calls a person."""
+        s = self.stack
+        a = self.unit_instance("stop-start-only", "none", "ping, run-checks, prepare-stop, restart-units, reboot")
+        (run,) = self.run_of(lambda: s.alarm(a, "system"))
+        states = s.states_entered(run)
+        for rung in ("HasUnits", "RestartUnits", "RebootCommand", "Reboot"):
+            self.assertNotIn(rung, states)
+        self.assertIn("Stop", states)
+        def actions() -> set[str]:
+            s.heald_events.poll(wait=0)
+            return {e["detail"]["action"] for e in s.heald_events.matching("Command Received", a.id)}
+        self.wait_until(lambda: {"prepare-stop", "run-checks"} <= actions(), 30, "heald's Command Received events")
+        self.assertEqual(actions(), {"prepare-stop", "run-checks"})
+        failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
+        self.assertEqual(failed["detail"]["ladder"], ["stop-start"])
 
 
 class ConcurrencyTest(FleetCase):
@@ -355,6 +491,12 @@ class LimitsTest(FleetCase):
                         f"the lifecycle counted the {n} instances of {name}")
         return insts
 
+    def paused_events(self, group: str) -> list[dict]:
+        """The group's Fleet Remediation Paused events so far (other tests pause their own groups)."""
+        self.stack.coordinator_events.poll(wait=0)
+        return [e for e in self.stack.coordinator_events.matching("Fleet Remediation Paused")
+                if e["detail"]["group"] == group]
+
     def test_max_unhealthy_binds_before_max_concurrent(self):
         """Two of a group of 4 alarm at once: 25% of 4 is one instance, so although
         MaxConcurrent = 2 the second waits; EC2 never shows both away; both healed, every
@@ -369,7 +511,7 @@ class LimitsTest(FleetCase):
         self.assertGreaterEqual(len(waited), 1, "the second took a slot, found the group at MaxUnhealthy, gave it back")
         self.assertLeasesFree()
         self.assertEqual(s.group_record("quarter")["held_x100"], 0)
-        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Paused"), [])
+        self.assertEqual(self.paused_events("quarter"), [])
 
     def test_storm_pauses_the_group_once_and_resume_heals_one_at_a_time(self):
         """Four of a group of 5 ask at once (80% > 60%): one Fleet Remediation Paused, one
@@ -384,12 +526,11 @@ class LimitsTest(FleetCase):
             for inst in asking:
                 s.alarm(inst, "system")
             runs = s.wait_new_executions("Coordinator", known, n=4)
-            paused = s.coordinator_events.wait("Fleet Remediation Paused", timeout=30)
+            self.wait_until(lambda: self.paused_events("storm"), 30, "Fleet Remediation Paused of group storm")
             time.sleep(4)  # a few polls of the paused gate
             self.assertEqual([x for x in ec2.samples if set(x.values()) != {"running"}], [], "nothing stopped")
-        self.assertEqual(paused["detail"]["group"], "storm")
+        (paused,) = self.paused_events("storm")
         self.assertEqual(paused["detail"]["storm_threshold_percent"], 60)
-        self.assertEqual(len(s.coordinator_events.matching("Fleet Remediation Paused")), 1)
         pages = [m for m in s.alert_messages() if "paused" in m]
         self.assertEqual(len(pages), 1, "one page")
         self.assertIn("group storm", pages[0])
@@ -411,6 +552,85 @@ class LimitsTest(FleetCase):
         self.assertLeasesFree()
         self.assertEqual([m for m in s.alert_messages() if "storm" in m], [], "no page but the one")
 
+    def test_a_storm_spread_over_longer_than_poll_seconds_still_trips_the_breaker(self):
+        """One instance of a group of 5 asks; the group's other requests arrive as a stream,
+        0.3 s apart, for longer than PollSeconds (1 s), until a real alarm's request takes the
+        count over 60%: the first run waits until the group's requests have been quiet
+        for PollSeconds, so it finds the group paused and nothing stops (a run that waited one
+        PollSeconds after its own request would act before the breaker tripped). The stream's
+        other requests are written to the group's record as the coordinator's Ask writes them
+        (moto's interpreter runs alarms' executions in bursts, so real alarms could not be
+        spaced); the runs are then stopped and reaped."""
+        s = self.stack
+        insts = self.group("stream", 5)
+        first, last = insts[0], insts[1]
+        s.alert_messages()
+        table, key = s.resources["LeaseTable"], {"pk": {"S": "fleet#stream"}}
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(*insts) as ec2:
+            s.alarm(first, "system")
+            (run,) = s.wait_new_executions("Coordinator", known)
+            self.wait_until(lambda: run in (s.group_record("stream").get("askers") or []), 30, "the first request counted")
+            stream_started = time.monotonic()
+
+            def another_request(i: int) -> None:
+                s.ddb.update_item(TableName=table, Key=key,
+                                  UpdateExpression="ADD asked_x100 :hundred SET last_asked_at = :now, last_asker = :id",
+                                  ExpressionAttributeValues={":hundred": {"N": "100"}, ":id": {"S": f"stream-{i}"},
+                                                             ":now": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+                time.sleep(0.3)
+            another_request(1)
+            another_request(2)  # the group's limit: three requests
+            s.alarm(last, "system")  # the fourth trips the breaker; the stream goes on until it does
+            for i in range(3, 100):
+                if s.group_record("stream").get("paused") or time.monotonic() - stream_started > 30:
+                    break
+                another_request(i)
+            stream_s = time.monotonic() - stream_started
+            self.wait_until(lambda: self.paused_events("stream"), 30, "Fleet Remediation Paused of group stream")
+            runs = [run] + s.wait_new_executions("Coordinator", known | {run})
+            time.sleep(3)  # a few polls of the paused gate
+        self.assertGreater(stream_s, 1.0, "the stream lasted longer than PollSeconds")
+        self.assertEqual([x for x in ec2.samples if set(x.values()) != {"running"}], [], "nothing stopped")
+        self.assertEqual(len(self.paused_events("stream")), 1)
+        self.assertEqual(len([m for m in s.alert_messages() if "group stream" in m]), 1, "one page")
+        self.assertIn("StillAsking", s.states_entered(run), "the first run waited for the stream to end")
+        self.assertEqual(s.group_record("stream")["paused"], True)
+
+        known = {e["executionArn"] for e in s.executions("Reaper")}
+        for r in runs:
+            s.sfn.stop_execution(executionArn=r, error="Operator", cause="storm test over")
+            s.execution_ended(r)
+        for reaper in s.wait_new_executions("Reaper", known, n=len(runs)):
+            self.assertEqual(s.wait_done(reaper)["status"], "SUCCEEDED", s.states_entered(reaper))
+        self.assertLeasesFree()
+
+    def test_the_pause_switch_holds_automatic_runs_and_an_operator_still_acts(self):
+        """With the pause switch on (item "switch" of the lease table, paused = true), an alarm's
+        run waits at its group's gate and stops nothing while an operator's run of the same group
+        acts; switched off, the alarm's run heals."""
+        s = self.stack
+        a, b = self.group("switch", 4)[:2]
+        table, switch = s.resources["LeaseTable"], {"pk": {"S": "switch"}}
+        s.ddb.put_item(TableName=table, Item={**switch, "paused": {"BOOL": True}})
+        self.addCleanup(s.ddb.delete_item, TableName=table, Key=switch)
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            s.alarm(a, "system")
+            (run,) = s.wait_new_executions("Coordinator", known)
+            self.wait_until(lambda: "BlockedBySwitch" in s.states_entered(run), 30, "the alarm's run held by the switch")
+            (operator,) = self.run_of(lambda: s.start_operator(
+                {"instance_id": b.id, "action": "stop-start", "reason": "by hand, switch on"}, "switch-by-hand"))
+            self.assertEqual(s.sfn.describe_execution(executionArn=operator)["status"], "SUCCEEDED",
+                             s.states_entered(operator))
+            self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "RUNNING")
+        self.assertEqual(ec2.states(a.id), {"running"}, "nothing stopped while the switch was on")
+        s.ddb.delete_item(TableName=table, Key=switch)
+        d = s.wait_done(run, timeout=120)
+        self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
+        self.assertIn("Verified", s.states_entered(run))
+        self.assertEqual([m for m in s.alert_messages() if a.id in m], [], "no page")
+        self.assertLeasesFree()
 
     def test_flap_guard_quarantines_after_the_daily_runs_and_pages_once(self):
         """An instance alarms again after each fix: its 2 runs of the day act, the third
@@ -710,6 +930,27 @@ class StaticTest(unittest.TestCase):
         for name, res in self.template["Resources"].items():
             if res["Type"] == "AWS::StepFunctions::StateMachine":
                 walk(res["Properties"]["Definition"], name)
+
+    def test_every_sdk_task_retries_its_services_throttling(self):
+        """EC2's RequestLimitExceeded, SQS's, CloudWatch's and Step Functions' throttling: every
+        SDK task of those services retries it (with full jitter), so a burst of runs is slowed,
+        not failed."""
+        throttled = {"ec2": "Ec2.RequestLimitExceededException", "sqs": "Sqs.ThrottlingException",
+                     "cloudwatch": "CloudWatch.ThrottlingException", "sfn": "Sfn.ThrottlingException"}
+
+        def walk(states, where):
+            for name, st in states.items():
+                service = st.get("Resource", "").partition("aws-sdk:")[2].split(":")[0]
+                if st.get("Type") == "Task" and service in throttled:
+                    retried = [e for r in st.get("Retry", []) for e in r["ErrorEquals"]]
+                    self.assertIn(throttled[service], retried, f"{where}.{name}")
+                    self.assertTrue(all(r.get("JitterStrategy") == "FULL" for r in st["Retry"]), f"{where}.{name}")
+                if "ItemProcessor" in st:
+                    walk(st["ItemProcessor"]["States"], f"{where}.{name}")
+
+        for name, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::StepFunctions::StateMachine":
+                walk(res["Properties"]["Definition"]["States"], name)
 
     def test_coordinator_releases_its_leases_on_every_path(self):
         """Every task between taking the group's slot and the release catches every error

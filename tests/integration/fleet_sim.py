@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""fleet_sim.py: the fleet stack at fleet scale (`make fleet-sim`: 50 instances; `make check`:
+--instances 10). One moto, N moto EC2 instances in one group, N real heald daemons (each its
+own IMDS identity and state directory; 20 s long polls, the default 300 s heartbeat, one
+check a minute: the machine has 2 cores), the fleet stack deployed with MaxConcurrent 2,
+MaxUnhealthy 20% and StormThreshold 50%. Scenarios, one PASS/FAIL line each with its figures:
+
+1. a fifth of the group fails at once (system status alarms): all healed and verified, never
+   more than MaxConcurrent stopped at once (moto's EC2 states sampled every 0.1 s), no slot
+   left held, the time in rounds of one run;
+2. three fifths ask at once: the breaker trips, one Fleet Remediation Paused, one page,
+   nothing stopped while paused; an operator resumes: all healed, at most MaxConcurrent away.
+
+The fleet at rest is measured first (--idle seconds). Then the AWS requests the run made per service and caller, and the figures README's "At
+fleet scale" scales to 10,000 instances. Ends with "N passed, N failed".
+Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS]
+"""
+import argparse
+import concurrent.futures
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.append(os.path.join(os.path.dirname(HERE), "lib"))
+
+import fleetbed  # noqa: E402
+import harness  # noqa: E402
+
+GROUP = "sim"
+MAX_CONCURRENT = 2
+# PollSeconds 5: a run acts only once its group's requests have been quiet for PollSeconds
+# (thirty alarms reach thirty runs' count over tens of seconds on 2 cores, and each new one
+# keeps every run waiting); each waiting run also polls its gate once per PollSeconds.
+STACK_PARAMETERS = {"MaxConcurrent": str(MAX_CONCURRENT), "MaxUnhealthy": "20%", "StormThreshold": "50",
+                    "PollSeconds": "5", "MaxPolls": "180", "PrepareStopSeconds": "30",
+                    "RunChecksSeconds": "60", "MaxRunsPerInstancePerDay": "3"}
+HEALD_SETTINGS = {"wait_time": "20s", "heartbeat_interval": "300s", "log_level": "info",
+                  "check marker__interval": "60s"}
+AWAY = {"stopping", "stopped", "pending"}
+MONTH_S = 30 * 86400
+
+
+def aws_requests(bed: harness.Bed) -> dict[tuple[str, str], int]:
+    """What moto answered so far, per (service, caller): see moto_aws._count_requests."""
+    with urllib.request.urlopen(bed.moto.endpoint + "/heald-tb/requests", timeout=10) as r:
+        return {(service, caller): n for service, caller, n in json.load(r)}
+
+
+class Sim:
+    def __init__(self, n: int):
+        self.bed = harness.bed()
+        self.n = n
+        self.passed = 0
+        self.failed = 0
+        self.run_stats: list[dict] = []  # per finished remediation: transitions, DynamoDB writes
+
+    def result(self, ok: bool, name: str, figures: str) -> None:
+        print(f"{'PASS' if ok else 'FAIL'} {name}: {figures}", flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+    def deploy(self) -> None:
+        t0 = time.monotonic()
+        self.stack = fleetbed.Stack(self.bed, "heald-fleet-sim", FleetTagValue="sim", **STACK_PARAMETERS).deploy()
+        # One at a time: moto's EC2 is not safe for concurrent RunInstances (a dict changed while
+        # another request iterated it).
+        self.insts = [self.stack.instance(f"sim-{i:02}", group=GROUP, **HEALD_SETTINGS) for i in range(self.n)]
+        harness.wait_until(lambda: len(self.stack.group_record(GROUP).get("members", [])) == self.n, 60,
+                           f"the lifecycle counted the {self.n} instances")
+        self.healds_since = time.monotonic()
+        self.requests_before = aws_requests(self.bed)
+        print(f"# {self.n} instances and their healds up, stack deployed: {time.monotonic() - t0:.0f} s",
+              flush=True)
+
+    def idle(self, seconds: float) -> None:
+        """The fleet at rest: each heald's requests per second, per service (its long polls,
+        heartbeats and credential refreshes), the figures README's "At fleet scale" scales."""
+        before = aws_requests(self.bed)
+        time.sleep(seconds)
+        after = aws_requests(self.bed)
+        rates = {service: (n - before.get((service, caller), 0)) / self.n / seconds
+                 for (service, caller), n in after.items() if caller == "instances"}
+        print(f"# at rest ({seconds:.0f} s): per instance and month "
+              + ", ".join(f"{service} {rate * MONTH_S:,.0f}" for service, rate in sorted(rates.items()) if rate),
+              flush=True)
+
+    def remediate(self, insts: list[fleetbed.Instance], while_asking=None) -> tuple[list[str], fleetbed.StateSampler]:
+        """Their system status alarms at once; while_asking(runs) runs before the runs are
+        awaited. Returns the runs once ended, and the EC2 states sampled meanwhile."""
+        s = self.stack
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(*self.insts) as ec2:
+            # At once, as CloudWatch would send them (8 threads: moto is not made for many more).
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda inst: s.alarm(inst, "system"), insts))
+            runs = s.wait_new_executions("Coordinator", known, n=len(insts), timeout=120)
+            if while_asking is not None:
+                while_asking(runs)
+            for run in runs:
+                s.wait_done(run, timeout=900)
+        for run in runs:
+            self.run_stats.append(self.history_figures(run))
+        return runs, ec2
+
+    def history_figures(self, run: str) -> dict:
+        """State transitions (Step Functions bills each state entered) and DynamoDB writes."""
+        events, token = [], None
+        while True:
+            page = self.stack.sfn.get_execution_history(executionArn=run, maxResults=1000,
+                                                        **({"nextToken": token} if token else {}))
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                break
+        writes = sum(1 for e in events if "taskScheduledEventDetails" in e and any(
+            op in e["taskScheduledEventDetails"]["resource"] for op in ("putItem", "updateItem", "deleteItem")))
+        return {"transitions": sum(1 for e in events if "stateEnteredEventDetails" in e), "ddb_writes": writes}
+
+    def outcome(self, runs: list[str]) -> tuple[int, int]:
+        """(succeeded and verified, leases still held); how each other run ended is printed."""
+        s = self.stack
+        ok = 0
+        for run in runs:
+            status, states = s.sfn.describe_execution(executionArn=run)["status"], s.states_entered(run)
+            if status == "SUCCEEDED" and "Verified" in states:
+                ok += 1
+            else:
+                print(f"# not healed: {run.rsplit(':', 1)[-1]} {status}, last states {states[-4:]}", flush=True)
+        held = sum(1 for holders in s.lease_holders().values() if holders)
+        return ok, held
+
+    def scenario_failures(self) -> None:
+        s = self.stack
+        failing = self.insts[:self.n // 5]
+        s.alert_messages()
+        t0 = time.monotonic()
+        runs, ec2 = self.remediate(failing)
+        took = time.monotonic() - t0
+        healed, held = self.outcome(runs)
+        most_away = max(sum(st in AWAY for st in x.values()) for x in ec2.samples)
+        away_s = [sum(x[i.id] in AWAY for x in ec2.samples) * ec2.interval_s for i in failing]
+        rounds = math.ceil(len(failing) / MAX_CONCURRENT)
+        pages = s.alert_messages()
+        ok = healed == len(failing) and most_away <= MAX_CONCURRENT and held == 0 and not pages
+        self.result(ok, f"scenario 1 ({len(failing)} of {self.n} fail at once, MaxConcurrent {MAX_CONCURRENT}, "
+                    "MaxUnhealthy 20%)",
+                    f"{healed}/{len(failing)} healed and verified, at most {most_away} stopped at once "
+                    f"({len(ec2.samples)} samples), {held} slots held after, {len(pages)} pages; {took:.0f} s "
+                    f"for {rounds} rounds of {MAX_CONCURRENT}: {took / rounds:.0f} s a round, of which an "
+                    f"instance is away {sum(away_s) / len(away_s):.0f} s")
+
+    def scenario_storm(self) -> None:
+        s = self.stack
+        asking = self.insts[self.n // 5:self.n // 5 + 3 * self.n // 5]
+        s.alert_messages()
+        seen = {}
+
+        def while_paused(runs: list[str]) -> None:
+            with s.sample_states(*self.insts) as paused_ec2:
+                s.coordinator_events.wait("Fleet Remediation Paused", timeout=60)
+                time.sleep(6)  # three polls of the paused gate
+            seen["stopped_while_paused"] = sum(1 for x in paused_ec2.samples if set(x.values()) != {"running"})
+            seen["paused_events"] = len(s.coordinator_events.matching("Fleet Remediation Paused"))
+            seen["pages"] = len([m for m in s.alert_messages() if "paused" in m])
+            seen["running"] = sum(1 for r in runs if s.sfn.describe_execution(executionArn=r)["status"] == "RUNNING")
+            seen["resumed_at"] = time.monotonic()
+            # The operator resumes the group (README: Blast-radius limits and the storm breaker).
+            s.ddb.update_item(TableName=s.resources["LeaseTable"], Key={"pk": {"S": f"fleet#{GROUP}"}},
+                              UpdateExpression="SET paused = :f, asked_x100 = :z REMOVE askers",
+                              ExpressionAttributeValues={":f": {"BOOL": False}, ":z": {"N": "0"}})
+
+        runs, ec2 = self.remediate(asking, while_paused)
+        took = time.monotonic() - seen["resumed_at"]
+        healed, held = self.outcome(runs)
+        most_away = max(sum(st in AWAY for st in x.values()) for x in ec2.samples)
+        ok = (seen["paused_events"] == 1 and seen["pages"] == 1 and seen["stopped_while_paused"] == 0
+              and seen["running"] == len(asking) and healed == len(asking) and held == 0
+              and most_away <= MAX_CONCURRENT)
+        self.result(ok, f"scenario 2 ({len(asking)} of {self.n} ask at once, StormThreshold 50%)",
+                    f"{seen['paused_events']} Fleet Remediation Paused, {seen['pages']} page, "
+                    f"{seen['stopped_while_paused']} samples with an instance away while paused, "
+                    f"{seen['running']} runs waiting; resumed: {healed}/{len(asking)} healed and verified "
+                    f"in {took:.0f} s, at most {most_away} away at once, {held} slots held after")
+
+    def report_requests(self) -> None:
+        """The AWS requests of the scenarios per service and caller, and their rates."""
+        elapsed = time.monotonic() - self.healds_since
+        now = aws_requests(self.bed)
+        per_service: dict[str, dict[str, int]] = {}
+        for (service, caller), n in now.items():
+            made = n - self.requests_before.get((service, caller), 0)
+            if made:
+                per_service.setdefault(service, {})[caller] = made
+        print(f"# AWS requests of the scenarios ({elapsed:.0f} s, {self.n} healds), per service (callers):")
+        for service, callers in sorted(per_service.items(), key=lambda kv: -sum(kv[1].values())):
+            detail = ", ".join(f"{caller} {n}" for caller, n in sorted(callers.items()))
+            print(f"#   {service:16} {sum(callers.values()):6}  ({detail})")
+        sqs_per_instance_s = per_service.get("sqs", {}).get("instances", 0) / self.n / elapsed
+        def spread(key: str) -> str:
+            values = sorted(r[key] for r in self.run_stats) or [0]
+            return f"{values[0]} / {sum(values) / len(values):.0f} / {values[-1]}"
+        print(f"# per instance: {sqs_per_instance_s * 3600:.0f} SQS requests an hour "
+              f"(~{sqs_per_instance_s * MONTH_S:,.0f} a month; the healds also received and deleted the "
+              f"commands); per remediation ({len(self.run_stats)} runs, least / mean / most: the runs that "
+              f"waited for a slot or a pause polled): {spread('transitions')} state transitions, "
+              f"{spread('ddb_writes')} DynamoDB writes", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="the fleet stack with N real healds")
+    ap.add_argument("--instances", type=int, default=50)
+    # 310 s: each heald's first heartbeat (300 s after its start) falls in the window.
+    ap.add_argument("--idle", type=float, default=310, help="seconds of the fleet at rest, measured")
+    args = ap.parse_args()
+    sim = Sim(args.instances)
+    print(f"# run dir {sim.bed.run_dir}", flush=True)
+    try:
+        sim.deploy()
+        if args.idle:
+            sim.idle(args.idle)
+        for scenario in (sim.scenario_failures, sim.scenario_storm):
+            try:
+                scenario()
+            except Exception as e:  # noqa: BLE001 - one scenario's failure is its FAIL line
+                sim.result(False, scenario.__name__, f"{type(e).__name__}: {e}")
+        sim.report_requests()
+    finally:
+        if hasattr(sim, "stack"):
+            sim.stack.close()
+        sim.bed.stop()
+    print(f"{sim.passed} passed, {sim.failed} failed", flush=True)
+    if not sim.failed and os.environ.get("HEALD_IT_KEEP") != "1":
+        shutil.rmtree(sim.bed.run_dir, ignore_errors=True)
+    return 1 if sim.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
