@@ -123,9 +123,15 @@ class DeliveryTest(CommandCase):
         line = agent.wait_for_event_log("sqs-error")
         self.assertRegex(line, r"QueueDoesNotExist|NonExistentQueue")
         self.assertIn("heald-" + self.bed.imds.instance_id, line)
-        time.sleep(8)
-        calls = self.proxy_calls("ReceiveMessage")
-        self.assertLessEqual(len(calls), 6, f"backoff, no busy loop: {len(calls)} polls in ~8 s")
+        # The window is the 8 s after the first poll, measured (waiting 8 s after the log line
+        # made it 10 s and more on a busy machine). Retries wait a full-jitter backoff, a random
+        # delay up to 1, 2, 4, 8... s: about 5 polls in 8 s, and 8 would take six delays summing
+        # to less than 8 s (a chance of 1 in 8000; 7 or more, 1 in 200, and a bound of 6 failed
+        # a run under load). A constant 1 s retry makes 9, a busy loop hundreds.
+        first = self.proxy_calls("ReceiveMessage")[0]["time"]
+        time.sleep(max(0.0, first + 8 - time.time()))
+        calls = [r for r in self.proxy_calls("ReceiveMessage") if r["time"] < first + 8]
+        self.assertLessEqual(len(calls), 7, f"backoff, no busy loop: {len(calls)} polls in 8 s")
         warnings = agent.log_lines(r"^\S+ heald\[warning\]: .*\(event=sqs-error\)$")
         self.assertEqual(len(warnings), 1, "one warning per kind of failure, not per attempt")
         self.assertEqual(agent.log_lines(r"AccessDenied"), [], "the policy allows the queue's ARN")
