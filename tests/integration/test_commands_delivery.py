@@ -138,7 +138,8 @@ class DeliveryTest(CommandCase):
         # The fleet creates the queue: heald picks it up (after its current backoff).
         self.queue = self.bed.fleet.command_queue()
         self.queue.send(awsbed.new_command("ping"))
-        self.one(agent, "Command Succeeded", timeout=40)
+        # The backoff's delay then is random up to 32 or 64 s: 40 s ran out about 1 run in 400.
+        self.one(agent, "Command Succeeded", timeout=90)
         agent.wait_for_log(r"Receiving commands from .* again")
         self.assertEqual(agent.stop(), 0)
 
