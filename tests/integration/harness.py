@@ -9,6 +9,11 @@
 HEALD_BIN overrides the binary (default build/heald). Every wait is bounded and fails the test with what it saw. Each agent gets its own state
 dir, event source and tap queue, so tests do not see each other's events. Set
 HEALD_VALGRIND=1 to run every heald under valgrind (memcheck).
+
+The default timeouts are generous on purpose: a wait returns as soon as its condition holds, so
+a long timeout costs nothing when the machine is fast, and CI runs on 2 busy cores where a heald
+start or a moto round trip can take seconds. A test that must bound how long something takes
+asserts that bound itself, with its margin explained.
 """
 import atexit
 import datetime as dt
@@ -261,7 +266,7 @@ class Agent:
         return cmd
 
     def start(self, extra_env: dict | None = None, wait_started: bool = True,
-              timeout: float = 20) -> "Agent":
+              timeout: float = 30) -> "Agent":
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.runs += 1
         name = f"heald-{self.name}-{self.runs}"
@@ -337,7 +342,7 @@ class Agent:
     def event_lines(self, event: str, since: int = 0) -> list[str]:
         return self.log_lines(rf"\(event={re.escape(event)}\)$", since)
 
-    def wait_for_log(self, regex: str, timeout: float = 10, since: int = 0) -> re.Match:
+    def wait_for_log(self, regex: str, timeout: float = 30, since: int = 0) -> re.Match:
         r = re.compile(regex, re.M)
         deadline = time.monotonic() + timeout
         while True:
@@ -355,7 +360,7 @@ class Agent:
                                    f"{self.log_tail()}")
             time.sleep(0.05)
 
-    def wait_for_event_log(self, event: str, timeout: float = 10, since: int = 0) -> str:
+    def wait_for_event_log(self, event: str, timeout: float = 30, since: int = 0) -> str:
         m = self.wait_for_log(rf"^\S+ heald\[\w+\]: .*\(event={re.escape(event)}\)$", timeout, since)
         return m.group(0)
 
@@ -379,7 +384,7 @@ class Agent:
             raise HarnessError(f"{where}: detail does not match schema "
                                f"{slug(env['detail-type'])}.json: {e.message}") from e
 
-    def events(self, n: int, timeout: float = 15, detail_type: str | None = None) -> list[dict]:
+    def events(self, n: int, timeout: float = 30, detail_type: str | None = None) -> list[dict]:
         """The next n events of detail_type (any if None) from the tap, each validated.
         Other events read meanwhile are kept for later calls."""
         got, keep, deadline = [], [], time.monotonic() + timeout
@@ -414,6 +419,22 @@ class Agent:
             self.validate(e)
         return out
 
+    def heartbeat_seq(self) -> int | None:
+        """The seq of the last heartbeat heald recorded (state_dir/heartbeat.seq, made durable
+        before the heartbeat itself is recorded), or None before the first one."""
+        try:
+            with open(os.path.join(self.state_dir, "heartbeat.seq")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def wait_heartbeats_recorded(self, n: int, timeout: float = 30) -> int:
+        """Wait until heald has recorded at least n heartbeats (a backlog of a known size,
+        however slowly its timer fires on a busy machine); returns the last seq."""
+        return wait_until(lambda: (self.heartbeat_seq() or 0) >= n, timeout,
+                          f"heald to record {n} heartbeats (heartbeat.seq {self.heartbeat_seq()})",
+                          error=HarnessError)
+
     def outbox_files(self) -> list[str]:
         root = os.path.join(self.state_dir, "outbox")
         out = []
@@ -442,3 +463,25 @@ class BedTestCase(unittest.TestCase):
 
     def wait_until(self, predicate, timeout: float, what: str, interval: float = 0.1):
         return wait_until(predicate, timeout, what, interval, self.failureException)
+
+    def heartbeats_through(self, agent: Agent, last: int, first: int = 1, timeout: float = 60) -> list[dict]:
+        """Read the tap until every heartbeat seq from first to last has arrived; returns every
+        event read (all kinds, validated). Waiting for the backlog itself before a stop (not a
+        fixed sleep) leaves the stop's 2 s deadline only the newest events to send, so the
+        contiguity a test then asserts does not depend on how fast the machine is. Fails
+        naming the seqs still missing."""
+        got, agent.unclaimed = agent.unclaimed, []
+        for e in got:
+            agent.validate(e)
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = sorted(set(range(first, last + 1)) - set(self.seqs(got)))
+            if not missing:
+                return got
+            if time.monotonic() > deadline:
+                agent.unclaimed = got
+                self.fail(f"heartbeats {missing[:20]} (of {first}..{last}) did not arrive within "
+                          f"{timeout}s; heald log tail:\n{agent.log_tail()}")
+            for e in agent.tap.receive(10, wait=1):
+                agent.validate(e)
+                got.append(e)

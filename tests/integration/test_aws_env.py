@@ -79,7 +79,7 @@ class AwsEnvironmentTest(BedTestCase):
     def assert_delivered(self, agent, env: dict, n: int) -> None:
         cp = agent.send_event("Integration Test", {"n": n}, extra_env=env)
         self.assertEqual(cp.returncode, 0, cp.stderr)
-        agent.events(1, timeout=15, detail_type="Integration Test")
+        agent.events(1, detail_type="Integration Test")
 
     def signing_region(self, env: dict, file_region: str | None = None) -> str:
         """The region of the first PutEvents heald signs with env (through a recording proxy)."""

@@ -33,20 +33,27 @@ class CommandCase(BedTestCase):
 
     def start_polling(self, agent):
         agent.start()
-        agent.wait_for_log(r"Receiving commands from ", timeout=10)
+        agent.wait_for_log(r"Receiving commands from ")
         return agent
+
+    def wait_polls_answered(self) -> None:
+        """Wait until every ReceiveMessage that reached the bed has had SQS's answer (the
+        proxy records the status once moto answered): a long poll still waiting in SQS would
+        take a message sent meanwhile for a dead or cancelled request, and hide it."""
+        self.wait_until(lambda: all(r["status"] is not None for r in self.proxy_calls("ReceiveMessage")),
+                        30, "heald's last poll to be answered by SQS")
 
     def stop(self, agent) -> int:
         """Stop heald and let its last long poll (still waiting in SQS) run out: a message
         sent meanwhile would go to that dead request and stay invisible."""
         rc = agent.stop()
-        time.sleep(2.5)
+        self.wait_polls_answered()
         return rc
 
-    def one(self, agent, detail_type: str, timeout: float = 15) -> dict:
+    def one(self, agent, detail_type: str, timeout: float = 30) -> dict:
         return agent.events(1, timeout=timeout, detail_type=detail_type)[0]["detail"]
 
-    def assertQueueEmpty(self, timeout: float = 10):  # noqa: N802 - unittest style
+    def assertQueueEmpty(self, timeout: float = 30):  # noqa: N802 - unittest style
         """No message visible or in flight: every message was deleted."""
         depths = []
         try:
@@ -71,7 +78,7 @@ class CommandTest(CommandCase):
         self.assertNotEqual(endpoint, self.bed.proxy.endpoint)
         agent = self.command_agent(sqs_endpoint=endpoint)
         agent.start()
-        agent.wait_for_log(r"Receiving commands from \S+ through " + re.escape(endpoint) + "$", timeout=10)
+        agent.wait_for_log(r"Receiving commands from \S+ through " + re.escape(endpoint) + "$")
         self.stop(agent)
 
     def test_ping_round_trip(self):
@@ -157,7 +164,7 @@ class CommandTest(CommandCase):
         ids = {}
         for reason, body in bodies.items():
             ids[self.queue.send(body)] = reason
-        got = agent.events(len(bodies), timeout=20, detail_type="Command Rejected")
+        got = agent.events(len(bodies), detail_type="Command Rejected")
         seen = {e["detail"]["message_id"]: e["detail"] for e in got}
         self.assertEqual({m: d["reason"] for m, d in seen.items()}, ids)
         for message_id, d in seen.items():

@@ -40,7 +40,7 @@ class LargeMessageTest(CommandCase):
         # message of 600 KiB is 3.6 MiB, more than heald reads for max_messages = 1.
         self.queue.send("\x01" * (600 * KIB))
         agent = self.start_polling(self.command_agent(max_messages="1", visibility_timeout="2s"))
-        line = agent.wait_for_event_log("sqs-error", timeout=15)
+        line = agent.wait_for_event_log("sqs-error")
         self.assertRegex(line, r"the answer is longer than the \d+ bytes heald reads")
         self.assertNotIn("not a JSON object", line, "a cut answer is not parsed")
         # Unreadable, it is never deleted: SQS moves it to the DLQ, and the channel goes on.

@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import time
 
 from harness import BedTestCase
 
@@ -13,22 +12,26 @@ def entry_key(entry: dict) -> tuple:
 
 
 class FaultTest(BedTestCase):
-    def spool_while_down(self, agent, seconds: float):
-        """Start heald with AWS unreachable and let the outbox fill for a while."""
+    def spool_while_down(self, agent, heartbeats: int) -> int:
+        """Start heald with AWS unreachable and let the outbox fill with at least `heartbeats`
+        heartbeats (counted, not timed: a busy machine fires the timer late); returns the seq
+        recorded so far, every one of which must arrive."""
         self.bed.proxy.down()
         agent.start()
-        agent.wait_for_event_log("publish-retry", timeout=10)
-        time.sleep(seconds)
+        agent.wait_for_event_log("publish-retry")
+        return agent.wait_heartbeats_recorded(heartbeats)
 
     def test_partial_failure_retries_only_failed_entries(self):
         agent = self.bed.agent(self, heartbeat_interval="100ms")
-        self.spool_while_down(agent, 1.5)
+        spooled = self.spool_while_down(agent, 12)
         failures = {1: "ThrottlingException", 3: "InternalFailure"}
         self.bed.proxy.fail_next(1, "partial", entries=failures)
         self.bed.proxy.up()
-        self.wait_until(lambda: self.bed.proxy.pending_faults() == 0, 10, "the partial failure")
+        self.wait_until(lambda: self.bed.proxy.pending_faults() == 0, 30, "the partial failure")
         since = agent.mark()
-        time.sleep(2)
+        # The backlog (retried entries included) arrives before the stop, which then has only
+        # the newest heartbeats to send; heartbeat.seq may be one ahead of the outbox.
+        got = self.heartbeats_through(agent, spooled - 1)
         agent.stop()
 
         reqs = self.bed.proxy.log()
@@ -43,14 +46,14 @@ class FaultTest(BedTestCase):
         self.assertEqual(len(later), len(set(later)), "each retried entry is sent once")
         self.assertEqual(agent.event_lines("dead-letter", since), [], "retryable codes")
 
-        seqs = self.seqs(agent.drain())
+        seqs = self.seqs(got + agent.drain())
         self.assertContiguous(seqs, first=1, msg="after a partial failure")
 
     def test_throttling_then_delivered(self):
         agent = self.bed.agent(self)
         self.bed.proxy.fail_next(3, "throttle")
         agent.start()
-        agent.events(1, timeout=15, detail_type="Agent Started")
+        agent.events(1, detail_type="Agent Started")
         statuses = [(r["status"], r["error"]) for r in self.bed.proxy.log()]
         self.assertEqual(statuses[:4], [(400, "ThrottlingException")] * 3 + [(200, None)])
         self.assertTrue(agent.event_lines("publish-retry"), "throttling is logged as a retry")
@@ -63,7 +66,7 @@ class FaultTest(BedTestCase):
         self.bed.proxy.fail_next(1, "503")
         self.bed.proxy.fail_next(1, "drop")
         agent.start()
-        agent.events(1, timeout=15, detail_type="Agent Started")
+        agent.events(1, detail_type="Agent Started")
         self.assertEqual([r["fault"] for r in self.bed.proxy.log()][:4],
                          ["500", "503", "drop", None])
         agent.stop()
@@ -71,55 +74,46 @@ class FaultTest(BedTestCase):
     def test_aws_down_then_up_nothing_lost(self):
         agent = self.bed.agent(self, heartbeat_interval="200ms")
         agent.start()
-        agent.events(2, timeout=10, detail_type="Agent Heartbeat")
+        delivered = agent.events(2, detail_type="Agent Heartbeat")
         self.bed.proxy.down()
-        agent.wait_for_event_log("publish-retry", timeout=10)
-        time.sleep(2)  # about 10 heartbeats queue up
+        agent.wait_for_event_log("publish-retry")
+        spooled = agent.wait_heartbeats_recorded(agent.heartbeat_seq() + 10)  # 10 queue up
         self.bed.proxy.up()
-        time.sleep(3)
+        agent.unclaimed = delivered + agent.unclaimed  # which 2 came first is the tap's choice
+        got = self.heartbeats_through(agent, max(15, spooled - 1))
         self.assertEqual(agent.stop(), 0)
-        seqs = self.seqs(agent.drain(wait=2))
-        self.assertContiguous(seqs, first=3, msg="after AWS came back")
+        seqs = self.seqs(got + agent.drain(wait=2))
+        self.assertContiguous(seqs, first=1, msg="before AWS went away and after it came back")
         self.assertGreaterEqual(max(seqs), 15)
         dups = len(seqs) - len(set(seqs))
         self.assertLessEqual(dups, 3, f"{dups} duplicates: at-least-once, but not a storm")
 
     def test_kill9_during_burst_every_seq_arrives(self):
         agent = self.bed.agent(self, heartbeat_interval="100ms")
-        self.spool_while_down(agent, 2)
+        self.spool_while_down(agent, 12)
         agent.kill9()
-        last = self.last_recorded_seq(agent)
+        last = agent.heartbeat_seq()
         self.bed.proxy.up()
         agent.configure(heartbeat_interval="0")
         agent.start()
-        agent.wait_for_log(r"\(event=published\)", timeout=15)
-        time.sleep(2)
+        agent.wait_for_log(r"\(event=published\)")
+        # heartbeat.seq is made durable before its heartbeat is recorded (so that no number is
+        # ever used twice): a kill between the two leaves it one ahead of the last one sent.
+        got = self.heartbeats_through(agent, last - 1)
         self.assertEqual(agent.stop(), 0)
-        seqs = self.seqs(agent.drain(wait=2))
+        seqs = self.seqs(got + agent.drain(wait=2))
         self.assertGreaterEqual(max(seqs), 10, "the burst was spooled before the kill")
-        if last is not None:
-            # heartbeat.seq is made durable before its heartbeat is recorded (so that no number is
-            # ever used twice): a kill between the two leaves it one ahead of the last one sent.
-            self.assertIn(max(seqs), (last, last - 1), "heartbeat.seq names the last heartbeat sent")
+        self.assertIn(max(seqs), (last, last - 1), "heartbeat.seq names the last heartbeat sent")
         self.assertContiguous(seqs, first=1, msg="after kill -9 and restart")
-
-    @staticmethod
-    def last_recorded_seq(agent):
-        """The seq heald recorded before it died (state_dir/heartbeat.seq), if it keeps one."""
-        try:
-            with open(os.path.join(agent.state_dir, "heartbeat.seq")) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
 
     def test_malformed_entry_dead_lettered_others_delivered(self):
         agent = self.bed.agent(self, heartbeat_interval="200ms")
-        self.spool_while_down(agent, 1)
+        spooled = self.spool_while_down(agent, 5)
         self.bed.proxy.fail_next(1, "partial", entries={1: "ValidationException"})
         self.bed.proxy.up()
-        line = agent.wait_for_event_log("dead-letter", timeout=10)
+        line = agent.wait_for_event_log("dead-letter")
         self.assertRegex(line, r"ValidationException")
-        time.sleep(1)
+        got = self.heartbeats_through(agent, spooled - 1)
         agent.stop()
         reqs = self.bed.proxy.log()
         partial = next(r for r in reqs if r["fault"] == "partial")
@@ -136,7 +130,7 @@ class FaultTest(BedTestCase):
         self.assertTrue(rejected[1] in text or json.dumps(rejected[1])[1:-1] in text,
                         f"the dead letter keeps the entry's detail: {text[:300]}")
 
-        got = agent.drain()
+        got += agent.drain()
         # moto accepted the whole batch before the proxy rewrote the answer, so the rejected
         # entry is in the tap too; what matters is that every other entry arrived.
         seqs = self.seqs(got)
@@ -157,47 +151,51 @@ class FaultTest(BedTestCase):
         for status in statuses:
             self.bed.proxy.fail_next(1, "html", status=status)
         agent.start()
-        self.wait_until(lambda: self.bed.proxy.pending_faults() == 0, 20, "the HTML answers")
-        time.sleep(1.5)
+        self.wait_until(lambda: self.bed.proxy.pending_faults() == 0, 30, "the HTML answers")
+        got = self.heartbeats_through(agent, (agent.heartbeat_seq() or 1) - 1)
         agent.stop()
         answered = [r["status"] for r in self.bed.proxy.log() if r.get("fault") == "html"]
         self.assertEqual(answered, statuses)
         self.assertEqual(agent.event_lines("dead-letter"), [], "an HTML 4xx is not AWS saying invalid")
         self.assertEqual(self.dead_letters(agent), [])
         self.assertTrue(agent.event_lines("publish-retry"), "retried like an outage")
-        self.assertContiguous(self.seqs(agent.drain(wait=2)), first=1, msg="after the HTML answers")
+        self.assertContiguous(self.seqs(got + agent.drain(wait=2)), first=1, msg="after the HTML answers")
 
     def test_entry_access_denied_waits_not_dead_lettered(self):
         """Per-entry AccessDeniedException is fixable by an operator: slow retry, never a dead letter."""
         agent = self.bed.agent(self, heartbeat_interval="200ms")
-        self.spool_while_down(agent, 1)
+        spooled = self.spool_while_down(agent, 5)
         self.bed.proxy.fail_next(1, "partial", entries={1: "AccessDeniedException"})
         since = agent.mark()
         self.bed.proxy.up()
-        line = agent.wait_for_event_log("aws-refused", timeout=10, since=since)
+        line = agent.wait_for_event_log("aws-refused", since=since)
         self.assertRegex(line, r"AccessDeniedException")
-        time.sleep(4.5)  # auth_retry_interval is 3 s in the bed
-        agent.stop()
-        self.assertEqual(agent.event_lines("dead-letter"), [])
-        self.assertEqual(self.dead_letters(agent), [])
         reqs = self.bed.proxy.log()
         partial = next(r for r in reqs if r["fault"] == "partial")
         refused = entry_key(partial["entry_list"][1])
-        again = [r for r in reqs[reqs.index(partial) + 1:]
-                 if refused in [entry_key(e) for e in r["entry_list"]]]
-        self.assertTrue(again, "the refused entry is sent again")
+
+        def sent_again():
+            reqs = self.bed.proxy.log()
+            return [r for r in reqs[reqs.index(partial) + 1:] if refused in [entry_key(e) for e in r["entry_list"]]]
+        # The refused entry comes back after auth_retry_interval (3 s in the bed): wait for it
+        # and the rest of the backlog rather than for a fixed time.
+        again = self.wait_until(sent_again, 30, "the refused entry to be sent again")
+        got = self.heartbeats_through(agent, spooled - 1)
+        agent.stop()
+        self.assertEqual(agent.event_lines("dead-letter"), [])
+        self.assertEqual(self.dead_letters(agent), [])
         self.assertGreaterEqual(again[0]["time"] - partial["time"], 2.5,
                                 "after auth_retry_interval, not at once")
-        self.assertContiguous(self.seqs(agent.drain(wait=2)), first=1, msg="around the refusal")
+        self.assertContiguous(self.seqs(got + agent.drain(wait=2)), first=1, msg="around the refusal")
 
     def test_clock_skew_corrected(self):
         agent = self.bed.agent(self)
         self.bed.proxy.clock_offset = 3600
         agent.start()
-        line = agent.wait_for_event_log("clock-skew", timeout=10)
+        line = agent.wait_for_event_log("clock-skew")
         # The sign is the point: the server's clock is ahead, so heald signs an hour later.
         self.assertRegex(line, r"signing with an offset of \+3[56]\d\d s from now on", "the log names the offset")
-        agent.events(1, timeout=10, detail_type="Agent Started")
+        agent.events(1, detail_type="Agent Started")
         reqs = self.bed.proxy.log()
         self.assertEqual(reqs[0]["error"], "InvalidSignatureException")
         self.assertEqual(reqs[-1]["status"], 200)

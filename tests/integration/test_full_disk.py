@@ -67,7 +67,7 @@ class FullDiskTest(ChecksTestCase):
         # cannot be deleted to make room), its ack log and the rest of the state behind.
         self.bed.proxy.down()
         agent.start()
-        agent.wait_for_event_log("publish-retry", timeout=10)
+        agent.wait_for_event_log("publish-retry")
         self.assertEqual(agent.stop(), 0)
         self.bed.proxy.up()
 
@@ -75,19 +75,19 @@ class FullDiskTest(ChecksTestCase):
         notify = NotifySocket(os.path.join(agent.dir, "notify.sock"))
         self.addCleanup(notify.close)
         agent.start(extra_env={"NOTIFY_SOCKET": notify.path})
-        line = agent.wait_for_event_log("outbox-in-memory", timeout=5)
+        line = agent.wait_for_event_log("outbox-in-memory")
         self.assertIn("No space left on device", line)
-        agent.events(2, timeout=15, detail_type="Agent Started")  # the first run's and this one's
+        agent.events(2, detail_type="Agent Started")  # the first run's and this one's
         (failed,) = self.check_events(agent, "Check Failed", "state")
         self.assertEqual(failed["detail"]["target"], agent.state_dir)
         self.wait_until(lambda: any("only in memory: No space left on device" in s for s in notify.statuses()),
-                        5, "STATUS= saying events are held in memory")
+                        30, "STATUS= saying events are held in memory")
         self.assertIsNone(agent.proc.poll(), "heald keeps running on a full disk")
 
         # Room again: the next event is written to disk, and the log says so.
         os.unlink(filler)
         self.check_events(agent, "Check Recovered", "state")
-        agent.wait_for_event_log("outbox-on-disk", timeout=10)
+        agent.wait_for_event_log("outbox-on-disk")
         time.sleep(0.5)
         self.assertEqual(agent.stop(), 0)
         self.assertFalse(any("Failed to open the outbox" in ln for ln in agent.log_text().splitlines()))
@@ -102,12 +102,12 @@ class FullDiskTest(ChecksTestCase):
         self.set_check(agent, "beat", type="file_age", path=beat, max_age="2s", action="exec",
                        action_command=fix, verify_timeout="5s", **FAST)
         agent.start()
-        agent.wait_for_event_log("started", timeout=10)
+        agent.wait_for_event_log("started")
         filler = fill(agent.state_dir)
 
         # The beat goes stale, heald acts; the disk refuses the budget.
         self.check_events(agent, "Remediation Started", "beat")
-        agent.wait_for_log("Failed to save the remediation budgets", timeout=10)
+        agent.wait_for_log("Failed to save the remediation budgets")
         os.unlink(filler)
         # Within the retry interval (5 s) the budget reaches the disk without another action.
         policy = os.path.join(agent.state_dir, "policy.json")
@@ -118,8 +118,8 @@ class FullDiskTest(ChecksTestCase):
                     return len(json.load(f)["checks"]["beat"]["actions"])
             except (OSError, ValueError, KeyError):
                 return 0
-        self.wait_until(lambda: actions_on_disk() == 1, 10, "the budget saved once the disk has room")
-        agent.wait_for_log("Saved the remediation budgets", timeout=5)
+        self.wait_until(lambda: actions_on_disk() == 1, 30, "the budget saved once the disk has room")
+        agent.wait_for_log("Saved the remediation budgets")
         self.assertEqual(agent.stop(), 0)
         self.assertEqual(agent.log_text().count("Failed to save the remediation budgets"), 1,
                          "the failure is said once, not at every retry")

@@ -74,7 +74,7 @@ class MetricsTest(ChecksTestCase):
             log.close()
         self.addCleanup(stop)
         url = f"http://127.0.0.1:{port}/metrics"
-        self.wait_until(lambda: self.scrape(url, quiet=True), 10, "the node exporter to answer")
+        self.wait_until(lambda: self.scrape(url, quiet=True), 30, "the node exporter to answer")
         return url
 
     @staticmethod
@@ -113,9 +113,9 @@ class MetricsTest(ChecksTestCase):
                        action_command=fix, verify_timeout="5s", **FAST)
         url = self.node_exporter(textfile_dir)
         agent.start()
-        self.wait_check(agent, "app", 10, "healthy", health="ok")
+        self.wait_check(agent, "app", 30, "healthy", health="ok")
         open(flag, "w").close()
-        self.check_events(agent, "Check Recovered", "app", timeout=20)
+        self.check_events(agent, "Check Recovered", "app")
         self.drain_all(agent)
 
         def settled():
@@ -123,7 +123,7 @@ class MetricsTest(ChecksTestCase):
             return s if s.get('heald_time_to_recovery_seconds_count') == 1 and \
                 s.get('heald_check_healthy{check="app",type="exec"}') == 1 and \
                 s.get('heald_outbox_events') == 0 else None
-        s = self.wait_until(settled, 15, "the metrics after the recovery")
+        s = self.wait_until(settled, 30, "the metrics after the recovery")
         self.assertEqual(os.stat(prom).st_mode & 0o777, 0o644, "the collector's user reads it")
         self.assertEqual(s['heald_check_failures_total{check="app",type="exec"}'], 1)
         for result in ("started", "succeeded"):

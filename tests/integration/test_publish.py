@@ -10,7 +10,7 @@ class PublishTest(BedTestCase):
         agent = self.bed.agent(self)
         cp = agent.send_event("Integration Test", {"n": 1, "note": "hello"})
         self.assertEqual(cp.returncode, 0, f"send-event failed: {cp.stderr}")
-        (ev,) = agent.events(1, timeout=10, detail_type="Integration Test")
+        (ev,) = agent.events(1, detail_type="Integration Test")
         self.assertEqual(ev["detail"], {"n": 1, "note": "hello"})
         reqs = self.bed.proxy.log()
         self.assertEqual([r["status"] for r in reqs], [200], "one PutEvents, accepted")
@@ -28,26 +28,31 @@ class PublishTest(BedTestCase):
     def test_started_heartbeats_stopping_and_seq_across_restart(self):
         agent = self.bed.agent(self, heartbeat_interval="1s")
         agent.start()
-        (started,) = agent.events(1, timeout=10, detail_type="Agent Started")
+        (started,) = agent.events(1, detail_type="Agent Started")
         self.assertIsInstance(started["detail"].get("version"), str)
-        first = self.seqs(agent.events(3, timeout=10, detail_type="Agent Heartbeat"))
-        # Distinct, but not necessarily in order: a PutEvents may start while another is in
-        # flight (EventBridge keeps no order either; seq and time are there to sort by).
+        beats = agent.events(3, detail_type="Agent Heartbeat")
+        # Up to 4 PutEvents are in flight and the tap is an SQS queue: arrival order is not
+        # promised, but a later seq is never an earlier heartbeat.
+        by_seq = sorted(beats, key=lambda e: e["detail"]["seq"])
+        self.assertEqual([e["time"] for e in by_seq], sorted(e["time"] for e in by_seq),
+                         "seq increases with the heartbeat's time")
+        first = self.seqs(beats)
         self.assertEqual(len(set(first)), 3)
         self.assertEqual(agent.stop(), 0)
-        agent.events(1, timeout=10, detail_type="Agent Stopping")
+        agent.events(1, detail_type="Agent Stopping")
+        first += self.seqs(agent.drain())  # every heartbeat of the first run, not only 3 of them
 
         agent.start()
-        agent.events(1, timeout=10, detail_type="Agent Started")
-        second = self.seqs(agent.events(2, timeout=10, detail_type="Agent Heartbeat"))
+        agent.events(1, detail_type="Agent Started")
+        second = self.seqs(agent.events(2, detail_type="Agent Heartbeat"))
         self.assertGreater(min(second), max(first), "seq keeps increasing across a restart")
         self.assertEqual(agent.stop(), 0)
 
     def test_counts_are_grammatical(self):
         agent = self.bed.agent(self)
         agent.start()
-        agent.events(1, timeout=10, detail_type="Agent Started")
-        agent.wait_for_log(r"Published 1 event \(0 to retry\)", timeout=10)
+        agent.events(1, detail_type="Agent Started")
+        agent.wait_for_log(r"Published 1 event \(0 to retry\)")
         self.assertEqual(agent.stop(), 0)
         self.assertNotRegex(agent.log_text(), r"\b1 (event|check|command|record|tail|byte)s\b")
 

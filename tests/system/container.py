@@ -470,7 +470,7 @@ class Container:
         """Poll predicate() until truthy (its value) or fail naming what was awaited."""
         return wait_until(predicate, timeout, what, interval, ContainerError)
 
-    def wait_unit(self, unit: str, state: str, timeout: float = 15) -> None:
+    def wait_unit(self, unit: str, state: str, timeout: float = 30) -> None:
         """Wait for ActiveState of unit to be state (active, failed, inactive...)."""
         seen = []
 
@@ -532,7 +532,7 @@ class Container:
         self.run(["systemctl", "reset-failed", f"{unit}.service"], check=False)
         # A stopped transient unit is unloaded by systemd's garbage collection a moment after
         # `systemctl stop` returns; systemd-run fails ("already loaded") until then.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while (self.show(f"{unit}.service", "LoadState") != "not-found"
                and time.monotonic() < deadline):
             time.sleep(0.05)

@@ -86,9 +86,9 @@ class CommandsTestCase(HealdTestCase):
     def wait_heald_up(self) -> None:
         """After a boot: heald is running again and polls its queue."""
         try:
-            self.c.wait_unit(HEALD_UNIT, "active", timeout=20)
+            self.c.wait_unit(HEALD_UNIT, "active", timeout=30)
             self.c.wait_for(lambda: "Receiving commands from" in self.c.journal(HEALD_UNIT),
-                            10, "heald polling its queue again")
+                            30, "heald polling its queue again")
         except ContainerError as e:
             raise AssertionError(f"{e}\n{self.heald_journal()}") from None
 
@@ -100,7 +100,7 @@ class CommandsTestCase(HealdTestCase):
         return entry
 
     # ---- events and the queue ---------------------------------------------------------
-    def one(self, detail_type: str, timeout: float = 20) -> dict:
+    def one(self, detail_type: str, timeout: float = 30) -> dict:
         """The next event of this type at the subscriber (schema-validated)."""
         try:
             return self.agent.events(1, timeout=timeout, detail_type=detail_type)[0]["detail"]
@@ -117,7 +117,7 @@ class CommandsTestCase(HealdTestCase):
         got = [e["detail-type"] for e in self.agent.drain(wait=wait)]
         self.assertEqual([t for t in got if t in detail_types], [], f"events: {got}")
 
-    def assertQueueEmpty(self, timeout: float = 10) -> None:  # noqa: N802
+    def assertQueueEmpty(self, timeout: float = 30) -> None:  # noqa: N802
         depths = []
         try:
             self.c.wait_for(lambda: depths.append(self.queue.depth()) or depths[-1] == (0, 0),
@@ -126,10 +126,15 @@ class CommandsTestCase(HealdTestCase):
             self.fail(f"the queue is not empty after {timeout}s: (visible, in flight) {depths[-1]}")
 
     def let_dead_poll_expire(self, down_at: float) -> None:
-        """heald's last long poll before the shutdown still waits in moto, which would hand
-        a message sent meanwhile to the dead connection (then it stays invisible for the
-        visibility timeout): let it run out."""
-        time.sleep(max(0.0, down_at + WAIT_TIME + 0.5 - time.monotonic()))
+        """heald's last long poll before the shutdown (down_at, time.monotonic()) still waits
+        in moto, which would hand a message sent meanwhile to the dead connection (then it
+        stays invisible for the visibility timeout): wait until SQS has answered every poll
+        that reached the bed before then (the proxy records the status once moto answered;
+        WAIT_TIME after the poll began, later on a busy machine). The new heald's polls go on."""
+        down_wall = time.time() - (time.monotonic() - down_at)
+        self.c.wait_for(lambda: all(r["status"] is not None for r in self.bed.proxy.log("ReceiveMessage")
+                                    if r["time"] < down_wall),
+                        WAIT_TIME + 30, "the dead heald's last poll to be answered by SQS")
 
     def send(self, action: str, **fields) -> dict:
         import awsbed
@@ -353,7 +358,7 @@ class CommandsTest(CommandsTestCase):
         self.c.wait_for(lambda: self.queue.depth() == (0, 1), 5, "heald to receive the command",
                         interval=0.1)
         self.assertIn(self.check_status("crashy")["phase"], ("acting", "verifying"))
-        healed = self.one("Remediation Succeeded", timeout=20)
+        healed = self.one("Remediation Succeeded")
         done = self.one("Command Succeeded", timeout=30)
         self.assertEqual(done["command_id"], cmd["command_id"])
         self.assertEqual(unit_ops(done), [("stop", "crashy.service", "done"),

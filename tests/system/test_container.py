@@ -55,7 +55,7 @@ class HealdInContainerTest(HealdTestCase):
         self.addCleanup(self.c.run, ["systemctl", "stop", "heald-test.service"], check=False)
         self.c.start_heald(agent.config)
         try:
-            (started,) = agent.events(1, timeout=20, detail_type="Agent Started")
+            (started,) = agent.events(1, detail_type="Agent Started")
         except AssertionError as e:
             raise AssertionError(f"{e}\njournal:\n"
                                  f"{self.c.journal('heald-test.service', lines=30)}") from None
@@ -65,7 +65,7 @@ class HealdInContainerTest(HealdTestCase):
         self.assertRegex(status, r"outbox \d+ events?\b", "heald's sd_notify STATUS=")
 
         self.c.systemctl("stop", "heald-test.service")
-        agent.events(1, timeout=15, detail_type="Agent Stopping")
+        agent.events(1, detail_type="Agent Stopping")
         # A transient unit that stopped cleanly is gone; a failed one stays "failed".
         self.assertNotEqual(self.c.show("heald-test.service", "ActiveState"), "failed",
                             self.c.journal("heald-test.service", lines=20))

@@ -82,7 +82,7 @@ class HealingTestCase(HealdTestCase):
                 lines.append(entry["MESSAGE"])
         return "".join(line + "\n" for line in lines)
 
-    def wait_journal(self, event: str, timeout: float = 10) -> str:
+    def wait_journal(self, event: str, timeout: float = 30) -> str:
         try:
             return self.c.wait_for(lambda: self.heald_journal(event), timeout,
                                    f"a heald log line with HEALD_EVENT={event}")
@@ -102,7 +102,7 @@ class HealingTestCase(HealdTestCase):
         (entry,) = [c for c in self.status()["checks"] if c["check"] == name]
         return entry
 
-    def wait_check(self, name: str, timeout: float = 10, **expect) -> dict:
+    def wait_check(self, name: str, timeout: float = 30, **expect) -> dict:
         """Poll heald status until the check's fields have these values."""
         seen = {}
 
@@ -120,7 +120,7 @@ class HealingTestCase(HealdTestCase):
         return int(self.c.show(HEALD_UNIT, "MainPID"))
 
     # ---- events -----------------------------------------------------------------------
-    def events(self, detail_type: str, n: int = 1, timeout: float = 20, check: str | None = None):
+    def events(self, detail_type: str, n: int = 1, timeout: float = 30, check: str | None = None):
         """The next n events of this type (for this check if given), schema-validated."""
         got = []
         deadline = time.monotonic() + timeout
@@ -136,7 +136,7 @@ class HealingTestCase(HealdTestCase):
                                  f"heald's journal:\n{self.heald_journal()}") from None
         return [e["detail"] for e in got]
 
-    def event(self, detail_type: str, timeout: float = 20, check: str | None = None) -> dict:
+    def event(self, detail_type: str, timeout: float = 30, check: str | None = None) -> dict:
         return self.events(detail_type, 1, timeout, check)[0]
 
     def drain(self, detail_type: str, check: str | None = None, wait: int = 1) -> list[dict]:
@@ -211,17 +211,17 @@ class HealingTest(HealingTestCase):
                                        fail_after=3)}
         self.start_unit("looper.service")
         self.start_heald(checks)
-        failed = self.event("Check Failed", check="looper", timeout=20)
+        failed = self.event("Check Failed", check="looper")
         # Which verdict reaches fail_after first depends on timing (a gap before a restart, or
         # the loop once 3 restarts fall within 60 s); the loop is what it is judged from then on.
         self.assertRegex(failed["message"], r"^(restart loop: 3 automatic restarts within 60 s|"
                                             r"unit stopped and waits for an automatic restart)")
         for attempt in (1, 2):
-            started = self.event("Remediation Started", check="looper", timeout=10)
+            started = self.event("Remediation Started", check="looper")
             self.assertEqual((started["attempt"], started["action"]), (attempt, "restart-unit"))
-            why = self.event("Remediation Failed", check="looper", timeout=10)["reason"]
+            why = self.event("Remediation Failed", check="looper")["reason"]
             self.assertIn("not healthy within verify_timeout (3 s)", why)
-        escalated = self.event("Remediation Escalated", check="looper", timeout=10)
+        escalated = self.event("Remediation Escalated", check="looper")
         self.assertEqual((escalated["actions_in_window"], escalated["max_actions"],
                           escalated["action_window_s"]), (2, 2, 600))
         self.assertIn("heald reset looper", escalated["reason"])
@@ -237,7 +237,7 @@ class HealingTest(HealingTestCase):
         self.start_heald(checks)
         st = self.check_status("looper")
         self.assertEqual((st["budget_left"], st["phase"]), (0, "escalated"), "the budget and escalation are durable")
-        self.event("Check Failed", check="looper", timeout=20)
+        self.event("Check Failed", check="looper")
         time.sleep(2)
         self.assertEqual(self.drain("Remediation Started", check="looper"), [])
         self.assertEqual(self.drain("Remediation Escalated", check="looper"), [], "escalated once, not again")
@@ -246,7 +246,7 @@ class HealingTest(HealingTestCase):
 
         self.heald_cli("reset", "looper")
         self.assertIn("Check looper reset", self.heald_journal("check-reset"))
-        started = self.event("Remediation Started", check="looper", timeout=10)
+        started = self.event("Remediation Started", check="looper")
         self.assertEqual(started["attempt"], 1, "the reset gave the whole budget back")
 
     def test_3_hung_http_endpoint_is_restarted(self):
@@ -306,12 +306,12 @@ class HealingTest(HealingTestCase):
         self.assertEqual(app_failed["message"], "unit failed")
         self.assertIn("Check app is failing, but db, which it runs after, is failing too",
                       self.wait_journal("remediation-suppressed"))
-        db_ok = self.event("Remediation Succeeded", check="db", timeout=15)
-        app_started = self.event("Remediation Started", check="app", timeout=15)
+        db_ok = self.event("Remediation Succeeded", check="db")
+        app_started = self.event("Remediation Started", check="app")
         self.assertGreaterEqual(app_started["action_started_at"], db_ok["verified_at"],
                                 "app acted only after db had recovered")
         self.assertEqual(app_started["attempt"], 1, "no action of app was taken while db failed")
-        self.event("Remediation Succeeded", check="app", timeout=15)
+        self.event("Remediation Succeeded", check="app")
         self.event("Check Recovered", check="app")
         self.assertEqual(db_started["attempt"], 1)
         for unit in ("db.service", "app.service"):
@@ -373,7 +373,7 @@ class HealingTest(HealingTestCase):
         self.assertEqual(failed["target"], "Out of memory: Killed process")
         self.assertIn(line, failed["output"])
         self.assertIn(line, failed["message"])
-        recovered = self.event("Check Recovered", check="oom", timeout=10)
+        recovered = self.event("Check Recovered", check="oom")
         self.assertGreaterEqual(recovered["failed_for_ms"], 1500, "recovers after a quiet interval")
         self.c.run(["logger", "-t", "healdtest", "still all is well"])
         time.sleep(1.5)
@@ -395,7 +395,7 @@ class HealingTest(HealingTestCase):
         self.assertIn("would restart-unit crashy.service", self.heald_journal("remediation-started"))
         self.assertIn("[dry run]", self.heald_journal("remediation-started"))
         # A dry run spends the budget as a real one would: it previews the escalation too.
-        escalated = self.event("Remediation Escalated", check="crashy", timeout=10)
+        escalated = self.event("Remediation Escalated", check="crashy")
         self.assertIs(escalated["dry_run"], True, "a preview: rules that page people skip it")
         for ev in self.drain("Remediation Started", check="crashy"):
             self.assertTrue(ev["dry_run"], ev)
@@ -425,7 +425,7 @@ class HealingTest(HealingTestCase):
                                                fail_after=2, interval="1s")})
         self.wait_check("crashy", health="ok")
         self.c.kill_unit("crashy.service")
-        failed = self.event("Check Failed", check="crashy", timeout=6)
+        failed = self.event("Check Failed", check="crashy")
         self.assertEqual(failed["fail_after"], 2)
         self.event("Remediation Succeeded", check="crashy")
         self.assertEqual(self.c.show("crashy.service", "ActiveState"), "active")
