@@ -167,8 +167,9 @@ class ProcSample:
 
 
 def memory(pid: int) -> dict[str, int]:
-    """VmHWM, VmRSS, RssAnon, RssFile, RssShmem and Pss in KiB. Pss divides each shared page
-    among the processes that map it: the share of the library pages this process costs."""
+    """VmHWM, VmRSS, RssAnon, RssFile, RssShmem, Pss and Uss in KiB. Pss divides each shared page
+    among the processes that map it: the share of the library pages this process costs; Uss
+    (private pages) is what its exit would free."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -179,6 +180,8 @@ def memory(pid: int) -> dict[str, int]:
         for line in f:
             if line.startswith("Pss:"):
                 out["Pss"] = int(line.split()[1])
+            elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                out["Uss"] = out.get("Uss", 0) + int(line.split()[1])
     return out
 
 
