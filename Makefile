@@ -176,8 +176,8 @@ soak: deps
 	$(MAKE) all
 	python3 tests/system/soak.py --minutes $(SOAK_MINUTES)
 
-# The fleet stack with 50 real healds (tests/integration/fleet_sim.py, about 15 minutes);
-# make check runs a 10-instance form.
+# The fleet stack with 50 real healds (tests/integration/fleet_sim.py, about 20 minutes);
+# make check runs a 10-instance form of scenarios 1 and 2.
 fleet-sim: deps
 	$(MAKE) all
 	python3 tests/integration/fleet_sim.py --instances 50

@@ -16,6 +16,10 @@ usec_t backoff_delay(unsigned attempt, usec_t base, usec_t cap, uint64_t random_
         return random_value % (ceiling + 1);
 }
 
+usec_t backoff_jittered_period(usec_t period, uint64_t random_value) {
+        return period - random_value % (period / 10 + 1);
+}
+
 uint64_t backoff_random(void) {
         uint64_t v;
 

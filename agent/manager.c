@@ -390,13 +390,19 @@ static int emit_heartbeat(Manager *m) {
         return manager_emit(m, "Agent Heartbeat", d);
 }
 
+/* Each gap a little shorter than heartbeat_interval, by a fresh random amount: healds started
+ * together (a fleet launched or rebooted at once) do not PutEvents in lockstep for ever. */
+static usec_t next_heartbeat_delay(const Manager *m) {
+        return backoff_jittered_period(m->config->heartbeat_interval, backoff_random());
+}
+
 static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r = emit_heartbeat(m);
         if (r < 0)
                 log_error_errno(r, "Failed to record a heartbeat: %m");
         manager_status_update(m);
-        (void) sd_event_source_set_time(s, usec + m->config->heartbeat_interval);
+        (void) sd_event_source_set_time(s, usec + next_heartbeat_delay(m));
         return 0;
 }
 
@@ -486,10 +492,10 @@ int manager_reload(Manager *m) {
                 return 0;
         }
         log_set_max_level(fresh->log_level);
-        if (m->heartbeat_timer && fresh->heartbeat_interval > 0)
-                (void) sd_event_source_set_time_relative(m->heartbeat_timer, fresh->heartbeat_interval);
         config_free(m->config);
         m->config = fresh;
+        if (m->heartbeat_timer && fresh->heartbeat_interval > 0)
+                (void) sd_event_source_set_time_relative(m->heartbeat_timer, next_heartbeat_delay(m));
         log_event(LOG_INFO, "reloaded", "Configuration reloaded from %s (%zu check%s)", m->config->path, m->config->n_checks,
                   plural_s(m->config->n_checks));
         notify(m, "READY=1");
@@ -631,7 +637,7 @@ static int start_aws(Manager *m) {
 int manager_start(Manager *m) {
         if (m->config->heartbeat_interval > 0) {
                 int r = sd_event_add_time_relative(m->ctx.event, &m->heartbeat_timer, CLOCK_BOOTTIME,
-                                                   m->config->heartbeat_interval, USEC_PER_MSEC, on_heartbeat, m);
+                                                   next_heartbeat_delay(m), USEC_PER_MSEC, on_heartbeat, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to arm the heartbeat timer: %m");
                 (void) sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);

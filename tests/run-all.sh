@@ -153,9 +153,9 @@ suite "power-loss crash images of the outbox, command journal and policy.json (A
 grep -h '^checked ' "$LOGDIR/crash.log" | sed 's/^/  /'
 suite "integration tests (build/heald against moto with IAM auth, IMDSv2 server, fault proxy)" integration \
         python3 tests/integration/run.py
-# make fleet-sim's 10-instance form: about 2 minutes.
+# make fleet-sim's 10-instance form, scenarios 1 and 2: about 2 minutes.
 suite "fleet simulation, 10 instances (the fleet stack in moto, 10 real healds: failures, storm)" fleet-sim \
-        python3 tests/integration/fleet_sim.py --instances 10 --idle 0
+        python3 tests/integration/fleet_sim.py --instances 10 --idle 0 --scenarios 1,2
 grep -hE '^# (  |per instance)' "$LOGDIR/fleet-sim.log" | sed 's/^/  /'
 suite "system tests (heald in a real systemd, in a throwaway container)" system \
         python3 tests/system/run.py --logdir "$LOGDIR/system"

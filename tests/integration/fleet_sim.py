@@ -9,11 +9,20 @@ MaxUnhealthy 20% and StormThreshold 50%. Scenarios, one PASS/FAIL line each with
    more than MaxConcurrent stopped at once (moto's EC2 states sampled every 0.1 s), no slot
    left held, the time in rounds of one run;
 2. three fifths ask at once: the breaker trips, one Fleet Remediation Paused, one page,
-   nothing stopped while paused; an operator resumes: all healed, at most MaxConcurrent away.
+   nothing stopped while paused; an operator resumes: all healed, at most MaxConcurrent away;
+3. one instance alarms again after each fix: its MaxRunsPerInstancePerDay (3) runs heal it,
+   the next quarantines it (tag, heald.Fleet.Quarantined, one page) and stops nothing;
+5. heald on 5 instances stops (silent): the 3 with a system status alarm are stopped and
+   started all the same once PrepareStopSeconds ran out (the booted heald verifies); the 2 whose
+   heald had asked just before (its Remediation Requested, put on the bus by the bed) escalate
+   (heald.Fleet.Unanswered, a page each) and are never stopped.
+(Scenario 4, a run stopped mid-way and reaped, is test_fleet's
+test_a_stopped_run_gives_back_its_leases_and_the_next_request_proceeds.) make check runs
+scenarios 1 and 2 (--scenarios 1,2), make fleet-sim all four.
 
 The fleet at rest is measured first (--idle seconds). Then the AWS requests the run made per service and caller, and the figures README's "At
 fleet scale" scales to 10,000 instances. Ends with "N passed, N failed".
-Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS]
+Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS] [--scenarios 1,2,3,5]
 """
 import argparse
 import concurrent.futures
@@ -28,6 +37,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.append(os.path.join(os.path.dirname(HERE), "lib"))
 
+import awsbed  # noqa: E402
 import fleetbed  # noqa: E402
 import harness  # noqa: E402
 
@@ -36,9 +46,13 @@ MAX_CONCURRENT = 2
 # PollSeconds 5: a run acts only once its group's requests have been quiet for PollSeconds
 # (thirty alarms reach thirty runs' count over tens of seconds on 2 cores, and each new one
 # keeps every run waiting); each waiting run also polls its gate once per PollSeconds.
+# StormWindowSeconds 20: scenario 3's requests stop counting towards the storm breaker before
+# scenario 5 asks; RebootSeconds 30: how long a silent heald's reboot rung waits (scenario 5).
 STACK_PARAMETERS = {"MaxConcurrent": str(MAX_CONCURRENT), "MaxUnhealthy": "20%", "StormThreshold": "50",
                     "PollSeconds": "5", "MaxPolls": "180", "PrepareStopSeconds": "30",
-                    "RunChecksSeconds": "60", "MaxRunsPerInstancePerDay": "3"}
+                    "RunChecksSeconds": "60", "MaxRunsPerInstancePerDay": "3", "StormWindowSeconds": "20",
+                    "RestartUnitsSeconds": "20", "RebootSeconds": "30"}
+RUNS_PER_DAY = 3
 HEALD_SETTINGS = {"wait_time": "20s", "heartbeat_interval": "300s", "log_level": "info",
                   "check marker__interval": "60s"}
 AWAY = {"stopping", "stopped", "pending"}
@@ -189,6 +203,92 @@ class Sim:
                     f"{seen['running']} runs waiting; resumed: {healed}/{len(asking)} healed and verified "
                     f"in {took:.0f} s, at most {most_away} away at once, {held} slots held after")
 
+    def scenario_flapping(self) -> None:
+        s = self.stack
+        flapping = self.insts[-1]
+        s.alert_messages()
+        t0 = time.monotonic()
+        healed = 0
+        for _ in range(RUNS_PER_DAY):
+            runs, _ = self.remediate([flapping])
+            healed += self.outcome(runs)[0]
+        with s.sample_states(flapping) as ec2:
+            (refused,), _ = self.remediate([flapping])
+        took = time.monotonic() - t0
+        failed = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", flapping.id)
+                  if e["detail"]["execution"] == refused]
+        if not failed:
+            s.coordinator_events.wait("Fleet Remediation Failed", flapping.id, timeout=30)
+            failed = [e for e in s.coordinator_events.matching("Fleet Remediation Failed", flapping.id)
+                      if e["detail"]["execution"] == refused]
+        error = failed[-1]["detail"]["error"] if failed else "none"
+        tags = {t["Key"]: t["Value"] for t in s.ec2.describe_tags(Filters=[
+            {"Name": "resource-id", "Values": [flapping.id]}])["Tags"]}
+        quarantined = "heald:quarantined" in tags
+        pages = [m for m in s.alert_messages() if flapping.id in m]
+        stopped = ec2.states(flapping.id) != {"running"}
+        ok = (healed == RUNS_PER_DAY and error == "heald.Fleet.Quarantined" and quarantined and len(pages) == 1
+              and not stopped)
+        self.result(ok, f"scenario 3 (one of {self.n} alarms again after each fix, MaxRunsPerInstancePerDay "
+                    f"{RUNS_PER_DAY})", f"{healed}/{RUNS_PER_DAY} runs healed and verified (stop-start, the "
+                    f"system status ladder), the next {error}, tagged {'yes' if quarantined else 'no'}, "
+                    f"{'stopped' if stopped else 'not stopped'}, {len(pages)} page; {took:.0f} s")
+
+    def scenario_silent(self) -> None:
+        s = self.stack
+        # The requests of scenario 3 stop counting towards the breaker StormWindowSeconds after
+        # their runs: five asking of the group at once is then at, not over, StormThreshold.
+        harness.wait_until(lambda: s.group_record(GROUP).get("asked_x100", 0) == 0, 120,
+                           "the group's earlier requests forgotten")
+        silent = self.insts[self.n // 5:self.n // 5 + 5]
+        by_alarm, by_heald = silent[:3], silent[3:]
+        for inst in silent:
+            inst.heald.stop()
+        s.alert_messages()
+        t0 = time.monotonic()
+
+        def heald_asked() -> None:
+            for inst in by_heald:
+                s.put_aws_event(fleetbed.HEALD_SOURCE, "Remediation Requested",
+                                [f"arn:aws:ec2:{harness.REGION}:{awsbed.ACCOUNT_ID}:instance/{inst.id}"], {
+                                    "check": "marker", "check_type": "file_age", "target": inst.marker,
+                                    "observed": "7200 s old", "threshold": "3600 s", "action": "request",
+                                    "action_target": "", "detected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                    "message": "the marker is older than 1h", "dry_run": False})
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(*silent) as ec2:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda inst: s.alarm(inst, "system"), by_alarm))
+            heald_asked()
+            runs = s.wait_new_executions("Coordinator", known, n=len(silent), timeout=120)
+            for run in runs:
+                s.wait_done(run, timeout=900)
+        took = time.monotonic() - t0
+        for run in runs:
+            self.run_stats.append(self.history_figures(run))
+        of = {s.sfn.describe_execution(executionArn=r)["input"]: r for r in runs}
+        run_of = {inst.id: next(r for i, r in of.items() if inst.id in i) for inst in silent}
+        healed = sum(1 for inst in by_alarm
+                     if s.sfn.describe_execution(executionArn=run_of[inst.id])["status"] == "SUCCEEDED"
+                     and "Verified" in s.states_entered(run_of[inst.id]))
+        errors = []
+        for inst in by_heald:
+            s.coordinator_events.wait("Fleet Remediation Failed", inst.id, timeout=30)
+            errors += [e["detail"]["error"] for e in s.coordinator_events.matching("Fleet Remediation Failed", inst.id)
+                       if e["detail"]["execution"] == run_of[inst.id]]
+        escalated = errors.count("heald.Fleet.Unanswered")
+        never_stopped = sum(1 for inst in by_heald if ec2.states(inst.id) == {"running"})
+        pages = s.alert_messages()
+        held = sum(1 for holders in s.lease_holders().values() if holders)
+        most_away = max(sum(st in AWAY for st in x.values()) for x in ec2.samples)
+        ok = (healed == len(by_alarm) and escalated == len(by_heald) and never_stopped == len(by_heald)
+              and len(pages) == len(by_heald) and held == 0 and most_away <= MAX_CONCURRENT)
+        self.result(ok, f"scenario 5 (heald silent on 5 of {self.n}: 3 system status alarms, 2 heald requests)",
+                    f"{healed}/{len(by_alarm)} alarms' instances stopped, started and verified by the booted "
+                    f"heald after PrepareStopSeconds; {escalated}/{len(by_heald)} heald requests escalated "
+                    f"({', '.join(errors) or 'no Fleet Remediation Failed'}), {never_stopped}/{len(by_heald)} never stopped, {len(pages)} pages; "
+                    f"at most {most_away} away at once, {held} slots held after; {took:.0f} s")
+
     def report_requests(self) -> None:
         """The AWS requests of the scenarios per service and caller, and their rates."""
         elapsed = time.monotonic() - self.healds_since
@@ -218,6 +318,7 @@ def main() -> int:
     ap.add_argument("--instances", type=int, default=50)
     # 310 s: each heald's first heartbeat (300 s after its start) falls in the window.
     ap.add_argument("--idle", type=float, default=310, help="seconds of the fleet at rest, measured")
+    ap.add_argument("--scenarios", default="1,2,3,5", help="which scenarios, in this order (make check: 1,2)")
     args = ap.parse_args()
     sim = Sim(args.instances)
     print(f"# run dir {sim.bed.run_dir}", flush=True)
@@ -225,7 +326,9 @@ def main() -> int:
         sim.deploy()
         if args.idle:
             sim.idle(args.idle)
-        for scenario in (sim.scenario_failures, sim.scenario_storm):
+        scenarios = {"1": sim.scenario_failures, "2": sim.scenario_storm, "3": sim.scenario_flapping,
+                     "5": sim.scenario_silent}
+        for scenario in (scenarios[k] for k in args.scenarios.split(",")):
             try:
                 scenario()
             except Exception as e:  # noqa: BLE001 - one scenario's failure is its FAIL line

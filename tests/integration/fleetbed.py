@@ -489,10 +489,11 @@ def shadow_stack() -> Stack:
 
 
 # The limits' stack: MaxUnhealthy binds before MaxConcurrent (25% of a group of 4 or 5 is one
-# instance), more than 60% asking is a storm, a request may wait for 4 runs before it, and an
-# instance's third automatic run of a day quarantines it.
+# instance), more than 60% asking is a storm, a request may wait for 4 runs before it, an
+# instance's third automatic run of a day quarantines it, and the groups dry and dry-too are in
+# shadow mode.
 LIMITS = {"MaxConcurrent": "2", "MaxUnhealthy": "25%", "StormThreshold": "60", "MaxPolls": "120",
-          "MaxRunsPerInstancePerDay": "2"}
+          "MaxRunsPerInstancePerDay": "2", "ShadowGroups": "dry,dry-too"}
 
 
 def limits_stack() -> Stack:

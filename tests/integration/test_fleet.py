@@ -605,6 +605,69 @@ class LimitsTest(FleetCase):
             self.assertEqual(s.wait_done(reaper)["status"], "SUCCEEDED", s.states_entered(reaper))
         self.assertLeasesFree()
 
+    def test_a_paused_group_resumes_itself_once_the_storm_window_passes_quiet(self):
+        """A group paused by a storm whose other requests were forgotten already: the run that
+        was acting when it paused ends, its request is forgotten StormWindowSeconds later, the
+        group's count is then zero and the run resumes the group (paused = false, one Fleet
+        Remediation Resumed, no page); the group's next request heals without waiting at the
+        gate. Before, the group stayed paused until an operator resumed it."""
+        s = self.stack
+        a, b = self.group("calm", 5)[:2]
+        s.alert_messages()
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        s.alarm(a, "system")
+        (run,) = s.wait_new_executions("Coordinator", known)
+        self.wait_until(lambda: "PrepareStop" in s.states_entered(run), 60, "a's run past the gate, acting")
+        s.ddb.update_item(TableName=s.resources["LeaseTable"], Key={"pk": {"S": "fleet#calm"}},
+                          UpdateExpression="SET paused = :t, paused_by = :by",
+                          ExpressionAttributeValues={":t": {"BOOL": True}, ":by": {"S": "an-earlier-storm"}})
+        self.assertEqual(s.wait_done(run, timeout=120)["status"], "SUCCEEDED", s.states_entered(run))
+
+        def resumed() -> list[dict]:
+            s.coordinator_events.poll(wait=0)
+            return [e for e in s.coordinator_events.matching("Fleet Remediation Resumed") if e["detail"]["group"] == "calm"]
+        self.wait_until(resumed, 30, "Fleet Remediation Resumed of group calm")
+        (event,) = resumed()
+        self.assertEqual((event["detail"]["by"], event["detail"]["execution"]), ("window", run))
+        record = s.group_record("calm")
+        self.assertEqual((record["paused"], record["asked_x100"], record["resumed_by"]), (False, 0, run))
+        self.assertIn("Resumed", s.states_entered(run))
+
+        (next_run,) = self.run_of(lambda: s.alarm(b, "system"))
+        states = s.states_entered(next_run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=next_run)["status"], "SUCCEEDED", states)
+        self.assertNotIn("BlockedByPause", states)
+        self.assertNotIn("Resumed", states, "a group that was not paused is not resumed")
+        self.assertEqual(len(resumed()), 1)
+        self.assertEqual([m for m in s.alert_messages() if "calm" in m or a.id in m or b.id in m], [], "no page")
+        self.assertLeasesFree()
+
+    def test_a_group_in_shadow_mode_decides_records_and_reports_but_touches_nothing(self):
+        """ShadowGroups = dry,dry-too on the limits' stack: an alarm of an instance of group dry
+        -> its run audits (outcome would-run) and publishes Fleet Remediation Would Run, then
+        ends; no lease, no count, no command, no stop. An instance of another group of the
+        same stack is healed as usual (the limits' other tests)."""
+        s = self.stack
+        dry = self.group("dry", 2)[0]
+        with s.sample_states(dry) as ec2:
+            (run,) = self.run_of(lambda: s.alarm(dry, "system"))
+        states = s.states_entered(run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED", states)
+        self.assertEqual(states[-2:], ["AuditWouldRun", "WouldRun"])
+        self.wait_until(lambda: s.coordinator_events.poll() or s.coordinator_events.matching(
+            "Fleet Remediation Would Run", dry.id), 15, "Fleet Remediation Would Run")
+        (would,) = s.coordinator_events.matching("Fleet Remediation Would Run", dry.id)
+        self.assertEqual((would["detail"]["group"], would["detail"]["execution"], would["detail"]["ladder"]),
+                         ("dry", run, ["stop-start"]))
+        (audit,) = [r for r in s.audit(dry.id) if r["execution"] == run]
+        self.assertEqual((audit["outcome"], audit["group"], audit["action"]), ("would-run", "dry", "stop-start"))
+        self.assertEqual(ec2.states(dry.id), {"running"}, "never stopped")
+        self.assertEqual(dry.heald.event_lines("command-received"), [], "no command reached heald")
+        self.assertNotIn("instance#" + dry.id, s.lease_holders(), "no lease taken")
+        record = s.group_record("dry")
+        self.assertEqual((record["held_x100"], record.get("asked_x100", 0)), (0, 0), "nothing counted")
+        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Started", dry.id), [])
+
     def test_the_pause_switch_holds_automatic_runs_and_an_operator_still_acts(self):
         """With the pause switch on (item "switch" of the lease table, paused = true), an alarm's
         run waits at its group's gate and stops nothing while an operator's run of the same group

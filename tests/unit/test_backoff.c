@@ -51,6 +51,36 @@ static void test_random_varies(void **state) {
         assert_false(a == b && b == c);
 }
 
+static void test_jittered_period_is_never_longer_and_at_most_a_tenth_shorter(void **state) {
+        (void) state;
+        const usec_t period = 300 * USEC_PER_SEC;
+        assert_int_equal(backoff_jittered_period(period, 0), period);
+        assert_int_equal(backoff_jittered_period(period, period / 10), period - period / 10);
+        assert_int_equal(backoff_jittered_period(period, period / 10 + 1), period);
+        assert_int_equal(backoff_jittered_period(period, UINT64_MAX), period - UINT64_MAX % (period / 10 + 1));
+        assert_int_equal(backoff_jittered_period(0, 12345), 0);
+        assert_int_equal(backoff_jittered_period(9, 12345), 9); /* too short to shorten */
+}
+
+/* A thousand healds started in the same second: their first heartbeats spread over most of
+ * the tenth of the interval instead of landing together. */
+static void test_jittered_periods_of_a_fleet_started_together_spread(void **state) {
+        (void) state;
+        const usec_t period = 300 * USEC_PER_SEC, spread = period / 10;
+        usec_t earliest = UINT64_MAX, latest = 0;
+        unsigned in_any_one_second[31] = {0};
+        for (unsigned i = 0; i < 1000; i++) {
+                usec_t d = backoff_jittered_period(period, backoff_random());
+                assert_true(d <= period && d >= period - spread);
+                earliest = d < earliest ? d : earliest;
+                latest = d > latest ? d : latest;
+                in_any_one_second[(period - d) / USEC_PER_SEC]++;
+        }
+        assert_true(latest - earliest >= spread * 9 / 10);
+        for (unsigned s = 0; s < 31; s++)
+                assert_true(in_any_one_second[s] < 100); /* uniform: about 33 in each of 30 seconds */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ceiling_doubles_until_cap),
@@ -58,6 +88,8 @@ int main(void) {
                 cmocka_unit_test(test_large_attempts_do_not_overflow),
                 cmocka_unit_test(test_degenerate_parameters),
                 cmocka_unit_test(test_random_varies),
+                cmocka_unit_test(test_jittered_period_is_never_longer_and_at_most_a_tenth_shorter),
+                cmocka_unit_test(test_jittered_periods_of_a_fleet_started_together_spread),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
