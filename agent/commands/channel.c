@@ -27,6 +27,9 @@
 #define CALL_TIMEOUT (10 * USEC_PER_SEC)
 #define BUSY_RETRY (1 * USEC_PER_SEC)       /* a unit under local remediation: wait */
 #define FLUSH_TIMEOUT (30 * USEC_PER_SEC)   /* prepare-stop waits this long for the outbox */
+#define SIDE_CALL_ATTEMPTS 6                  /* about half a minute of retries at most */
+#define SIDE_CALL_RETRY_BASE (500 * USEC_PER_MSEC)
+#define SIDE_CALL_RETRY_MAX (10 * USEC_PER_SEC)
 
 typedef struct Job Job;
 struct Job {
@@ -50,6 +53,20 @@ struct Job {
         bool running;
 };
 
+/* A delete, visibility change or task result, sent again after a transient failure (no
+ * answer, throttling, 5xx): a task result lost to one 500 would leave the fleet's run waiting
+ * out its timeout. Owns its body, wiped when freed (a task token is a bearer secret). */
+typedef struct SideCall SideCall;
+struct SideCall {
+        Channel *channel;
+        SideCall *next;
+        const char *service, *target, *content_type, *what; /* static strings */
+        char *body;
+        unsigned attempt;
+        AwsCall *call;
+        sd_event_source *retry;
+};
+
 struct Channel {
         ChannelContext ctx;
         const Config *config;
@@ -64,6 +81,7 @@ struct Channel {
         Job *jobs;               /* FIFO; the head runs */
         Job *waiting;            /* redeliveries of pending commands: answered when those are verified */
         Verify *boot_verify;
+        SideCall *side_calls;    /* in flight or waiting to be sent again */
         CommandRecord *pending;  /* in the journal from before this boot */
         size_t n_pending, next_pending;
 };
@@ -129,50 +147,110 @@ static void log_receiving(Channel *c, const char *again) {
         log_info("Receiving commands from %s through %s%s", c->queue_url, url ? url : "(no endpoint)", again);
 }
 
-/* Fire-and-forget calls (delete, visibility, task results): failures are logged; what they
- * protect against (a redelivery) the journal handles. */
-static void on_side_call(const AwsResult *res, void *userdata) {
-        const char *call = userdata;
-        char what[AWS_RESULT_DESCRIPTION_SIZE];
-        if (res->error < 0)
-                log_warning("%s failed: %s", call, aws_result_describe(res, what));
-        else if (res->status < 200 || res->status >= 300)
-                log_warning("%s refused: %s", call, aws_result_describe(res, what));
+static SideCall *side_call_free(SideCall *sc) {
+        SideCall **p = &sc->channel->side_calls;
+        while (*p != sc)
+                p = &(*p)->next;
+        *p = sc->next;
+        if (sc->call)
+                aws_call_cancel(sc->call);
+        sd_event_source_disable_unref(sc->retry);
+        secret_free(sc->body);
+        free(sc);
+        return NULL;
 }
 
-static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
-                      const char *what) {
-        _cleanup_free_ char *url = endpoint(c, service);
-        if (!url || !body) {
-                log_warning("%s not sent: no endpoint", what);
+static void side_call_send(SideCall *sc);
+
+static int on_side_call_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        SideCall *sc = userdata;
+        sc->retry = sd_event_source_disable_unref(sc->retry);
+        side_call_send(sc);
+        return 0;
+}
+
+/* Side calls whose failure no retry can mend (refused, or out of attempts) are logged; what
+ * they protect against (a redelivery) the journal handles. */
+static void on_side_call(const AwsResult *res, void *userdata) {
+        SideCall *sc = userdata;
+        Channel *c = sc->channel;
+        char what[AWS_RESULT_DESCRIPTION_SIZE];
+        sc->call = NULL;
+        if (res->error >= 0 && res->status >= 200 && res->status < 300) {
+                side_call_free(sc);
+                return;
+        }
+        bool transient = res->error < 0 || (res->aws && res->aws->error_class == AWS_ERROR_TRANSIENT);
+        if (transient && ++sc->attempt < SIDE_CALL_ATTEMPTS) {
+                usec_t delay = backoff_delay(sc->attempt - 1, SIDE_CALL_RETRY_BASE, SIDE_CALL_RETRY_MAX, backoff_random());
+                log_debug("%s failed (%s); sent again in %" PRIu64 " ms", sc->what, aws_result_describe(res, what),
+                          delay / USEC_PER_MSEC);
+                if (sd_event_add_time_relative(c->ctx.event, &sc->retry, CLOCK_MONOTONIC, delay, 0,
+                                               on_side_call_retry, sc) >= 0)
+                        return;
+        }
+        if (res->error < 0)
+                log_warning("%s failed after %u attempt%s: %s", sc->what, sc->attempt, plural_s(sc->attempt),
+                            aws_result_describe(res, what));
+        else
+                log_warning("%s refused: %s", sc->what, aws_result_describe(res, what));
+        side_call_free(sc);
+}
+
+static void side_call_send(SideCall *sc) {
+        Channel *c = sc->channel;
+        _cleanup_free_ char *url = endpoint(c, sc->service);
+        if (!url) {
+                log_warning("%s not sent: no endpoint", sc->what);
+                side_call_free(sc);
                 return;
         }
         AwsCallSpec spec = {
                 .endpoint = url,
                 .region = c->region,
-                .service = service,
-                .target = target,
-                .content_type = content_type,
-                .body = body,
-                .body_len = strlen(body),
+                .service = sc->service,
+                .target = sc->target,
+                .content_type = sc->content_type,
+                .body = sc->body,
+                .body_len = strlen(sc->body),
                 .timeout = CALL_TIMEOUT,
         };
-        int r = aws_call_start(c->ctx.aws, &spec, on_side_call, (void *) what, NULL);
-        if (r < 0)
-                log_warning_errno(r, "%s not sent: %m", what);
+        int r = aws_call_start(c->ctx.aws, &spec, on_side_call, sc, &sc->call);
+        if (r < 0) {
+                log_warning_errno(r, "%s not sent: %m", sc->what);
+                side_call_free(sc);
+        }
+}
+
+/* Takes body. */
+static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
+                      const char *what) {
+        SideCall *sc = body ? calloc(1, sizeof *sc) : NULL;
+        if (!sc) {
+                log_warning("%s not sent: %s", what, body ? "out of memory" : "no request");
+                secret_free(body);
+                return;
+        }
+        *sc = (SideCall) { .channel = c, .next = c->side_calls, .service = service, .target = target,
+                           .content_type = content_type, .what = what, .body = body };
+        c->side_calls = sc;
+        side_call_send(sc);
 }
 
 static void message_delete(Channel *c, const char *receipt_handle) {
         _cleanup_free_ char *body = NULL;
         if (c->queue_url && sqs_delete_body(c->queue_url, receipt_handle, &body) >= 0)
-                side_call(c, "sqs", SQS_TARGET_DELETE_MESSAGE, SQS_CONTENT_TYPE, body, "DeleteMessage");
+                side_call(c, "sqs", SQS_TARGET_DELETE_MESSAGE, SQS_CONTENT_TYPE, TAKE_PTR(body), "DeleteMessage");
 }
 
 /* visibility_s 0 gives the message back to the queue at once. */
 static void message_set_visibility(Channel *c, const char *receipt_handle, unsigned visibility_s) {
         _cleanup_free_ char *body = NULL;
         if (c->queue_url && sqs_change_visibility_body(c->queue_url, receipt_handle, visibility_s, &body) >= 0)
-                side_call(c, "sqs", SQS_TARGET_CHANGE_VISIBILITY, SQS_CONTENT_TYPE, body, "ChangeMessageVisibility");
+                side_call(c, "sqs", SQS_TARGET_CHANGE_VISIBILITY, SQS_CONTENT_TYPE, TAKE_PTR(body),
+                          "ChangeMessageVisibility");
 }
 
 /* The task token is a bearer secret: its request body is wiped after use. */
@@ -196,7 +274,8 @@ static void task_report(Channel *c, const char *task_token, bool success, const 
                 log_warning_errno(r, "Cannot report to Step Functions: %m");
                 return;
         }
-        side_call(c, "states", success ? STATES_TARGET_TASK_SUCCESS : STATES_TARGET_TASK_FAILURE, STATES_CONTENT_TYPE, body,
+        side_call(c, "states", success ? STATES_TARGET_TASK_SUCCESS : STATES_TARGET_TASK_FAILURE, STATES_CONTENT_TYPE,
+                  TAKE_PTR(body),
                   success ? "SendTaskSuccess" : "SendTaskFailure");
 }
 
@@ -1083,6 +1162,8 @@ Channel *channel_free(Channel *c) {
                 job_free(c->waiting);
         if (c->poll)
                 aws_call_cancel(c->poll);
+        while (c->side_calls)
+                side_call_free(c->side_calls);
         if (c->boot_verify)
                 verify_cancel(c->boot_verify);
         command_records_free(c->pending, c->n_pending);

@@ -254,6 +254,19 @@ class TaskTokenTest(CommandCase):
         self.assertTokenNotLogged(agent)
         self.assertEqual(agent.stop(), 0)
 
+    def test_task_result_sent_again_after_a_server_error(self):
+        """One 500 on SendTaskSuccess must not leave the fleet's run waiting out its timeout."""
+        agent = self.start_polling(self.command_agent())
+        self.bed.fail_target("SendTaskSuccess", 1)
+        cmd = awsbed.new_command("ping")
+        d = self.run_state_machine("ping-again", cmd)
+        self.assertEqual(d["status"], "SUCCEEDED", d)
+        self.assertEqual(json.loads(d["output"])["command_id"], cmd["command_id"])
+        self.assertEqual([r["status"] for r in self.proxy_calls("SendTaskSuccess")], [500, 200])
+        self.assertQueueEmpty()
+        self.assertTokenNotLogged(agent)
+        self.assertEqual(agent.stop(), 0)
+
     def test_task_token_failure_after_rejection(self):
         agent = self.start_polling(self.command_agent())
         cmd = awsbed.new_command("reboot")  # not in [commands] allow
