@@ -353,6 +353,17 @@ static void outbox_run_append(OutboxCase *oc, const size_t *lens, size_t n) {
         free(ids);
 }
 
+/* A burst of n records of len bytes each, with one call. */
+static void outbox_run_append_alike(OutboxCase *oc, size_t n, size_t len) {
+        size_t *lens = calloc(n, sizeof *lens);
+        if (!lens)
+                abort();
+        for (size_t i = 0; i < n; i++)
+                lens[i] = len;
+        outbox_run_append(oc, lens, n);
+        free(lens);
+}
+
 static void outbox_run_append_one(OutboxCase *oc, size_t len) {
         outbox_run_append(oc, &len, 1);
 }
@@ -448,14 +459,8 @@ static void outbox_run_main(Case *c, const char *dir) {
 
         /* A burst that rolls over to a new segment in the middle (1 MiB each), then one removal
          * of 8192+ ids: an ack record of 64 KiB, the old segment deleted, the log compacted. */
-        size_t burst = 8300, burst_first = oc->n_records;
-        size_t *lens = calloc(burst, sizeof *lens);
-        if (!lens)
-                abort();
-        for (size_t i = 0; i < burst; i++)
-                lens[i] = 100;
-        outbox_run_append(oc, lens, burst);
-        free(lens);
+        size_t burst_first = oc->n_records;
+        outbox_run_append_alike(oc, 8300, 100);
         outbox_run_remove(oc, 3, burst_first + 8200, true);
         outbox_run_remove(oc, burst_first + 8200, burst_first + 8202, true); /* into the compacted log */
         outbox_run_append_one(oc, 60);
@@ -512,14 +517,7 @@ static void outbox_run_write_ahead(Case *c, const char *dir) {
         outbox_run_append_nosync(oc, 80); /* 108 bytes on disk */
         /* Fill the segment to just under 1 MiB (128 bytes a record), end it with a write-ahead
          * record, and roll over with the next append: the old segment must be synced first. */
-        size_t burst = 8191;
-        size_t *lens = calloc(burst, sizeof *lens);
-        if (!lens)
-                abort();
-        for (size_t i = 0; i < burst; i++)
-                lens[i] = 100;
-        outbox_run_append(oc, lens, burst);
-        free(lens);
+        outbox_run_append_alike(oc, 8191, 100);
         outbox_run_append_nosync(oc, 90);
         outbox_run_append_one(oc, 100);
         outbox_run_append_nosync(oc, 110);

@@ -55,7 +55,6 @@ STACK_PARAMETERS = {"MaxConcurrent": str(MAX_CONCURRENT), "MaxUnhealthy": "20%",
 RUNS_PER_DAY = 3
 HEALD_SETTINGS = {"wait_time": "20s", "heartbeat_interval": "300s", "log_level": "info",
                   "check marker__interval": "60s"}
-AWAY = {"stopping", "stopped", "pending"}
 MONTH_S = 30 * 86400
 
 
@@ -137,6 +136,9 @@ class Sim:
             op in e["taskScheduledEventDetails"]["resource"] for op in ("putItem", "updateItem", "deleteItem")))
         return {"transitions": sum(1 for e in events if "stateEnteredEventDetails" in e), "ddb_writes": writes}
 
+    def leases_held(self) -> int:
+        return sum(1 for holders in self.stack.lease_holders().values() if holders)
+
     def outcome(self, runs: list[str]) -> tuple[int, int]:
         """(succeeded and verified, leases still held); how each other run ended is printed."""
         s = self.stack
@@ -147,8 +149,7 @@ class Sim:
                 ok += 1
             else:
                 print(f"# not healed: {run.rsplit(':', 1)[-1]} {status}, last states {states[-4:]}", flush=True)
-        held = sum(1 for holders in s.lease_holders().values() if holders)
-        return ok, held
+        return ok, self.leases_held()
 
     def scenario_failures(self) -> None:
         s = self.stack
@@ -158,8 +159,8 @@ class Sim:
         runs, ec2 = self.remediate(failing)
         took = time.monotonic() - t0
         healed, held = self.outcome(runs)
-        most_away = max(sum(st in AWAY for st in x.values()) for x in ec2.samples)
-        away_s = [sum(x[i.id] in AWAY for x in ec2.samples) * ec2.interval_s for i in failing]
+        most_away = ec2.most_away()
+        away_s = [sum(x[i.id] in fleetbed.AWAY for x in ec2.samples) * ec2.interval_s for i in failing]
         rounds = math.ceil(len(failing) / MAX_CONCURRENT)
         pages = s.alert_messages()
         ok = healed == len(failing) and most_away <= MAX_CONCURRENT and held == 0 and not pages
@@ -193,7 +194,7 @@ class Sim:
         runs, ec2 = self.remediate(asking, while_paused)
         took = time.monotonic() - seen["resumed_at"]
         healed, held = self.outcome(runs)
-        most_away = max(sum(st in AWAY for st in x.values()) for x in ec2.samples)
+        most_away = ec2.most_away()
         ok = (seen["paused_events"] == 1 and seen["pages"] == 1 and seen["stopped_while_paused"] == 0
               and seen["running"] == len(asking) and healed == len(asking) and held == 0
               and most_away <= MAX_CONCURRENT)
@@ -279,8 +280,8 @@ class Sim:
         escalated = errors.count("heald.Fleet.Unanswered")
         never_stopped = sum(1 for inst in by_heald if ec2.states(inst.id) == {"running"})
         pages = s.alert_messages()
-        held = sum(1 for holders in s.lease_holders().values() if holders)
-        most_away = max(sum(st in AWAY for st in x.values()) for x in ec2.samples)
+        held = self.leases_held()
+        most_away = ec2.most_away()
         ok = (healed == len(by_alarm) and escalated == len(by_heald) and never_stopped == len(by_heald)
               and len(pages) == len(by_heald) and held == 0 and most_away <= MAX_CONCURRENT)
         self.result(ok, f"scenario 5 (heald silent on 5 of {self.n}: 3 system status alarms, 2 heald requests)",

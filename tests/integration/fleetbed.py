@@ -159,6 +159,10 @@ class Instance:
             self.boot()
 
 
+# The EC2 states of an instance a stop/start has taken away.
+AWAY = frozenset({"stopping", "stopped", "pending"})
+
+
 class StateSampler:
     """EC2's view of some instances, sampled every 0.1 s while it runs (a context manager)."""
 
@@ -189,6 +193,10 @@ class StateSampler:
 
     def states(self, instance_id: str) -> set[str]:
         return {s[instance_id] for s in self.samples}
+
+    def most_away(self) -> int:
+        """The most instances away at once in any sample."""
+        return max((sum(st in AWAY for st in x.values()) for x in self.samples), default=0)
 
 
 class Stack:

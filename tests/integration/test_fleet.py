@@ -19,7 +19,6 @@ import harness
 _requests_before: dict = {}
 
 # The EC2 states in which an instance is out of service during a stop-start.
-AWAY = frozenset({"stopping", "stopped", "pending"})
 
 
 def aws_requests() -> dict[tuple[str, str], int]:
@@ -88,10 +87,10 @@ class FleetCase(harness.BedTestCase):
         for run in runs:
             self.assertEqual(s.sfn.describe_execution(executionArn=run)["status"], "SUCCEEDED",
                              s.states_entered(run))
-        both = [x for x in ec2.samples if x[a.id] in AWAY and x[b.id] in AWAY]
+        both = [x for x in ec2.samples if x[a.id] in fleetbed.AWAY and x[b.id] in fleetbed.AWAY]
         self.assertEqual(both, [], [s.states_entered(run) for run in runs])
         for inst in (a, b):
-            self.assertTrue(any(x[inst.id] in AWAY for x in ec2.samples), f"{inst.name} was stopped")
+            self.assertTrue(any(x[inst.id] in fleetbed.AWAY for x in ec2.samples), f"{inst.name} was stopped")
         return runs
 
     def assertLeasesFree(self):  # noqa: N802 - unittest style
@@ -545,7 +544,7 @@ class LimitsTest(FleetCase):
             for run in runs:
                 d = s.wait_done(run, timeout=240)
                 self.assertEqual(d["status"], "SUCCEEDED", s.states_entered(run))
-        self.assertEqual(max(sum(st in AWAY for st in x.values()) for x in ec2.samples), 1,
+        self.assertEqual(ec2.most_away(), 1,
                          "one instance away at a time")
         for inst in asking:
             s.coordinator_events.wait("Fleet Remediation Succeeded", inst.id)
