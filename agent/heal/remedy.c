@@ -55,8 +55,9 @@ const CheckConfig *remedy_in_progress(const Monitor *m, const char *unit) {
                 const CheckRuntime *c = &m->checks[i];
                 if (c->policy.phase != POLICY_ACTING && c->policy.phase != POLICY_VERIFYING)
                         continue;
+                /* A request's verification waits for the fleet's action: no local one is under way. */
                 const char *t = remedy_action_target(c->config);
-                if (!unit || (t && strcmp(t, unit) == 0))
+                if (t && (!unit || strcmp(t, unit) == 0))
                         return c->config;
         }
         return NULL;

@@ -71,12 +71,19 @@ static void test_remediation_in_progress(void **state) {
         CheckConfig db = { .name = (char *) "db", .type = CHECK_UNIT, .unit = (char *) "db.service",
                            .action = CHECK_ACTION_RESTART_UNIT, .action_unit = (char *) "db-pool.service" };
         CheckConfig disk = { .name = (char *) "disk", .type = CHECK_DISK };
-        CheckRuntime checks[] = { { .config = &disk }, { .config = &web }, { .config = &db } };
+        CheckConfig api = { .name = (char *) "api", .type = CHECK_UNIT, .unit = (char *) "api.service",
+                            .action = CHECK_ACTION_REQUEST };
+        CheckRuntime checks[] = { { .config = &disk }, { .config = &web }, { .config = &db }, { .config = &api } };
         Monitor m = { .checks = checks, .n_checks = ELEMENTSOF(checks) };
 
         assert_null(remedy_in_progress(NULL, NULL));
         assert_null(remedy_in_progress(&m, NULL));
         assert_null(remedy_in_progress(&m, "web.service"));
+
+        /* A request verifying waits for the fleet's own reboot or restart: that must not wait for it. */
+        checks[3].policy.phase = POLICY_VERIFYING;
+        assert_null(remedy_in_progress(&m, NULL));
+        assert_null(remedy_in_progress(&m, "api.service"));
 
         const PolicyPhase busy[] = { POLICY_ACTING, POLICY_VERIFYING };
         for (size_t i = 0; i < ELEMENTSOF(busy); i++) {
