@@ -37,6 +37,7 @@ static const struct { const char *event, *message_id; } message_ids[] = {
         { "command-redelivered", "55657bbcac90453cac4775736be05caa" },
         { "command-verified", "8ed11f9425f34d96a7fa928e07b06694" },
         { "command-interrupted", "b013fd93841148df914afa2d7a836494" },
+        { "command-waiting", "352967397f4f4a2ca6bb15b4df6bd44e" },
         { "sqs-error", "a88f3992286b4d49914d10a67847f5be" },
         { "published", "6e008db535dd4ae0aa4e96d23a956148" },
         { "publish-retry", "d6e279c26b2c446299a56c07ed68e8de" },

@@ -25,7 +25,7 @@
 #define POLL_RETRY_BASE (1 * USEC_PER_SEC)
 #define POLL_RETRY_MAX (5 * USEC_PER_MINUTE)
 #define CALL_TIMEOUT (10 * USEC_PER_SEC)
-#define BUSY_RETRY (1 * USEC_PER_SEC)       /* a unit under local remediation: wait */
+#define BUSY_RETRY (1 * USEC_PER_SEC)       /* a local remediation in the way: look again */
 #define FLUSH_TIMEOUT (30 * USEC_PER_SEC)   /* prepare-stop waits this long for the outbox */
 #define SIDE_CALL_ATTEMPTS 6                  /* about half a minute of retries at most */
 #define SIDE_CALL_RETRY_BASE (500 * USEC_PER_MSEC)
@@ -42,6 +42,7 @@ struct Job {
         bool journaled;          /* its in-progress record is in the journal */
         usec_t started_at;       /* CLOCK_REALTIME */
         usec_t started_mono;
+        usec_t waiting_since;    /* CLOCK_MONOTONIC: it began to wait for a local remediation; 0: it does not */
         size_t step;             /* next unit to act on; for stop-start: stops then starts */
         bool starting;           /* stop-start: the start phase */
         cJSON *unit_results;     /* array */
@@ -649,20 +650,60 @@ static int job_journal_begin(Job *j) {
         return 0;
 }
 
+/* The local remediation this job would disturb (a double action): one of its units', or any
+ * at all for a command that disrupts the whole instance. NULL when none is under way. */
+static const CheckConfig *job_remediation_in_the_way(const Job *j) {
+        const Monitor *m = j->commands->ctx.monitor;
+        if (command_action_is_instance_wide(j->cmd.action))
+                return remedy_in_progress(m, NULL);
+        for (char **u = j->cmd.units; u && *u; u++) {
+                const CheckConfig *busy = remedy_in_progress(m, *u);
+                if (busy)
+                        return busy;
+        }
+        return NULL;
+}
+
+/* Whether the job waits (it looks again after BUSY_RETRY) for a local remediation to settle.
+ * Not for ever: a remediation busy for longer than a command of heald's own may take ([commands]
+ * job_timeout + verify_timeout) is stuck or flapping, and the fleet's command is the escalation
+ * meant for that; it then runs anyway. Giving it back instead would only have SQS bring it
+ * again to wait again, spending its receive count towards the dead-letter queue. One line when
+ * the wait begins, one if it ends so, none per look. */
+static bool job_waits_for_remediation(Job *j) {
+        Channel *c = j->commands;
+        const CheckConfig *busy = job_remediation_in_the_way(j);
+        if (!busy)
+                return false;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+        usec_t bound = c->config->commands_job_timeout + c->config->commands_verify_timeout;
+        const char *action = command_action_to_string(j->cmd.action), *target = remedy_action_target(busy);
+        if (j->waiting_since == 0) {
+                j->waiting_since = now;
+                log_event_about(LOG_INFO, "command-waiting", COMMAND_SUBJECT(&j->cmd),
+                                "Command %s (%s) waits for the local remediation of check %s (%s %s) to settle",
+                                j->cmd.command_id, action, busy->name, check_action_to_string(busy->action),
+                                target ? target : "");
+        } else if (now - j->waiting_since >= bound) {
+                log_event_about(LOG_WARNING, "command-waiting", COMMAND_SUBJECT(&j->cmd),
+                                "Command %s (%s) runs although the remediation of check %s is still under way: it "
+                                "waited %llu s, [commands] job_timeout + verify_timeout",
+                                j->cmd.command_id, action, busy->name,
+                                (unsigned long long) ((now - j->waiting_since) / USEC_PER_SEC));
+                return false;
+        }
+        j->wait = sd_event_source_disable_unref(j->wait);
+        if (sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, BUSY_RETRY, 0, on_busy_retry, j) < 0)
+                job_give_back(j, "cannot wait for the local remediation");
+        return true;
+}
+
 static void job_run(Job *j) {
         Channel *c = j->commands;
         if (j->running)
                 return;
-        /* A unit under local remediation: wait for it to settle. */
-        for (char **u = j->cmd.units; u && *u; u++)
-                if (remedy_unit_busy(c->ctx.monitor, *u)) {
-                        j->wait = sd_event_source_disable_unref(j->wait);
-                        if (sd_event_add_time_relative(c->ctx.event, &j->wait, CLOCK_MONOTONIC, BUSY_RETRY, 0,
-                                                       on_busy_retry, j) < 0)
-                                job_give_back(j, "cannot wait for the local remediation");
-                        return;
-                }
-        if (!job_still_allowed(j))
+        /* Judged first, on every look: a command that expires while it waits is rejected then. */
+        if (!job_still_allowed(j) || job_waits_for_remediation(j))
                 return;
         if (j->cmd.action == COMMAND_REBOOT && !c->ctx.units)
                 return job_give_back(j, "no system bus to ask for the reboot");

@@ -59,6 +59,10 @@ bool command_action_is_unit_action(CommandAction a) {
                a == COMMAND_STOP_START_UNITS;
 }
 
+bool command_action_is_instance_wide(CommandAction a) {
+        return a == COMMAND_REBOOT || a == COMMAND_PREPARE_STOP;
+}
+
 const char *command_rejection_reason_to_string(CommandRejectionReason r) {
         return r >= 0 && r < _COMMAND_REJECT_MAX ? rejection_names[r] : NULL;
 }

@@ -29,6 +29,9 @@ const char *command_action_to_string(CommandAction a);
 int command_action_from_string(const char *s);
 /* Whether the action works on the command's units (which it then requires). */
 bool command_action_is_unit_action(CommandAction a);
+/* Whether the action disrupts the whole instance (reboot, prepare-stop): such a command waits
+ * for any local remediation, not only for one of its own units. */
+bool command_action_is_instance_wide(CommandAction a);
 
 /* A parsed, well-formed command. Every string is owned by the Command; free with command_done(). */
 typedef struct Command {

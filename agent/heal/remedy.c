@@ -50,13 +50,15 @@ const char *remedy_action_target(const CheckConfig *c) {
         }
 }
 
-bool remedy_unit_busy(const Monitor *m, const char *unit) {
-        for (size_t i = 0; i < m->n_checks; i++) {
+const CheckConfig *remedy_in_progress(const Monitor *m, const char *unit) {
+        for (size_t i = 0; m && i < m->n_checks; i++) {
                 const CheckRuntime *c = &m->checks[i];
+                if (c->policy.phase != POLICY_ACTING && c->policy.phase != POLICY_VERIFYING)
+                        continue;
+                /* A request's verification waits for the fleet's action: no local one is under way. */
                 const char *t = remedy_action_target(c->config);
-                if ((c->policy.phase == POLICY_ACTING || c->policy.phase == POLICY_VERIFYING) && t &&
-                    strcmp(t, unit) == 0)
-                        return true;
+                if (t && (!unit || strcmp(t, unit) == 0))
+                        return c->config;
         }
-        return false;
+        return NULL;
 }

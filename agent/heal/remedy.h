@@ -29,5 +29,8 @@ int remedy_unit_job(Units *units, RemedyOperation op, const char *unit, unit_job
  * request. Borrowed from c. */
 const char *remedy_action_target(const CheckConfig *c);
 
-/* Whether a check's action on this unit is running or being verified (commands wait for it). */
-bool remedy_unit_busy(const Monitor *m, const char *unit);
+/* The check whose local action (a unit operation or exec; not a request, which the fleet
+ * answers) is running or being verified (policy phase acting or verifying) on unit, or on
+ * anything at all when unit is NULL: commands wait for it. NULL when there is none (m NULL too:
+ * no monitor). Borrowed from m until its next reload. */
+const CheckConfig *remedy_in_progress(const Monitor *m, const char *unit);

@@ -1,8 +1,10 @@
 """test_commands.py: heald's command channel under a real systemd: a coordinated
 stop-start-units on real units (verified by their checks), a unit the config does not allow,
 prepare-stop verified after the container is powered off and booted again, a reboot asked
-for by the fleet, a command that must wait for a local remediation to finish, and a unit job
-that never ends (bounded by [commands] job_timeout, the next command not held up).
+for by the fleet, a command that must wait for a local remediation of its unit to finish, a
+prepare-stop that waits for a local remediation of another unit (it disrupts the whole
+instance), and a unit job that never ends (bounded by [commands] job_timeout, the next command
+not held up).
 
 Each test boots its own container (two of them restart it) and installs heald as a real,
 enabled unit (not a transient one): it must come back by itself after a boot, with its state
@@ -395,6 +397,44 @@ class CommandsTest(CommandsTestCase):
         # Unstick db, or the container's poweroff would wait for it for ever.
         self.c.systemctl("kill", "--signal=KILL", "db.service", check=False)
 
+    def test_7_prepare_stop_waits_for_any_local_remediation(self):
+        # crashy takes 3 s to start: heald's restart of it is in flight when the fleet's
+        # prepare-stop, which names no unit of it (it drains db), arrives.
+        self.c.write_file(CRASHY_SLOW_START, "[Service]\nExecStartPre=/bin/sleep 3\n")
+        self.c.systemctl("daemon-reload")
+        self.start_unit("crashy.service")
+        self.start_unit("db.service")
+        self.start_heald({"crashy": unit_check("crashy.service", action="restart-unit",
+                                               verify_timeout="20s")},
+                         allow="ping, prepare-stop", drain_units="db.service")
+        self.c.wait_for(lambda: self.check_status("crashy")["health"] == "ok", 10,
+                        "heald to see crashy healthy", interval=0.2)
+        self.c.kill_unit("crashy.service")
+        self.one("Remediation Started")
+        cmd = self.send("prepare-stop", reason="scale-in")
+        t0 = time.monotonic()
+        self.c.wait_for(lambda: self.queue.depth() == (0, 1), 5, "heald to receive the command",
+                        interval=0.1)
+        self.assertIn(self.check_status("crashy")["phase"], ("acting", "verifying"),
+                      "the command arrived in the middle of the remediation")
+        self.assertEqual(self.c.show("db.service", "ActiveState"), "active", "not drained yet")
+        healed = self.one("Remediation Succeeded")
+        ready = self.one("Ready For Stop", timeout=30)
+        took = time.monotonic() - t0
+        self.assertEqual(ready["command_id"], cmd["command_id"])
+        self.assertEqual(unit_ops(ready), [("stop", "db.service", "done")])
+        self.assertGreaterEqual(ready["units"][0]["started_at"], healed["verified_at"],
+                                "db was drained only after heald's own restart of crashy was verified")
+        self.assertEqual(self.c.show("db.service", "ActiveState"), "inactive", "drained")
+        self.assertEqual(self.c.show("crashy.service", "ActiveState"), "active")
+        waits = [line for line in self.c.journal(HEALD_UNIT).splitlines()
+                 if "waits for the local remediation of check crashy" in line]
+        self.assertEqual(len(waits), 1, f"one line for the wait, not one per look: {waits}")
+        self.assertQueueEmpty()
+        self.assertNoEvents("Remediation Started", "Command Failed")
+        print(f"\n# prepare-stop during a local restart: received -> Ready For Stop {took:.2f} s "
+              f"(Remediation Succeeded at {healed['verified_at']}, drain began at "
+              f"{ready['units'][0]['started_at']})", flush=True)
 
 if __name__ == "__main__":
     import unittest

@@ -4,7 +4,8 @@
  * from an sd-event defer source, as the HTTP layer would from the loop. A received message
  * becomes a job and its message is deleted; a rejection is reported and deleted; a
  * redelivery is answered from the journal; after Ready For Stop and after
- * channel_stop_receiving() no ReceiveMessage follows. */
+ * channel_stop_receiving() no ReceiveMessage follows; a prepare-stop waits while a local
+ * remediation is under way (the monitor's check runtimes, set by hand), not for ever. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -24,6 +25,7 @@
 #include "events/outbox.h"
 #include "../lib/temp_dir.h"
 #include "fake_aws.h"
+#include "heal/runtime.h"
 #include "loop_test.h"
 
 #define RECEIVE SQS_TARGET_RECEIVE_MESSAGE
@@ -33,6 +35,10 @@ typedef struct Run {
         LoopBed bed;
         Config *config;
         EventLog events;
+        /* A monitor with one check whose restart of web.service the tests set under way. */
+        CheckConfig web;
+        CheckRuntime checks[1];
+        Monitor monitor;
 } Run;
 
 static void iso8601(time_t t, char buf[static 32]) {
@@ -42,17 +48,22 @@ static void iso8601(time_t t, char buf[static 32]) {
 
 #define COMMAND_SIZE 256
 
-/* A command as the fleet sends it, valid for five minutes. */
-static const char *command(const char *command_id, const char *action, char buf[static COMMAND_SIZE]) {
+/* A command as the fleet sends it, valid for valid_s seconds. */
+static const char *command_valid_for(const char *command_id, const char *action, time_t valid_s,
+                                     char buf[static COMMAND_SIZE]) {
         char issued[32], expires[32];
         iso8601(time(NULL), issued);
-        iso8601(time(NULL) + 300, expires);
+        iso8601(time(NULL) + valid_s, expires);
         assert_int_equal(format_bounded(buf, COMMAND_SIZE,
                                         "{\"command_id\":\"%s\",\"action\":\"%s\",\"instance_id\":\"i-0123456789abcdef0\","
                                         "\"issued_at\":\"%s\",\"expires_at\":\"%s\"}",
                                         command_id, action, issued, expires),
                          0);
         return buf;
+}
+
+static const char *command(const char *command_id, const char *action, char buf[static COMMAND_SIZE]) {
+        return command_valid_for(command_id, action, 300, buf);
 }
 
 /* A ReceiveMessage answer with one message; md5_ok false sends a wrong MD5OfBody. Caller frees. */
@@ -100,6 +111,10 @@ static int setup(void **state) {
                                       "wait_time = 1s\n"
                                       "[commands]\nallow = ping, prepare-stop\n");
         fake_aws_init(run->bed.event);
+        run->web = (CheckConfig) { .name = (char *) "web", .type = CHECK_UNIT, .unit = (char *) "web.service",
+                                   .action = CHECK_ACTION_RESTART_UNIT };
+        run->checks[0] = (CheckRuntime) { .config = &run->web };
+        run->monitor = (Monitor) { .checks = run->checks, .n_checks = ELEMENTSOF(run->checks) };
         *state = run;
         return 0;
 }
@@ -121,6 +136,7 @@ static Channel *start_channel(Run *run) {
                 .state_dir = run->bed.dir->path,
                 .boot_id = "boot-1",
                 .boot_marker = "marker-1",
+                .monitor = &run->monitor,
                 .emit = event_log_record,
                 .userdata = &run->events,
         };
@@ -206,6 +222,71 @@ static void test_no_message_taken_once_stopping(void **state) {
         assert_int_equal(fake_aws_count(RECEIVE), 1);
 }
 
+/* Run the loop until an event of this type was recorded or timeout passed; whether it was. */
+static bool run_until_event(Run *run, const char *type, usec_t timeout) {
+        usec_t end = now_usec(CLOCK_MONOTONIC) + timeout;
+        while (event_log_count(&run->events, type) == 0 && now_usec(CLOCK_MONOTONIC) < end)
+                assert_true(sd_event_run(run->bed.event, 50 * USEC_PER_MSEC) >= 0);
+        return event_log_count(&run->events, type) > 0;
+}
+
+/* A prepare-stop names no unit of the remediation, but stopping the instance in the middle of
+ * a restart and its verification is a double action: it waits until that settled. */
+static void test_prepare_stop_waits_for_local_remediation(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+        run->checks[0].policy.phase = POLICY_ACTING;
+
+        deliver("m-stop", command("cmd-stop-wait", "prepare-stop", buf), true);
+        run->checks[0].policy.phase = POLICY_VERIFYING; /* the restart is done, its verification not */
+        assert_false(run_until_event(run, "Command Received", 2500 * USEC_PER_MSEC));
+        assert_false(deleted("m-stop"));
+        assert_null(fake_aws_open_call(RECEIVE)); /* held, not given back: no poll meanwhile */
+
+        run->checks[0].policy.phase = POLICY_IDLE; /* verified */
+        assert_true(run_until_event(run, "Ready For Stop", 5 * USEC_PER_SEC));
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 1);
+        assert_true(deleted("m-stop"));
+}
+
+/* A remediation that stays under way longer than [commands] job_timeout + verify_timeout
+ * does not hold the fleet's command for ever: it runs then. */
+static void test_wait_for_local_remediation_is_bounded(void **state) {
+        Run *run = *state;
+        config_free(run->config);
+        run->config = loop_bed_config(&run->bed,
+                                      "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\n"
+                                      "wait_time = 1s\n"
+                                      "[commands]\nallow = ping, prepare-stop\njob_timeout = 1s\nverify_timeout = 1s\n");
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+        run->checks[0].policy.phase = POLICY_VERIFYING;
+
+        deliver("m-stop", command("cmd-stop-bound", "prepare-stop", buf), true);
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        assert_true(run_until_event(run, "Ready For Stop", 6 * USEC_PER_SEC));
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 >= 1900 * USEC_PER_MSEC);
+        assert_true(deleted("m-stop"));
+}
+
+/* A command that expires while it waits is rejected then, not once the wait is over. */
+static void test_command_expiring_while_waiting_is_rejected(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+        run->checks[0].policy.phase = POLICY_ACTING;
+
+        deliver("m-stop", command_valid_for("cmd-stop-expiring", "prepare-stop", 2, buf), true);
+        assert_true(run_until_event(run, "Command Rejected", 5 * USEC_PER_SEC));
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(event_log_find(&run->events, "Command Rejected", true),
+                                                                     "reason")),
+                            "expired");
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 0);
+        assert_true(deleted("m-stop"));
+        assert_int_equal(run->checks[0].policy.phase, POLICY_ACTING);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_message_becomes_job_and_redelivery_is_answered_from_the_journal,
@@ -214,6 +295,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failed_poll_is_retried, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_message_taken_after_ready_for_stop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_message_taken_once_stopping, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prepare_stop_waits_for_local_remediation, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wait_for_local_remediation_is_bounded, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_command_expiring_while_waiting_is_rejected, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

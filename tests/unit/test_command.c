@@ -77,6 +77,10 @@ static void test_action_names(void **state) {
         assert_true(command_action_is_unit_action(COMMAND_STOP_START_UNITS));
         assert_false(command_action_is_unit_action(COMMAND_REBOOT));
         assert_false(command_action_is_unit_action(COMMAND_PREPARE_STOP));
+        /* Only these two wait for any local remediation; the others for their units' or none. */
+        for (int a = 0; a < _COMMAND_ACTION_MAX; a++)
+                assert_int_equal(command_action_is_instance_wide((CommandAction) a),
+                                 a == COMMAND_REBOOT || a == COMMAND_PREPARE_STOP);
 
         static const char *const names[] = { "malformed-json",   "not-a-command", "unknown-action",
                                              "action-not-allowed", "unit-not-allowed", "wrong-instance",
