@@ -112,7 +112,7 @@ class FleetCase(harness.BedTestCase):
         self.assertEqual(len(alerts), 1, "one message for a person")
         self.assertIn(error, alerts[0])
         self.assertLeasesFree()
-        (audit,) = [r for r in s.audit(inst.id) if r["execution"] == run]
+        (audit,) = [r for r in s.audit(inst.id) if r["execution"] == run and r["outcome"] != "escalated"]
         self.assertEqual((audit["outcome"], audit["error"]), ("failed", error))
         return failed[-1]
 
@@ -325,6 +325,21 @@ class LadderTest(FleetCase):
                 out[name] = e["timestamp"].timestamp()
         return out
 
+    def climbs(self, inst: fleetbed.Instance, run: str) -> list[tuple[str, str, str]]:
+        """The rungs the run climbed, (rung, why, next rung) in order: its Fleet Remediation
+        Escalated events (each valid against its schema: the subscriber validates), the same as
+        its audit items of outcome escalated. Call once the run's last event came."""
+        s = self.stack
+        s.coordinator_events.poll(wait=0)
+        events = [e["detail"] for e in s.coordinator_events.matching("Fleet Remediation Escalated", inst.id)
+                  if e["detail"]["execution"] == run]
+        self.assertEqual([e["rung_index"] for e in events], list(range(len(events))), "in the ladder's order")
+        climbed = [(e["rung"], e["why"], e["next_rung"]) for e in events]
+        audited = sorted((r for r in s.audit(inst.id) if r["execution"] == run and r["outcome"] == "escalated"),
+                         key=lambda r: r["started_at"])
+        self.assertEqual([(r["rung"], r["why"], r["next_rung"]) for r in audited], climbed, "one audit item per climb")
+        return climbed
+
     def test_ladder_a_unit_that_stays_failed_climbs_restart_units_reboot_stop_start_then_a_person(self):
         """heald's unit check asks (HealdRequestLadder: restart-units, reboot, stop-start):
         restart-units goes unanswered for RestartUnitsSeconds (3 s), the next rung takes over;
@@ -356,6 +371,9 @@ class LadderTest(FleetCase):
         self.assertEqual(rejected["detail"]["reason"], "action-not-allowed")
         failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
         self.assertEqual(failed["detail"]["ladder"], ["restart-units", "reboot", "stop-start"])
+        self.assertEqual(self.climbs(a, run), [("restart-units", "silent", "reboot"),
+                                               ("reboot", "refused", "stop-start"),
+                                               ("stop-start", "unverified", "person")])
 
     def test_ladder_reboot_is_verified_only_once_heald_answers_from_another_boot(self):
         """An operator's ladder ["reboot"], with heald played by the test (the bed has no
@@ -400,6 +418,7 @@ class LadderTest(FleetCase):
                          ("heald", "boot-a", "boot-b"))
         self.assertEqual(done["detail"]["ladder"], ["reboot"])
         self.assertLeasesFree()
+        self.assertEqual(self.climbs(a, run), [], "healed at its first rung: no climb")
 
     def test_ladder_instance_status_reboot_refused_by_heald_reboots_through_ec2(self):
         """An instance status check fails (InstanceStatusLadder: reboot, stop-start) and heald
@@ -418,6 +437,7 @@ class LadderTest(FleetCase):
         done = s.coordinator_events.wait("Fleet Remediation Succeeded", a.id)
         self.assertEqual(done["detail"]["steps"]["reboot"]["by"], "ec2")
         self.assertLeasesFree()
+        self.assertEqual(self.climbs(a, run), [], "healed at its first rung (heald's refusal is no climb)")
 
     def test_ladder_a_trigger_excluding_a_rung_never_runs_it(self):
         """A system status check's ladder is stop-start alone (SystemStatusLadder): on an
@@ -437,6 +457,7 @@ class LadderTest(FleetCase):
         self.assertEqual(actions(), {"prepare-stop", "run-checks"})
         failed = self.assertEscalated(a, run, "heald.Fleet.VerificationFailed")
         self.assertEqual(failed["detail"]["ladder"], ["stop-start"])
+        self.assertEqual(self.climbs(a, run), [("stop-start", "unverified", "person")])
 
 
 class ConcurrencyTest(FleetCase):
