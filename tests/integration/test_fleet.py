@@ -1035,6 +1035,40 @@ class StaticTest(unittest.TestCase):
             if res["Type"] == "AWS::StepFunctions::StateMachine":
                 walk(res["Properties"]["Definition"]["States"], name)
 
+    def test_every_optimized_integration_task_retries_its_services_throttling(self):
+        """DynamoDB's, SQS's (sendMessage, with or without a task token), SNS's and EventBridge's
+        optimized integrations: every task retries its service's throttling with full jitter
+        (names in the template's header), and none retries an error heald answers with or a
+        timeout (a command would be sent again for heald's refusal or silence)."""
+        throttled = {"dynamodb": {"DynamoDB.ThrottlingException", "DynamoDB.ProvisionedThroughputExceededException"},
+                     "sqs": {"SQS.RequestThrottledException", "SQS.ThrottlingException"},
+                     "sns": {"SNS.ThrottledException", "SNS.ThrottlingException"},
+                     "events": {"EventBridge.FailedEntry", "EventBridge.ThrottlingException"}}
+        seen = set()
+
+        def walk(states, where):
+            for name, st in states.items():
+                resource = st.get("Resource", "")
+                if st.get("Type") == "Task" and ":aws-sdk:" not in resource:
+                    service = resource.partition(":::")[2].split(":")[0]
+                    self.assertIn(service, throttled, f"{where}.{name}: which errors does {resource} throttle with?")
+                    seen.add(service)
+                    retriers = [r for r in st.get("Retry", []) if "States.ALL" in r["ErrorEquals"]
+                                or throttled[service] <= set(r["ErrorEquals"])]
+                    self.assertTrue(retriers, f"{where}.{name} retries {sorted(throttled[service])}")
+                    self.assertTrue(all(r.get("JitterStrategy") == "FULL" for r in retriers), f"{where}.{name}")
+                    if resource.endswith(".waitForTaskToken"):
+                        retried = {e for r in st.get("Retry", []) for e in r["ErrorEquals"]}
+                        self.assertEqual([e for e in retried if e.startswith(("heald.", "States."))], [],
+                                         f"{where}.{name}: only the send is retried")
+                if "ItemProcessor" in st:
+                    walk(st["ItemProcessor"]["States"], f"{where}.{name}")
+
+        for name, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::StepFunctions::StateMachine":
+                walk(res["Properties"]["Definition"]["States"], name)
+        self.assertEqual(seen, set(throttled))
+
     def test_coordinator_releases_its_leases_on_every_path(self):
         """Every task between taking the group's slot and the release catches every error
         into the release."""
