@@ -775,6 +775,56 @@ class ReaperTest(FleetCase):
         self.assertNotIn("WaitForSlot", states)
         self.assertLeasesFree()
 
+class LeaseTakeOverTest(FleetCase):
+    def test_a_lease_whose_holder_ended_is_taken_over_when_the_reaper_never_came(self):
+        """A run holding its group's only slot (MaxConcurrent 1), a MaxUnhealthy unit and a
+        storm count is stopped (StopExecution) and Step Functions' Execution Status Change never
+        arrives (no reaper). The next request of the group finds the slot full, asks Step
+        Functions whether its holder still runs, drops it with its unit and count, and proceeds;
+        the next request for the stopped run's instance takes over its instance lease the same
+        way. Nothing stays held: a lease expires when its holder's execution ends."""
+        s = self.stack
+        group = f"orphan-{time.monotonic_ns() % 10**6}"  # its own records, should the test run again
+        a, b = self.instance("orphan-a", group=group), self.instance("orphan-b", group=group)
+        self.wait_until(lambda: len(s.group_record(group).get("members", [])) == 2, 30, "both counted")
+        a.heald.stop()  # silent: the run waits PrepareStopSeconds for its answer
+        run = s.start_operator({"instance_id": a.id, "action": "stop-start", "reason": "orphan test"}, group)
+        self.wait_until(lambda: "PrepareStop" in s.states_entered(run), 30, "the run waits for prepare-stop")
+        self.assertEqual(s.lease_holders()["group#" + group], [run])
+        record = s.group_record(group)
+        self.assertEqual((record["held_x100"], record["asked_x100"]), (100, 100))
+        reapers = {e["executionArn"] for e in s.executions("Reaper")}
+        s.sfn.stop_execution(executionArn=run, error="Operator", cause="stopped by hand")
+        # Ended (moto's interpreter ends a run stopped in a task token's wait as FAILED,
+        # States.Timeout; AWS as ABORTED), and no s.execution_ended(run): no reaper.
+        self.assertNotEqual(s.wait_done(run)["status"], "RUNNING")
+
+        (next_run,) = self.run_of(lambda: s.alarm(b, "system"))
+        states = s.states_entered(next_run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=next_run)["status"], "SUCCEEDED", states)
+        for step in ("ReadLease", "LeaseHolder", "DropLeaseHolder", "DropCountedHolder", "ForgetEndedAsk", "Verified"):
+            self.assertIn(step, states)
+        self.assertLess(states.index("DropLeaseHolder"), states.index("Remediate"))
+        self.assertNotIn(run, s.lease_holders().get("group#" + group, []))
+        self.wait_until(lambda: s.group_record(group)["asked_x100"] == 0, 30, "b's request forgotten after its window")
+        record = s.group_record(group)
+        self.assertEqual((record["held_x100"], record["asked_x100"]), (0, 0), "a's unit and count given back")
+        self.assertEqual(record.get("holders", []), [])
+        self.assertEqual(s.lease_holders()["instance#" + a.id], [run], "a's instance lease waits for a's next request")
+
+        # The stopped run's prepare-stop still waits in a's queue: no later run withdraws a
+        # command of another run (nor does the reaper), so the heald that boots would run it.
+        # Taken away here as an operator would (a known limit, README "At fleet scale").
+        s.sqs.purge_queue(QueueUrl=s.queue_url(a.id))
+        (a_run,) = self.run_of(lambda: s.alarm(a, "system"))
+        states = s.states_entered(a_run)
+        self.assertEqual(s.sfn.describe_execution(executionArn=a_run)["status"], "SUCCEEDED", states)
+        self.assertNotIn("AlreadyRunning", states)
+        self.assertIn("DropLeaseHolder", states)
+        self.assertLeasesFree()
+        self.assertEqual({e["executionArn"] for e in s.executions("Reaper")}, reapers, "no reaper ran")
+
+
 class VerificationTest(FleetCase):
     def test_verification_failure_after_the_start_fails_and_tells_a_person(self):
         """heald's checks fail after the boot: run-checks answers verified = false, the run
