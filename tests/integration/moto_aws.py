@@ -29,7 +29,8 @@ For the command channel (SQS and Step Functions):
   SendTaskSuccess/SendTaskFailure. moto's interpreter calls the services through this server
   (MOTO_PORT) signed with the fixed access key "ak"; those calls stand for the state machine's
   execution role, which moto does not model, so they skip authentication. Two moto bugs on
-  that path are fixed (_patch_stepfunctions).
+  that path are fixed (_patch_stepfunctions), and an aws-sdk task's PascalCase Parameters are
+  mapped onto the API's own names as AWS does (_patch_sdk_parameters).
 """
 import copy
 import json
