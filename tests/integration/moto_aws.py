@@ -29,7 +29,8 @@ For the command channel (SQS and Step Functions):
   SendTaskSuccess/SendTaskFailure. moto's interpreter calls the services through this server
   (MOTO_PORT) signed with the fixed access key "ak"; those calls stand for the state machine's
   execution role, which moto does not model, so they skip authentication. Two moto bugs on
-  that path are fixed (_patch_stepfunctions).
+  that path are fixed (_patch_stepfunctions), and an aws-sdk task's PascalCase Parameters are
+  mapped onto the API's own names as AWS does (_patch_sdk_parameters).
 """
 import copy
 import json
@@ -112,6 +113,36 @@ def _patch_stepfunctions() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure
+
+    _patch_sdk_parameters()
+
+
+def _patch_sdk_parameters() -> None:
+    """moto 5.2.1's aws-sdk integration hands a task's Parameters to boto3 as the state machine
+    wrote them, in PascalCase, as Step Functions wants them ("Parameters in Step Functions are
+    expressed in PascalCase, even if the native service API is in camelCase", Step Functions
+    Developer Guide, AWS SDK service integrations): an API in camelCase failed, e.g.
+    sfn:describeExecution's ExecutionArn (States.Runtime: 'ExecutionArn'). Here they are mapped
+    onto the API's own names, as AWS does, with moto's own _to_boto_request (which its
+    _normalise_parameters no longer calls)."""
+    import functools
+
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    @functools.lru_cache(maxsize=None)
+    def service_model(name: str):
+        return botocore.session.get_session().get_service_model(name)
+
+    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        action = service_action_name or self.resource.api_action
+        operation = service_model(self._get_boto_service_name(boto_service_name)).operation_model(
+            action[0].upper() + action[1:])
+        self._to_boto_request(parameters, operation.input_shape)
+
+    StateTaskServiceAwsSdk._normalise_parameters = normalise_parameters
 
 
 MACHINE_HALT_SECONDS = 30
