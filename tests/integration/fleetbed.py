@@ -453,6 +453,21 @@ class Stack:
                            ExpressionAttributeValues={":s": {"S": subject}})
         return [{k: list(v.values())[0] for k, v in item.items()} for item in r["Items"]]
 
+    def run_audit(self, subject: str, execution_arn: str) -> dict:
+        """The run's own audit item, written at its end (beside it, items for each rung it
+        climbed, outcome escalated, and for its wait, outcome waiting)."""
+        (item,) = [r for r in self.audit(subject)
+                   if r["execution"] == execution_arn and r["outcome"] not in ("escalated", "waiting")]
+        return item
+
+    def waiting(self, subject: str, execution_arn: str) -> tuple[list[dict], list[dict]]:
+        """The run's Fleet Remediation Waiting events and its audit items of outcome waiting."""
+        self.coordinator_events.poll(wait=0)
+        events = [e for e in self.coordinator_events.matching("Fleet Remediation Waiting", subject)
+                  if e["detail"]["execution"] == execution_arn]
+        items = [r for r in self.audit(subject) if r["execution"] == execution_arn and r["outcome"] == "waiting"]
+        return events, items
+
 
 _stack = None
 _stack_lock = threading.Lock()

@@ -97,6 +97,22 @@ class FleetCase(harness.BedTestCase):
         held = {pk: holders for pk, holders in self.stack.lease_holders().items() if holders}
         self.assertEqual(held, {}, "every lease released")
 
+    def assertWaitedOnce(self, runs: list[str], waited: str, insts, waiting_for: str):  # noqa: N802
+        """The run that waited said so once (one Fleet Remediation Waiting, one audit item),
+        however many times it polled, and why; the run that did not wait said nothing."""
+        s = self.stack
+        said = {run: [s.waiting(inst.id, run) for inst in insts] for run in runs}
+        for run in runs:
+            events = [e for per_inst in said[run] for e in per_inst[0]]
+            items = [r for per_inst in said[run] for r in per_inst[1]]
+            if run != waited:
+                self.assertEqual((events, items), ([], []), "a run that did not wait says nothing")
+                continue
+            self.assertEqual(len(events), 1, "one Fleet Remediation Waiting per waiting run")
+            self.assertEqual(len(items), 1, "one audit item of outcome waiting")
+            self.assertEqual((events[0]["detail"]["waiting_for"], items[0]["waiting_for"]), (waiting_for, waiting_for))
+            self.assertEqual(events[0]["detail"]["execution"], run)
+
     def assertEscalated(self, inst: fleetbed.Instance, run: str, error: str) -> dict:  # noqa: N802
         """The run failed with error, told a person, and released its leases."""
         s = self.stack
@@ -112,7 +128,7 @@ class FleetCase(harness.BedTestCase):
         self.assertEqual(len(alerts), 1, "one message for a person")
         self.assertIn(error, alerts[0])
         self.assertLeasesFree()
-        (audit,) = [r for r in s.audit(inst.id) if r["execution"] == run and r["outcome"] != "escalated"]
+        audit = s.run_audit(inst.id, run)
         self.assertEqual((audit["outcome"], audit["error"]), ("failed", error))
         return failed[-1]
 
@@ -229,7 +245,7 @@ class CoordinatorTest(FleetCase):
         self.assertLessEqual(set(done["detail"]["steps"]),
                              {"started", "prepare_stop", "stop", "start", "run_checks", "verified"})
         self.assertLeasesFree()
-        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        audit = s.run_audit(a.id, run)
         self.assertEqual((audit["outcome"], audit["trigger"], audit["action"]),
                          ("succeeded", "system-status-check", "stop-start"))
         self.assertIn(f"heald-system-status-{a.id}", audit["reason"])
@@ -495,6 +511,7 @@ class ConcurrencyTest(FleetCase):
         runs = self.alarm_both_healed_one_at_a_time(a, b)
         waited = [run for run in runs if "WaitForSlot" in s.states_entered(run)]
         self.assertEqual(len(waited), 1, "the second run waited for the slot")
+        self.assertWaitedOnce(runs, waited[0], (a, b), "slot")
         self.assertLeasesFree()
 
 
@@ -529,6 +546,7 @@ class LimitsTest(FleetCase):
         runs = self.alarm_both_healed_one_at_a_time(*insts[:2])
         waited = [run for run in runs if "GiveSlotBack" in s.states_entered(run)]
         self.assertGreaterEqual(len(waited), 1, "the second took a slot, found the group at MaxUnhealthy, gave it back")
+        self.assertWaitedOnce(runs, waited[0], insts[:2], "unhealthy")
         self.assertLeasesFree()
         self.assertEqual(s.group_record("quarter")["held_x100"], 0)
         self.assertEqual(self.paused_events("quarter"), [])
@@ -679,7 +697,7 @@ class LimitsTest(FleetCase):
         (would,) = s.coordinator_events.matching("Fleet Remediation Would Run", dry.id)
         self.assertEqual((would["detail"]["group"], would["detail"]["execution"], would["detail"]["ladder"]),
                          ("dry", run, ["stop-start"]))
-        (audit,) = [r for r in s.audit(dry.id) if r["execution"] == run]
+        audit = s.run_audit(dry.id, run)
         self.assertEqual((audit["outcome"], audit["group"], audit["action"]), ("would-run", "dry", "stop-start"))
         self.assertEqual(ec2.states(dry.id), {"running"}, "never stopped")
         self.assertEqual(dry.heald.event_lines("command-received"), [], "no command reached heald")
@@ -766,7 +784,7 @@ class ReaperTest(FleetCase):
         self.assertLeasesFree()
         record = s.group_record("reap")
         self.assertEqual((record["held_x100"], record["asked_x100"]), (0, 0))
-        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        audit = s.run_audit(a.id, run)
         self.assertEqual((audit["trigger"], audit["outcome"]), ("reaper", "reaped"))
 
         (next_run,) = self.run_of(lambda: s.alarm(b, "system"))
