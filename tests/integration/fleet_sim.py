@@ -12,17 +12,19 @@ MaxUnhealthy 20% and StormThreshold 50%. Scenarios, one PASS/FAIL line each with
    nothing stopped while paused; an operator resumes: all healed, at most MaxConcurrent away;
 3. one instance alarms again after each fix: its MaxRunsPerInstancePerDay (3) runs heal it,
    the next quarantines it (tag, heald.Fleet.Quarantined, one page) and stops nothing;
+4. a run is killed mid-way (StopExecution while it waits for a silent heald's prepare-stop):
+   Step Functions' Execution Status Change (put on the bus by the bed: moto sends none) starts
+   the reaper, which gives back its slot; the next request of the group heals without taking
+   anything over, and the killed run's instance was never stopped;
 5. heald on 5 instances stops (silent): the 3 with a system status alarm are stopped and
    started all the same once PrepareStopSeconds ran out (the booted heald verifies); the 2 whose
    heald had asked just before (its Remediation Requested, put on the bus by the bed) escalate
    (heald.Fleet.Unanswered, a page each) and are never stopped.
-(Scenario 4, a run stopped mid-way and reaped, is test_fleet's
-test_a_stopped_run_gives_back_its_leases_and_the_next_request_proceeds.) make check runs
-scenarios 1 and 2 (--scenarios 1,2), make fleet-sim all four.
+make check runs scenarios 1 and 2 (--scenarios 1,2), make fleet-sim all five.
 
 The fleet at rest is measured first (--idle seconds). Then the AWS requests the run made per service and caller, and the figures README's "At
 fleet scale" scales to 10,000 instances. Ends with "N passed, N failed".
-Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS] [--heartbeat SECONDS] [--scenarios 1,2,3,5]
+Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS] [--heartbeat SECONDS] [--scenarios 1,2,3,4,5]
 """
 import argparse
 import concurrent.futures
@@ -271,6 +273,39 @@ class Sim:
                     f"system status ladder), the next {error}, tagged {'yes' if quarantined else 'no'}, "
                     f"{'stopped' if stopped else 'not stopped'}, {len(pages)} page; {took:.0f} s")
 
+    def scenario_reaped(self) -> None:
+        s = self.stack
+        killed, next_one = self.insts[-2], self.insts[-3]
+        killed.heald.stop()  # silent: its run waits PrepareStopSeconds for prepare-stop's answer
+        s.alert_messages()
+        t0 = time.monotonic()
+        with s.sample_states(killed, next_one) as ec2:
+            known = {e["executionArn"] for e in s.executions("Coordinator")}
+            s.alarm(killed, "system")
+            (run,) = s.wait_new_executions("Coordinator", known, timeout=120)
+            harness.wait_until(lambda: "PrepareStop" in s.states_entered(run), 120, "the run waits for prepare-stop")
+            held_before = run in s.lease_holders().get(f"group#{GROUP}", [])
+            s.sfn.stop_execution(executionArn=run, error="Operator", cause="killed mid-run (fleet_sim scenario 4)")
+            reapers = {e["executionArn"] for e in s.executions("Reaper")}
+            s.execution_ended(run)
+            (reaper,) = s.wait_new_executions("Reaper", reapers, timeout=60)
+            reaped = s.wait_done(reaper, timeout=120)["status"] == "SUCCEEDED"
+            still_held = sum(1 for holders in s.lease_holders().values() if run in holders)
+            (next_run,), _ = self.remediate([next_one])
+        took = time.monotonic() - t0
+        next_states = s.states_entered(next_run)
+        next_ok = (s.sfn.describe_execution(executionArn=next_run)["status"] == "SUCCEEDED" and "Verified" in next_states
+                   and "DropEndedHolders" not in next_states)
+        held = self.leases_held()
+        killed_stopped = ec2.states(killed.id) != {"running"}
+        ok = held_before and reaped and still_held == 0 and next_ok and held == 0 and not killed_stopped
+        self.result(ok, f"scenario 4 (a run killed mid-way, StopExecution, in a group of {self.n})",
+                    f"it held its group's slot: {'yes' if held_before else 'no'}; reaper "
+                    f"{'SUCCEEDED' if reaped else 'did not succeed'}, {still_held} leases of the killed run left; "
+                    f"the next request {'healed and verified without taking anything over' if next_ok else 'did not heal'}"
+                    f"; {held} slots held after; the killed run's instance "
+                    f"{'stopped' if killed_stopped else 'never stopped'}; {took:.0f} s")
+
     def scenario_silent(self) -> None:
         s = self.stack
         # The requests of scenario 3 stop counting towards the breaker StormWindowSeconds after
@@ -357,7 +392,7 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=310, help="seconds of the fleet at rest, measured")
     ap.add_argument("--heartbeat", type=int, default=300,
                     help="the healds' heartbeat_interval in seconds (a shorter one measures the jitter sooner)")
-    ap.add_argument("--scenarios", default="1,2,3,5", help="which scenarios, in this order (make check: 1,2)")
+    ap.add_argument("--scenarios", default="1,2,3,4,5", help="which scenarios, in this order (make check: 1,2)")
     args = ap.parse_args()
     sim = Sim(args.instances, args.heartbeat)
     print(f"# run dir {sim.bed.run_dir}", flush=True)
@@ -366,7 +401,7 @@ def main() -> int:
         if args.idle:
             sim.idle(args.idle)
         scenarios = {"1": sim.scenario_failures, "2": sim.scenario_storm, "3": sim.scenario_flapping,
-                     "5": sim.scenario_silent}
+                     "4": sim.scenario_reaped, "5": sim.scenario_silent}
         for scenario in (scenarios[k] for k in args.scenarios.split(",") if k):
             try:
                 scenario()
