@@ -20,14 +20,14 @@ from test_commands import HEALD_SERVICE, HEALD_UNIT, STATE_DIR, CONFIG_PATH, \
 
 STACK = "heald-fleet-st-reboot"
 GROUP = "rebooters"
-# heald's [sqs] visibility_timeout: a command the dying heald's last long poll took (SQS
-# hands it to a connection nobody reads any more) is delivered again after it.
+# heald's [sqs] visibility_timeout: a command a dying heald's last long poll took (SQS hands
+# it to a connection nobody reads any more) is delivered again only after it.
 VISIBILITY_TIMEOUT = 10
 # PollSeconds 1: the run pings again a second after an answer from the old boot.
 # RebootSeconds, how long heald has to answer reboot and then each ping across the reboot:
-# the container is down for about a second and heald up again within a few, but a ping taken
-# by the dying heald's last poll is answered only after the visibility timeout (as on EC2,
-# where the defaults are 600 s and 60 s).
+# the container is down for about a second and heald up again within a few; longer than the
+# visibility timeout, so that the test fails on its own assertion (a ping answered only
+# after it) rather than on the rung's time.
 STACK_PARAMETERS = {"S3PublicAccessRemediation": "false", "PollSeconds": "1", "MaxPolls": "20",
                     "RebootSeconds": str(3 * VISIBILITY_TIMEOUT), "RunChecksSeconds": "15"}
 _deployed = 0  # stacks this run deployed (a retried test deploys one of its own)
@@ -124,6 +124,10 @@ class FleetRebootTest(CommandsTestCase):
         for fallback in ("Reboot", "PrepareStop", "Stop", "Start", "ClimbRung", "Withdraw"):
             self.assertNotIn(fallback, states, "neither EC2's reboot nor stop-start")
         self.assertEqual(ec2.states(inst.id), {"running"}, "EC2 never stopped the instance")
+        # heald opened no long poll after Rebooting: none lived on in SQS past the shutdown to
+        # take the ping and hide it for the visibility timeout.
+        pings = self.ping_waits(run)
+        self.assertLess(max(pings), VISIBILITY_TIMEOUT, f"a ping waited for the visibility timeout: {pings}")
 
         # heald's side: Rebooting from the old boot, Command Verified from the new one.
         rebooting = s.heald_events.wait("Rebooting", inst.id)["detail"]
@@ -146,7 +150,7 @@ class FleetRebootTest(CommandsTestCase):
         self.assertEqual(held, {}, "every lease released")
         self.assertEqual(s.run_audit(inst.id, run)["outcome"], "succeeded")
         print(f"\n# fleet reboot rung: start -> container down {down_at - t0:.2f} s, -> run SUCCEEDED "
-              f"{took:.2f} s (pings answered after {self.ping_waits(run)} s)", flush=True)
+              f"{took:.2f} s (pings answered after {pings} s)", flush=True)
 
 
 if __name__ == "__main__":
