@@ -10,6 +10,9 @@ instance's running event (fleetbed.Instance sets all that up; its host heald is 
 An operator run with the ladder ["reboot"] sends heald `reboot`; heald reboots the container
 (systemd-nspawn exits 133; it is booted again as a machine would be), and the run succeeds only
 once heald answers its ping from the new boot, run-checks passes and EC2's status checks are OK.
+Every ping is answered within heald's visibility timeout: before heald stopped polling once it
+reported Rebooting, its last long poll lived on in SQS past the shutdown and took the ping,
+which came back only after that timeout.
 Test bed in integration/ (fleetbed.py says what it does in AWS's place).
 """
 import time
@@ -121,6 +124,8 @@ class FleetRebootTest(CommandsTestCase):
         self.assertEqual(d["status"], "SUCCEEDED", f"{states}\n{self.heald_journal()}")
         self.assertLess(states.index("RebootCommand"), states.index("NewBoot"))
         self.assertLess(states.index("NewBoot"), states.index("RunChecks"))
+        self.assertLess(states.index("RunChecks"), states.index("StatusChecks"))
+        self.assertIn("Verified", states)
         for fallback in ("Reboot", "PrepareStop", "Stop", "Start", "ClimbRung", "Withdraw"):
             self.assertNotIn(fallback, states, "neither EC2's reboot nor stop-start")
         self.assertEqual(ec2.states(inst.id), {"running"}, "EC2 never stopped the instance")
@@ -137,6 +142,10 @@ class FleetRebootTest(CommandsTestCase):
         self.assertEqual((verified["command_id"], verified["action"], verified["verified"]),
                          ("st-reboot-0-reboot", "reboot", True))
         self.assertEqual((verified["previous_boot_id"], verified["boot_id"]), (boot_before, boot_after))
+        (checked,) = [e["detail"] for e in s.heald_events.matching("Command Succeeded", inst.id)
+                      if e["detail"]["action"] == "run-checks"]
+        self.assertIs(checked["verified"], True, checked)
+        self.assertEqual([(c["check"], c["healthy"]) for c in checked["checks"]], [("crashy", True)])
 
         # The coordinator's side: the rung's steps name both boots; its event is valid (the
         # subscriber validates it against its schema).
