@@ -533,10 +533,19 @@ static int on_flush_wait(sd_event_source *s _unused_, uint64_t usec _unused_, vo
         return 0;
 }
 
+/* The machine stays up after all: take commands again. */
+static void receiving_resume(Channel *c) {
+        log_info("Taking commands again");
+        c->receiving_stopped = false;
+        poll_schedule(c, 0);
+}
+
 static void on_reboot_job(const char *unit _unused_, const char *result, int error, const char *message,
-                          void *userdata _unused_) {
-        if (!result || strcmp(result, "done") != 0)
-                log_error("systemd did not reboot: %s", result ? result : message ? message : strerror(-error));
+                          void *userdata) {
+        if (result && strcmp(result, "done") == 0)
+                return;
+        log_error("systemd did not reboot: %s", result ? result : message ? message : strerror(-error));
+        receiving_resume(userdata);
 }
 
 static void job_reboot(Job *j) {
@@ -547,12 +556,19 @@ static void job_reboot(Job *j) {
                 d = NULL;
         }
         _cleanup_free_ char *id = strdup(j->cmd.command_id);
+        /* No long poll may be open when the machine goes down: SQS would still hand the fleet's
+         * next command (its ping across the reboot) to the dead connection, and it would come
+         * back only after the visibility timeout. Commands received behind this one go back to
+         * the queue for the next boot. */
+        receiving_stop(c);
         job_finish(j, "Rebooting", d);
         /* The job is gone (its message deleted, Rebooting recorded): now the reboot. A
          * redelivered reboot finds the journal record and never reboots twice. */
         int r = units_reboot(c->ctx.units, on_reboot_job, c);
-        if (r < 0)
+        if (r < 0) {
                 log_error_errno(r, "Command %s: cannot ask systemd to reboot: %m", id ? id : "?");
+                receiving_resume(c);
+        }
 }
 
 static void job_step(Job *j) {
@@ -1205,6 +1221,8 @@ Channel *channel_free(Channel *c) {
                 aws_call_cancel(c->poll);
         while (c->side_calls)
                 side_call_free(c->side_calls);
+        if (c->ctx.units)
+                units_cancel_jobs(c->ctx.units, c); /* the reboot's: its JobRemoved finds no one */
         if (c->boot_verify)
                 verify_cancel(c->boot_verify);
         command_records_free(c->pending, c->n_pending);

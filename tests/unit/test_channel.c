@@ -1,10 +1,11 @@
-/* wrap: aws_call_start aws_call_cancel */
+/* wrap: aws_call_start aws_call_cancel units_reboot units_cancel_jobs */
 /* test_channel.c: the command channel through its public API on a real sd-event loop, with
  * AWS replaced at the aws_call_start()/aws_call_cancel() seam: the test answers each call
  * from an sd-event defer source, as the HTTP layer would from the loop. A received message
  * becomes a job and its message is deleted; a rejection is reported and deleted; a
  * redelivery is answered from the journal; after Ready For Stop and after
- * channel_stop_receiving() no ReceiveMessage follows; a prepare-stop waits while a local
+ * channel_stop_receiving() no ReceiveMessage follows, nor after Rebooting unless systemd refuses
+ * the reboot (units_reboot() wrapped too); a prepare-stop waits while a local
  * remediation is under way (the monitor's check runtimes, set by hand), not for ever. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,7 @@
 
 typedef struct Run {
         LoopBed bed;
+        Units *units; /* NULL: no system bus; set: systemd as the wrapped units_reboot() plays it */
         Config *config;
         EventLog events;
         /* A monitor with one check whose restart of web.service the tests set under way. */
@@ -136,6 +138,7 @@ static Channel *start_channel(Run *run) {
                 .state_dir = run->bed.dir->path,
                 .boot_id = "boot-1",
                 .boot_marker = "marker-1",
+                .units = run->units,
                 .monitor = &run->monitor,
                 .emit = event_log_record,
                 .userdata = &run->events,
@@ -222,6 +225,79 @@ static void test_no_message_taken_once_stopping(void **state) {
         assert_int_equal(fake_aws_count(RECEIVE), 1);
 }
 
+/* systemd's side of a reboot: it takes the job (or refuses it with start_error), and the test
+ * ends the job (done) as systemd would when the reboot does not happen. */
+static struct {
+        unsigned calls;
+        int start_error;
+        unit_job_fn done;
+        void *userdata;
+} fake_reboot;
+
+int __wrap_units_reboot(Units *u, unit_job_fn done, void *userdata);
+int __wrap_units_reboot(Units *u _unused_, unit_job_fn done, void *userdata) {
+        fake_reboot.calls++;
+        fake_reboot.done = done;
+        fake_reboot.userdata = userdata;
+        return fake_reboot.start_error;
+}
+
+void __wrap_units_cancel_jobs(Units *u, void *userdata);
+void __wrap_units_cancel_jobs(Units *u _unused_, void *userdata) {
+        if (fake_reboot.userdata == userdata)
+                fake_reboot.done = NULL;
+}
+
+/* A channel that may reboot, with a system bus that systemd's side is played on. */
+static Channel *start_rebooting_channel(Run *run, int start_error) {
+        static int bus; /* only its address: the wrapped calls are all that use it */
+        config_free(run->config);
+        run->config = loop_bed_config(&run->bed,
+                                      "[sqs]\nqueue_url = https://sqs.us-east-1.amazonaws.com/123456789012/heald\n"
+                                      "wait_time = 1s\n"
+                                      "[commands]\nallow = ping, reboot\n");
+        run->units = (Units *) &bus;
+        fake_reboot = (typeof(fake_reboot)) { .start_error = start_error };
+        return start_channel(run);
+}
+
+/* A long poll open as the machine goes down would still take the fleet's next command in
+ * SQS (its ping across the reboot) and hide it for the visibility timeout: none follows
+ * Rebooting. systemd failing the reboot job gives heald its commands back. */
+static void test_no_message_taken_after_rebooting_unless_systemd_fails_it(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_rebooting_channel(run, 0);
+        char buf[COMMAND_SIZE];
+
+        deliver("m-reboot", command("cmd-reboot-1", "reboot", buf), true);
+        for (unsigned i = 0; i < 50 && event_log_count(&run->events, "Rebooting") == 0; i++)
+                assert_true(sd_event_run(run->bed.event, 100 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(event_log_count(&run->events, "Rebooting"), 1);
+        assert_true(deleted("m-reboot"));
+        assert_int_equal(fake_reboot.calls, 1);
+        fake_aws_run_for(1500 * USEC_PER_MSEC); /* longer than wait_time: a poll would have started */
+        assert_null(fake_aws_open_call(RECEIVE));
+        assert_int_equal(fake_aws_count(RECEIVE), 1);
+
+        assert_non_null(fake_reboot.done);
+        fake_reboot.done("reboot.target", "failed", 0, NULL, fake_reboot.userdata);
+        fake_aws_wait_call(RECEIVE, CALL_WAIT);
+        assert_int_equal(fake_aws_count(RECEIVE), 2);
+}
+
+/* systemd refusing the reboot job outright: heald keeps taking commands. */
+static void test_reboot_refused_by_systemd_keeps_taking_commands(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_rebooting_channel(run, -EPERM);
+        char buf[COMMAND_SIZE];
+
+        deliver("m-reboot", command("cmd-reboot-2", "reboot", buf), true);
+        fake_aws_wait_call(RECEIVE, CALL_WAIT);
+        assert_int_equal(event_log_count(&run->events, "Rebooting"), 1);
+        assert_int_equal(fake_reboot.calls, 1);
+        assert_int_equal(fake_aws_count(RECEIVE), 2);
+}
+
 /* Run the loop until an event of this type was recorded or timeout passed; whether it was. */
 static bool run_until_event(Run *run, const char *type, usec_t timeout) {
         usec_t end = now_usec(CLOCK_MONOTONIC) + timeout;
@@ -295,6 +371,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failed_poll_is_retried, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_message_taken_after_ready_for_stop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_message_taken_once_stopping, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_message_taken_after_rebooting_unless_systemd_fails_it, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_reboot_refused_by_systemd_keeps_taking_commands, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prepare_stop_waits_for_local_remediation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wait_for_local_remediation_is_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_expiring_while_waiting_is_rejected, setup, teardown),
