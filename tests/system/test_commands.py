@@ -75,6 +75,10 @@ class CommandsTestCase(HealdTestCase):
         config["commands"] = {"verify_timeout": "20s", **commands}
         for name, keys in checks.items():
             config[f"check {name}"] = dict(keys)
+        self.install_heald(config)
+
+    def install_heald(self, config: dict[str, dict[str, str]]) -> None:
+        """heald with this config as a real, enabled unit (it comes back after a boot), started."""
         self.c.write_file(CONFIG_PATH, ini_text(config), mode=0o600)
         self.c.write_file(f"/etc/systemd/system/{HEALD_UNIT}", HEALD_SERVICE)
         self.c.systemctl("daemon-reload")

@@ -18,8 +18,7 @@ Test bed in integration/ (fleetbed.py says what it does in AWS's place).
 import time
 
 import container
-from test_commands import HEALD_SERVICE, HEALD_UNIT, STATE_DIR, CONFIG_PATH, \
-    CommandsTestCase, ini_text, unit_check
+from test_commands import STATE_DIR, CommandsTestCase, unit_check
 
 STACK = "heald-fleet-st-reboot"
 GROUP = "rebooters"
@@ -74,12 +73,7 @@ class FleetRebootTest(CommandsTestCase):
         config["sqs"].update(wait_time="2s", visibility_timeout=f"{VISIBILITY_TIMEOUT}s")
         config["commands"] = {"verify_timeout": "20s", "allow": "ping, run-checks, reboot"}
         config["check crashy"] = unit_check("crashy.service")
-        self.c.write_file(CONFIG_PATH, ini_text(config), mode=0o600)
-        self.c.write_file(f"/etc/systemd/system/{HEALD_UNIT}", HEALD_SERVICE)
-        self.c.systemctl("daemon-reload")
-        cp = self.c.run(["systemctl", "enable", "--now", HEALD_UNIT], check=False, timeout=60)
-        if cp.returncode != 0:
-            self.fail(f"heald did not start: {cp.stderr.strip()}\n{self.heald_journal()}")
+        self.install_heald(config)
         self.wait_heald_up()
 
     def boot_id(self) -> str:
