@@ -737,8 +737,8 @@ static void job_reject_asker_gone(Job *j, const char *code) {
         _cleanup_(command_rejection_done) CommandRejection rej = { .reason = COMMAND_REJECT_ASKER_GONE };
         bsprintf(rej.command_id, "%s", j->cmd.command_id);
         bsprintf(rej.message,
-                 "the Step Functions run that sent it no longer waits for it (%s): it ended before heald took the "
-                 "command, which does not run",
+                 "the Step Functions run that sent it no longer waits for it (%s): it ended before the command "
+                 "could start, so it does not run",
                  code);
         SqsMessage m = { .message_id = j->message_id, .receipt_handle = j->receipt_handle, .sender_id = j->sender_id };
         report_rejection(j->commands, &m, &rej);
@@ -752,6 +752,7 @@ static void on_asker_answer(const AwsResult *res, void *userdata) {
         char what[AWS_RESULT_DESCRIPTION_SIZE], why[AWS_RESULT_DESCRIPTION_SIZE + 512];
         j->asking = NULL;
         const char *code = res->error >= 0 && res->aws ? res->aws->code : NULL;
+        const char *hint = res->aws && res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL;
         switch (states_heartbeat_verdict(res->error < 0 ? 0 : res->status, code)) {
         case STATES_TASK_WAITING:
                 j->asker_waits = true;
@@ -764,9 +765,9 @@ static void on_asker_answer(const AwsResult *res, void *userdata) {
                  * after [sqs] visibility_timeout and is asked about again; a long outage spends its
                  * receive count towards the queue's dead-letter queue, as any give-back does. */
                 bsprintf(why, "cannot tell whether its Step Functions run still waits for it: SendTaskHeartbeat: %s%s%s",
-                         aws_result_describe(res, what), res->aws && res->aws->error_class == AWS_ERROR_AUTH ? ". Fix: " : "",
-                         res->aws && res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : "");
-                message_set_visibility(c, j->receipt_handle, (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC));
+                         aws_result_describe(res, what), hint ? ". Fix: " : "", hint ? hint : "");
+                message_set_visibility(c, j->receipt_handle,
+                                       (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC));
                 job_give_back(j, why);
         }
 }
