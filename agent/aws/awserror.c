@@ -5,8 +5,8 @@
 
 #define HINT_PERMISSION                                                                               \
         "grant the instance role what heald needs (events:PutEvents on the bus; sqs:ReceiveMessage, " \
-        "sqs:DeleteMessage and sqs:ChangeMessageVisibility on its own queue; states:SendTaskSuccess and " \
-        "states:SendTaskFailure; see README, IAM policy)"
+        "sqs:DeleteMessage and sqs:ChangeMessageVisibility on its own queue; states:SendTaskSuccess, " \
+        "states:SendTaskFailure and states:SendTaskHeartbeat; see README, IAM policy)"
 #define HINT_CREDENTIALS "the credentials are wrong: check the instance profile or the AWS_* environment"
 #define HINT_EXPIRED                                                                          \
         "the credentials have expired: check that IMDS is reachable so the instance profile " \
@@ -24,7 +24,7 @@ typedef struct AwsErrorCode {
         const char *hint; /* NULL: the class's hint */
 } AwsErrorCode;
 
-/* Codes seen from EventBridge, SQS (JSON and Query), STS and the common AWS errors. */
+/* Codes seen from EventBridge, SQS (JSON and Query), Step Functions, STS and the common AWS errors. */
 static const AwsErrorCode known_codes[] = {
         { "AccessDenied", AWS_ERROR_AUTH, HINT_PERMISSION },
         { "AccessDeniedException", AWS_ERROR_AUTH, HINT_PERMISSION },
@@ -88,6 +88,10 @@ static const AwsErrorCode known_codes[] = {
         { "MalformedQueryString", AWS_ERROR_CLIENT, NULL },
         { "InvalidAction", AWS_ERROR_CLIENT, NULL },
         { "UnknownOperationException", AWS_ERROR_CLIENT, NULL },
+        /* Step Functions on a task token whose run is over: no later attempt can reach it. */
+        { "TaskTimedOut", AWS_ERROR_CLIENT, NULL },
+        { "TaskDoesNotExist", AWS_ERROR_CLIENT, NULL },
+        { "InvalidToken", AWS_ERROR_CLIENT, NULL },
 };
 
 static const AwsErrorCode *known_code_lookup(const char *code) {

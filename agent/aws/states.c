@@ -1,4 +1,5 @@
-/* states.c: AWS Step Functions task callbacks over AWS JSON 1.0 (SendTaskSuccess, SendTaskFailure): request bodies. */
+/* states.c: AWS Step Functions task callbacks over AWS JSON 1.0 (SendTaskSuccess, SendTaskFailure,
+ * SendTaskHeartbeat): request bodies, and what a heartbeat's answer says of the task. */
 #include "aws/states.h"
 
 #include "codec.h"
@@ -109,4 +110,30 @@ int states_task_failure_body(const char *task_token, const char *error, const ch
         if (r < 0)
                 return r;
         return body_finish(root, ret);
+}
+
+int states_task_heartbeat_body(const char *task_token, char **ret) {
+        _cleanup_(cjson_wipe_token_and_deletep) cJSON *root = NULL;
+
+        if (!task_token_is_valid(task_token))
+                return -EINVAL;
+
+        root = cJSON_CreateObject();
+        if (!root || !cJSON_AddStringToObject(root, "taskToken", task_token))
+                return -ENOMEM;
+        return body_finish(root, ret);
+}
+
+StatesTaskState states_heartbeat_verdict(long http_status, const char *error_code) {
+        static const char *const gone[] = { "TaskTimedOut", "TaskDoesNotExist", "InvalidToken" };
+
+        if (http_status >= 200 && http_status < 300)
+                return STATES_TASK_WAITING;
+        /* Only Step Functions' own word that the task is over: anything else (a proxy's page, an
+         * outage, a refusal) says nothing about the run. */
+        if (http_status >= 400 && http_status < 500)
+                for (size_t i = 0; i < ELEMENTSOF(gone); i++)
+                        if (streq_ptr(error_code, gone[i]))
+                                return STATES_TASK_GONE;
+        return STATES_TASK_UNKNOWN;
 }

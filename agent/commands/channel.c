@@ -32,6 +32,7 @@
 #define SIDE_CALL_RETRY_MAX (10 * USEC_PER_SEC)
 
 typedef struct Job Job;
+typedef struct SideCall SideCall;
 struct Job {
         Channel *commands;
         Job *next;
@@ -40,6 +41,8 @@ struct Job {
         Command cmd;
         char digest[COMMAND_DIGEST_SIZE]; /* command_digest(): what a redelivery must match */
         bool journaled;          /* its in-progress record is in the journal */
+        SideCall *asking;        /* SendTaskHeartbeat in flight: does its task token's run still wait? */
+        bool asker_waits;        /* Step Functions said so: it may run */
         usec_t started_at;       /* CLOCK_REALTIME */
         usec_t started_mono;
         usec_t waiting_since;    /* CLOCK_MONOTONIC: it began to wait for a local remediation; 0: it does not */
@@ -54,10 +57,14 @@ struct Job {
         bool running;
 };
 
-/* A delete, visibility change or task result, sent again after a transient failure (no
- * answer, throttling, 5xx): a task result lost to one 500 would leave the fleet's run waiting
- * out its timeout. Owns its body, wiped when freed (a task token is a bearer secret). */
-typedef struct SideCall SideCall;
+/* The last answer of a side call (its success, a refusal, or the last transient failure); res
+ * is borrowed for the call. The side call is gone by then. */
+typedef void (*side_call_done_fn)(const AwsResult *res, void *userdata);
+
+/* A delete, visibility change, task result or heartbeat, sent again after a transient failure
+ * (no answer, throttling, 5xx): a task result lost to one 500 would leave the fleet's run
+ * waiting out its timeout. Owns its body, wiped when freed (a task token is a bearer secret).
+ * Without a done function, a failure is logged here; with one, its caller decides. */
 struct SideCall {
         Channel *channel;
         SideCall *next;
@@ -66,6 +73,8 @@ struct SideCall {
         unsigned attempt;
         AwsCall *call;
         sd_event_source *retry;
+        side_call_done_fn done;
+        void *userdata;
 };
 
 struct Channel {
@@ -172,6 +181,15 @@ static int on_side_call_retry(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* The side call is over: freed first, so that its done function may free what it belonged to. */
+static void side_call_end(SideCall *sc, const AwsResult *res) {
+        side_call_done_fn done = sc->done;
+        void *userdata = sc->userdata;
+        side_call_free(sc);
+        if (done)
+                done(res, userdata);
+}
+
 /* Side calls whose failure no retry can mend (refused, or out of attempts) are logged; what
  * they protect against (a redelivery) the journal handles. */
 static void on_side_call(const AwsResult *res, void *userdata) {
@@ -179,10 +197,8 @@ static void on_side_call(const AwsResult *res, void *userdata) {
         Channel *c = sc->channel;
         char what[AWS_RESULT_DESCRIPTION_SIZE];
         sc->call = NULL;
-        if (res->error >= 0 && res->status >= 200 && res->status < 300) {
-                side_call_free(sc);
-                return;
-        }
+        if (res->error >= 0 && res->status >= 200 && res->status < 300)
+                return side_call_end(sc, res);
         bool transient = res->error < 0 || (res->aws && res->aws->error_class == AWS_ERROR_TRANSIENT);
         if (transient && ++sc->attempt < SIDE_CALL_ATTEMPTS) {
                 usec_t delay = backoff_delay(sc->attempt - 1, SIDE_CALL_RETRY_BASE, SIDE_CALL_RETRY_MAX, backoff_random());
@@ -192,22 +208,26 @@ static void on_side_call(const AwsResult *res, void *userdata) {
                                                on_side_call_retry, sc) >= 0)
                         return;
         }
-        if (res->error < 0)
+        if (!sc->done && res->error < 0)
                 log_warning("%s failed after %u attempt%s: %s", sc->what, sc->attempt, plural_s(sc->attempt),
                             aws_result_describe(res, what));
-        else
+        else if (!sc->done)
                 log_warning("%s refused: %s", sc->what, aws_result_describe(res, what));
-        side_call_free(sc);
+        side_call_end(sc, res);
+}
+
+/* A side call that could not be sent at all ends like one that got no answer. */
+static void side_call_not_sent(SideCall *sc, int error, const char *why) {
+        if (!sc->done)
+                log_warning("%s not sent: %s", sc->what, why);
+        side_call_end(sc, &(const AwsResult) { .error = error, .transport_message = why });
 }
 
 static void side_call_send(SideCall *sc) {
         Channel *c = sc->channel;
         _cleanup_free_ char *url = endpoint(c, sc->service);
-        if (!url) {
-                log_warning("%s not sent: no endpoint", sc->what);
-                side_call_free(sc);
-                return;
-        }
+        if (!url)
+                return side_call_not_sent(sc, -ENODATA, "no endpoint");
         AwsCallSpec spec = {
                 .endpoint = url,
                 .region = c->region,
@@ -219,25 +239,36 @@ static void side_call_send(SideCall *sc) {
                 .timeout = CALL_TIMEOUT,
         };
         int r = aws_call_start(c->ctx.aws, &spec, on_side_call, sc, &sc->call);
-        if (r < 0) {
-                log_warning_errno(r, "%s not sent: %m", sc->what);
-                side_call_free(sc);
-        }
+        if (r < 0)
+                side_call_not_sent(sc, r, strerror(-r));
 }
 
-/* Takes body. */
-static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
-                      const char *what) {
+/* Takes body. done (may be NULL) gets the last answer, possibly before this returns; *ret_call
+ * (may be NULL) points at the side call until then, and done must forget it first. */
+static void side_call_full(Channel *c, const char *service, const char *target, const char *content_type, char *body,
+                           const char *what, side_call_done_fn done, void *userdata, SideCall **ret_call) {
         SideCall *sc = body ? calloc(1, sizeof *sc) : NULL;
         if (!sc) {
-                log_warning("%s not sent: %s", what, body ? "out of memory" : "no request");
+                const char *why = body ? "out of memory" : "no request";
                 secret_free(body);
+                if (!done)
+                        log_warning("%s not sent: %s", what, why);
+                else
+                        done(&(const AwsResult) { .error = -ENOMEM, .transport_message = why }, userdata);
                 return;
         }
         *sc = (SideCall) { .channel = c, .next = c->side_calls, .service = service, .target = target,
-                           .content_type = content_type, .what = what, .body = body };
+                           .content_type = content_type, .what = what, .body = body, .done = done,
+                           .userdata = userdata };
         c->side_calls = sc;
+        if (ret_call)
+                *ret_call = sc;
         side_call_send(sc);
+}
+
+static void side_call(Channel *c, const char *service, const char *target, const char *content_type, char *body,
+                      const char *what) {
+        side_call_full(c, service, target, content_type, body, what, NULL, NULL, NULL);
 }
 
 static void message_delete(Channel *c, const char *receipt_handle) {
@@ -298,6 +329,8 @@ static void job_free(Job *j) {
         job_unlink(j);
         if (j->verify)
                 verify_cancel(j->verify);
+        if (j->asking)
+                side_call_free(j->asking); /* without its done function: the job is what it would tell */
         if (c->ctx.units)
                 units_cancel_jobs(c->ctx.units, j);
         sd_event_source_disable_unref(j->heartbeat);
@@ -714,12 +747,69 @@ static bool job_waits_for_remediation(Job *j) {
         return true;
 }
 
+/* Its task token's run has ended: nobody waits for this command any more. Rejected and deleted,
+ * with no task result (the token is spent). */
+static void job_reject_asker_gone(Job *j, const char *code) {
+        _cleanup_(command_rejection_done) CommandRejection rej = { .reason = COMMAND_REJECT_ASKER_GONE };
+        bsprintf(rej.command_id, "%s", j->cmd.command_id);
+        bsprintf(rej.message,
+                 "the Step Functions run that sent it no longer waits for it (%s): it ended before the command "
+                 "could start, so it does not run",
+                 code);
+        SqsMessage m = { .message_id = j->message_id, .receipt_handle = j->receipt_handle, .sender_id = j->sender_id };
+        report_rejection(j->commands, &m, &rej);
+        job_done(j);
+}
+
+/* Step Functions' answer to the heartbeat of job_asks_whether_asker_waits(). */
+static void on_asker_answer(const AwsResult *res, void *userdata) {
+        Job *j = userdata;
+        Channel *c = j->commands;
+        char what[AWS_RESULT_DESCRIPTION_SIZE], why[AWS_RESULT_DESCRIPTION_SIZE + 512];
+        j->asking = NULL;
+        const char *code = res->error >= 0 && res->aws ? res->aws->code : NULL;
+        const char *hint = res->aws && res->aws->error_class == AWS_ERROR_AUTH ? aws_error_hint(res->aws) : NULL;
+        switch (states_heartbeat_verdict(res->error < 0 ? 0 : res->status, code)) {
+        case STATES_TASK_WAITING:
+                j->asker_waits = true;
+                return job_run(j);
+        case STATES_TASK_GONE:
+                return job_reject_asker_gone(j, code);
+        default:
+                /* Never run unconfirmed: a stale prepare-stop would drain units and leave heald deaf to
+                 * new commands (Ready For Stop) with nobody left to stop the instance. It comes back
+                 * after [sqs] visibility_timeout and is asked about again; a long outage spends its
+                 * receive count towards the queue's dead-letter queue, as any give-back does. */
+                bsprintf(why, "cannot tell whether its Step Functions run still waits for it: SendTaskHeartbeat: %s%s%s",
+                         aws_result_describe(res, what), hint ? ". Fix: " : "", hint ? hint : "");
+                message_set_visibility(c, j->receipt_handle,
+                                       (unsigned) (c->config->sqs_visibility_timeout / USEC_PER_SEC));
+                job_give_back(j, why);
+        }
+}
+
+/* Whether the job waits to hear whether its asker still waits. A command sent with a task token
+ * runs only while the Step Functions run that sent it waits for its result: a run that was
+ * stopped, timed out or failed while the message sat in the queue (heald down, or its long
+ * poll had not taken it yet) cannot withdraw it, nor give it a usable expires_at. Asked once
+ * (SendTaskHeartbeat, which also tells the run heald is alive), after any wait for a local
+ * remediation and before the journal, so that a stale command leaves no record. */
+static bool job_asks_whether_asker_waits(Job *j) {
+        if (!j->cmd.task_token || j->asker_waits)
+                return false;
+        _cleanup_secret_ char *body = NULL;
+        (void) states_task_heartbeat_body(j->cmd.task_token, &body); /* without one, on_asker_answer hands it back */
+        side_call_full(j->commands, "states", STATES_TARGET_TASK_HEARTBEAT, STATES_CONTENT_TYPE, TAKE_PTR(body),
+                       "SendTaskHeartbeat", on_asker_answer, j, &j->asking);
+        return true;
+}
+
 static void job_run(Job *j) {
         Channel *c = j->commands;
-        if (j->running)
+        if (j->running || j->asking)
                 return;
         /* Judged first, on every look: a command that expires while it waits is rejected then. */
-        if (!job_still_allowed(j) || job_waits_for_remediation(j))
+        if (!job_still_allowed(j) || job_waits_for_remediation(j) || job_asks_whether_asker_waits(j))
                 return;
         if (j->cmd.action == COMMAND_REBOOT && !c->ctx.units)
                 return job_give_back(j, "no system bus to ask for the reboot");

@@ -35,6 +35,7 @@ static const char *const rejection_names[_COMMAND_REJECT_MAX] = {
         [COMMAND_REJECT_SENDER_NOT_ALLOWED] = "sender-not-allowed",
         [COMMAND_REJECT_CORRUPT] = "corrupt",
         [COMMAND_REJECT_ID_REUSED] = "id-reused",
+        [COMMAND_REJECT_ASKER_GONE] = "asker-gone",
 };
 
 /* The members a command object may have; others are ignored (newer senders). */

@@ -66,6 +66,7 @@ typedef enum CommandRejectionReason {
         COMMAND_REJECT_SENDER_NOT_ALLOWED, /* "sender-not-allowed": [commands] allowed_senders */
         COMMAND_REJECT_CORRUPT,            /* "corrupt": the body does not match its MD5 */
         COMMAND_REJECT_ID_REUSED,          /* "id-reused": a known command id on a different command */
+        COMMAND_REJECT_ASKER_GONE,         /* "asker-gone": the Step Functions run of its task token no longer waits */
         _COMMAND_REJECT_MAX,
 } CommandRejectionReason;
 

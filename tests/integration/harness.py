@@ -145,7 +145,7 @@ class Bed:
 
         def handle(h):
             target = h.headers.get("X-Amz-Target") or ""
-            if not target.endswith(("SendTaskSuccess", "SendTaskFailure")):
+            if not target.endswith(("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat")):
                 return handle_request(h, target)
             body = h._read_body()
             try:

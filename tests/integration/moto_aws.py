@@ -28,7 +28,7 @@ For the command channel (SQS and Step Functions):
   arn:aws:states:::sqs:sendMessage.waitForTaskToken sends its message and waits for
   SendTaskSuccess/SendTaskFailure. moto's interpreter calls the services through this server
   (MOTO_PORT) signed with the fixed access key "ak"; those calls stand for the state machine's
-  execution role, which moto does not model, so they skip authentication. Two moto bugs on
+  execution role, which moto does not model, so they skip authentication. Four moto bugs on
   that path are fixed (_patch_stepfunctions), and an aws-sdk task's PascalCase Parameters are
   mapped onto the API's own names as AWS does (_patch_sdk_parameters).
 """
@@ -84,8 +84,13 @@ def _patch_commands() -> None:
 
 
 def _patch_stepfunctions() -> None:
-    """Two moto 5.2 bugs that break the task-token round trip."""
+    """Four moto 5.2 bugs that break the task-token round trip."""
     import copy
+
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
     from moto.core.responses import EmptyResult
     from moto.stepfunctions.models import StateMachine
@@ -113,6 +118,37 @@ def _patch_stepfunctions() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure
+
+    # SendTaskHeartbeat to a task without HeartbeatSeconds answered InvalidToken, as if its run
+    # had ended; AWS accepts it (there is only no heartbeat clock to reset).
+    def notify_heartbeat(self):
+        if self._heartbeat_endpoint:
+            self._heartbeat_endpoint.notify()
+        return True
+
+    CallbackEndpoint.notify_heartbeat = notify_heartbeat
+
+    # StopExecution left a run waiting for its task token RUNNING until the task's own timeout
+    # (its wait is not woken by the stop); on AWS it is ABORTED at once, and its token is spent.
+    # Woken here, the wait ends as a task timeout: the run is still reported ABORTED (its
+    # history, which no test reads for a stopped run, ends in ExecutionFailed).
+    orig_set_stop = Environment.set_stop
+
+    def set_stop(self, stop_date, cause, error):
+        orig_set_stop(self, stop_date, cause, error)
+        self.heald_tb_stopped = True
+        for endpoint in list(self.callback_pool_manager._pool.values()):
+            endpoint.interrupt_all()
+
+    Environment.set_stop = set_stop
+    orig_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def reflect_execution_status(self):
+        orig_reflect(self)
+        if getattr(self.execution.exec_worker.env, "heald_tb_stopped", False):
+            self.execution.exec_status = ExecutionStatus.ABORTED
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = reflect_execution_status
 
     _patch_sdk_parameters()
 

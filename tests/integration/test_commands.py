@@ -1,10 +1,13 @@
 """test_commands.py: the command channel end to end: the fleet sends commands to the
 instance's SQS queue (moto), heald runs them and reports events; rejections; EventBridge
-envelopes; Step Functions task tokens (a real state machine run by moto).
+envelopes; Step Functions task tokens (a real state machine run by moto), and a command whose
+run ended before heald took it (asker-gone).
 
 Unit actions need systemd, which this host lacks: the system tests run them.
 """
+import glob
 import json
+import os
 import re
 import statistics
 import time
@@ -109,6 +112,7 @@ class CommandTest(CommandCase):
               f"send -> Command Succeeded at the subscriber median "
               f"{statistics.median(end_to_end) * 1000:.0f} ms (n={len(turnaround)})", flush=True)
         self.assertEqual(len(agent.event_lines("command-received")), 5)
+        self.assertEqual(self.proxy_calls("SendTaskHeartbeat"), [], "no task token, nobody to ask")
         self.assertEqual(agent.stop(), 0)
 
     def test_run_checks(self):
@@ -221,11 +225,16 @@ class CommandTest(CommandCase):
 
 
 class TaskTokenTest(CommandCase):
+    def start_run(self, name: str, command: dict) -> str:
+        """A run of a state machine that sends command with its task token; returns its ARN."""
+        sfn = self.bed.fleet.client("stepfunctions")
+        arn = self.bed.fleet.command_state_machine(f"{name}-{int(time.time() * 1000)}", self.queue, command)
+        return sfn.start_execution(stateMachineArn=arn)["executionArn"]
+
     def run_state_machine(self, name: str, command: dict, timeout: float = 30) -> dict:
         sfn = self.bed.fleet.client("stepfunctions")
-        arn = self.bed.fleet.command_state_machine(f"{name}-{int(time.time() * 1000)}",
-                                                   self.queue, command)
-        execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        execution = self.start_run(name, command)
+
         def finished():
             d = sfn.describe_execution(executionArn=execution)
             return d if d["status"] != "RUNNING" else None
@@ -250,6 +259,10 @@ class TaskTokenTest(CommandCase):
         self.assertEqual(self.one(agent, "Command Succeeded")["command_id"], cmd["command_id"])
         calls = self.proxy_calls("SendTaskSuccess")
         self.assertEqual([r["status"] for r in calls], [200])
+        # Asked once whether the run still waits, before it ran.
+        asked = self.proxy_calls("SendTaskHeartbeat")
+        self.assertEqual([r["status"] for r in asked], [200])
+        self.assertLess(asked[0]["time"], calls[0]["time"])
         self.assertQueueEmpty()
         self.assertTokenNotLogged(agent)
         self.assertEqual(agent.stop(), 0)
@@ -282,5 +295,59 @@ class TaskTokenTest(CommandCase):
         self.assertEqual(details["error"], "heald.Command.Rejected")
         self.assertEqual(json.loads(details["cause"])["reason"], "action-not-allowed")
         self.assertQueueEmpty()
+        self.assertTokenNotLogged(agent)
+        self.assertEqual(agent.stop(), 0)
+
+    def test_command_of_a_stopped_run_rejected_not_run(self):
+        """A command whose Step Functions run ended before heald took it (stopped by an operator
+        while heald was down) does not run: nobody waits for it, and this stale prepare-stop
+        would leave heald deaf (Ready For Stop) with nobody left to stop the instance."""
+        agent = self.command_agent(allow="ping, prepare-stop")
+        sfn = self.bed.fleet.client("stepfunctions")
+        cmd = awsbed.new_command("prepare-stop", reason="scale-in")
+        execution = self.start_run("stale", cmd)
+        self.wait_until(lambda: self.queue.depth() == (1, 0), 30, "the command in the queue")
+        sfn.stop_execution(executionArn=execution, error="Operator", cause="scale-in called off")
+        self.wait_until(lambda: sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", 30,
+                        "the run to be stopped")
+
+        self.start_polling(agent)  # heald was down meanwhile
+        rejected = self.one(agent, "Command Rejected")
+        self.assertEqual(rejected["reason"], "asker-gone")
+        self.assertEqual(rejected["command_id"], cmd["command_id"])
+        self.assertRegex(rejected["message"], r"\((TaskTimedOut|TaskDoesNotExist|InvalidToken)\)")
+        self.assertQueueEmpty()
+        self.assertEqual([r["status"] for r in self.proxy_calls("SendTaskHeartbeat")], [400])
+        self.assertEqual(self.proxy_calls("SendTaskSuccess") + self.proxy_calls("SendTaskFailure"), [],
+                         "no task result: nobody waits for one")
+        self.assertEqual(agent.event_lines("command-received"), [], "not run")
+        self.assertEqual(glob.glob(os.path.join(agent.state_dir, "commands", "*.json")), [],
+                         "a stale command leaves no journal record")
+        self.assertNoEvents(agent, "Command Received", "Ready For Stop", "Command Failed")
+
+        # Not deaf: the next command runs.
+        ping = awsbed.new_command("ping")
+        self.queue.send(ping)
+        self.assertEqual(self.one(agent, "Command Succeeded")["command_id"], ping["command_id"])
+        self.assertTokenNotLogged(agent)
+        self.assertEqual(agent.stop(), 0)
+
+    def test_heartbeat_failing_every_attempt_given_back_then_run(self):
+        """Step Functions unreachable: the command does not run unconfirmed; SQS brings it again
+        after [sqs] visibility_timeout and it runs once Step Functions answers."""
+        agent = self.start_polling(self.command_agent(visibility_timeout="5s"))
+        self.bed.fail_target("SendTaskHeartbeat", 6)  # every attempt of the first delivery
+        cmd = awsbed.new_command("ping")
+        d = self.run_state_machine("unconfirmed", cmd, timeout=60)
+        self.assertEqual(d["status"], "SUCCEEDED", d)
+        self.assertEqual(json.loads(d["output"])["command_id"], cmd["command_id"])
+        self.assertEqual([r["status"] for r in self.proxy_calls("SendTaskHeartbeat")], [500] * 6 + [200])
+        received = agent.events(1, detail_type="Command Received")
+        self.assertEqual([e["detail"]["receive_count"] for e in received], [2], "run once, on the second receive")
+        self.assertEqual(len(agent.log_lines(r"could not run now \(cannot tell whether its Step Functions run "
+                                             r"still waits for it: SendTaskHeartbeat: InternalFailure")), 1)
+        self.assertEqual(len(agent.event_lines("command-received")), 1)
+        self.assertQueueEmpty()
+        self.assertNoEvents(agent, "Command Received", "Command Rejected", "Command Failed")
         self.assertTokenNotLogged(agent)
         self.assertEqual(agent.stop(), 0)

@@ -63,10 +63,15 @@ static inline void fake_aws_done(void) {
         fake_aws = (FakeAws) {};
 }
 
+/* A non-2xx answer comes with its parsed error, as client.c gives it. */
 static inline int fake_aws_on_answer(sd_event_source *s _unused_, void *userdata) {
         FakeCall *f = userdata;
+        AwsError aws = {};
+        bool refused = f->error == 0 && (f->status < 200 || f->status >= 300);
+        if (refused)
+                aws_error_parse(f->status, NULL, f->answer, strlen(f->answer), &aws);
         AwsResult res = { .error = f->error, .transport_message = "injected", .status = f->status, .body = f->answer,
-                          .body_len = strlen(f->answer) };
+                          .body_len = strlen(f->answer), .aws = refused ? &aws : NULL };
         f->answered = true;
         f->done(&res, f->userdata);
         return 0;

@@ -39,10 +39,16 @@ static void test_json_variants(void **state) {
         assert_string_equal(e.message, "User: x is not authorized to perform: events:PutEvents");
         assert_int_equal(e.error_class, AWS_ERROR_AUTH);
         assert_non_null(strstr(aws_error_hint(&e), "events:PutEvents"));
+        assert_non_null(strstr(aws_error_hint(&e), "states:SendTaskHeartbeat"));
 
         e = parse(400, NULL, "{\"__type\":\"ValidationException\",\"Message\":\"1 validation error\"}");
         assert_string_equal(e.code, "ValidationException");
         assert_string_equal(e.message, "1 validation error");
+        assert_int_equal(e.error_class, AWS_ERROR_CLIENT);
+
+        /* Step Functions' JSON 1.0 answer to a heartbeat for a run that ended. */
+        e = parse(400, NULL, "{\"__type\":\"com.amazonaws.swf.service.v2.model#TaskTimedOut\",\"message\":\"x\"}");
+        assert_string_equal(e.code, "TaskTimedOut");
         assert_int_equal(e.error_class, AWS_ERROR_CLIENT);
 
         e = parse(400, NULL, "  {\"code\":\"SerializationException\"}\n");
@@ -142,6 +148,10 @@ static void test_classify(void **state) {
                 { 400, "AWS.SimpleQueueService.NonExistentQueue", AWS_ERROR_AUTH },
                 { 400, "IncompleteSignatureException", AWS_ERROR_AUTH },
                 { 400, "ValidationException", AWS_ERROR_CLIENT },
+                /* A task token whose run is over: SendTask* to it is never sent again. */
+                { 400, "TaskTimedOut", AWS_ERROR_CLIENT },
+                { 400, "TaskDoesNotExist", AWS_ERROR_CLIENT },
+                { 400, "InvalidToken", AWS_ERROR_CLIENT },
                 /* Only a known AWS code says "invalid for good"; anything else may pass later. */
                 { 400, "SomethingNew", AWS_ERROR_TRANSIENT },
                 { 404, "SomethingNew", AWS_ERROR_TRANSIENT },

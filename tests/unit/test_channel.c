@@ -6,7 +6,8 @@
  * redelivery is answered from the journal; after Ready For Stop and after
  * channel_stop_receiving() no ReceiveMessage follows, nor after Rebooting unless systemd refuses
  * the reboot (units_reboot() wrapped too); a prepare-stop waits while a local
- * remediation is under way (the monitor's check runtimes, set by hand), not for ever. */
+ * remediation is under way (the monitor's check runtimes, set by hand), not for ever; a command
+ * with a task token runs only once SendTaskHeartbeat says its run still waits. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "aws/sqs.h"
+#include "aws/states.h"
 #include "commands/channel.h"
 #include "config.h"
 #include "events/outbox.h"
@@ -66,6 +68,16 @@ static const char *command_valid_for(const char *command_id, const char *action,
 
 static const char *command(const char *command_id, const char *action, char buf[static COMMAND_SIZE]) {
         return command_valid_for(command_id, action, 300, buf);
+}
+
+/* command() with a task token: a Step Functions run waits for its result. */
+static const char *command_with_token(const char *command_id, const char *action, char buf[static COMMAND_SIZE]) {
+        static const char token[] = ",\"task_token\":\"token-1\"}";
+        command(command_id, action, buf);
+        size_t n = strlen(buf);
+        assert_true(n - 1 + sizeof token <= COMMAND_SIZE);
+        memcpy(buf + n - 1, token, sizeof token);
+        return buf;
 }
 
 /* A ReceiveMessage answer with one message; md5_ok false sends a wrong MD5OfBody. Caller frees. */
@@ -363,6 +375,77 @@ static void test_command_expiring_while_waiting_is_rejected(void **state) {
         assert_int_equal(run->checks[0].policy.phase, POLICY_ACTING);
 }
 
+/* The run that sent the prepare-stop has ended: rejected and deleted, never run, no task result. */
+static void test_command_of_an_ended_run_is_rejected_not_run(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+
+        deliver("m-stop", command_with_token("cmd-stop-stale", "prepare-stop", buf), true);
+        FakeCall *asked = fake_aws_wait_call(STATES_TARGET_TASK_HEARTBEAT, CALL_WAIT);
+        assert_non_null(strstr(asked->body, "token-1"));
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 0); /* not before the answer */
+        fake_aws_answer(asked, 0, 400, "{\"__type\":\"com.amazonaws.swf.service.v2.model#TaskTimedOut\",\"message\":\"x\"}");
+        assert_true(run_until_event(run, "Command Rejected", 2 * USEC_PER_SEC));
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(event_log_find(&run->events, "Command Rejected", true),
+                                                                     "reason")),
+                            "asker-gone");
+        fake_aws_wait_call(RECEIVE, CALL_WAIT); /* not deaf: polling again */
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 0);
+        assert_int_equal(event_log_count(&run->events, "Ready For Stop"), 0);
+        assert_true(deleted("m-stop"));
+        assert_int_equal(fake_aws_count(STATES_TARGET_TASK_FAILURE) + fake_aws_count(STATES_TARGET_TASK_SUCCESS), 0);
+        assert_int_equal(fake_aws_count(STATES_TARGET_TASK_HEARTBEAT), 1); /* final: not asked again */
+}
+
+static void test_command_runs_once_its_run_is_said_to_wait(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+
+        deliver("m-stop", command_with_token("cmd-stop-live", "prepare-stop", buf), true);
+        fake_aws_answer(fake_aws_wait_call(STATES_TARGET_TASK_HEARTBEAT, CALL_WAIT), 0, 200, "{}");
+        assert_true(run_until_event(run, "Ready For Stop", 5 * USEC_PER_SEC));
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 1);
+        assert_non_null(fake_aws_wait_call(STATES_TARGET_TASK_SUCCESS, CALL_WAIT));
+        assert_int_equal(fake_aws_count(STATES_TARGET_TASK_HEARTBEAT), 1);
+}
+
+/* Step Functions cannot be asked (here: refused, which no retry mends): not run unconfirmed,
+ * hidden for [sqs] visibility_timeout and left to SQS. */
+static void test_unconfirmed_command_is_given_back(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+
+        deliver("m-stop", command_with_token("cmd-stop-unknown", "prepare-stop", buf), true);
+        fake_aws_answer(fake_aws_wait_call(STATES_TARGET_TASK_HEARTBEAT, CALL_WAIT), 0, 400,
+                        "{\"__type\":\"AccessDeniedException\",\"message\":\"not authorized\"}");
+        FakeCall *hidden = fake_aws_wait_call(SQS_TARGET_CHANGE_VISIBILITY, CALL_WAIT);
+        assert_non_null(strstr(hidden->body, "\"VisibilityTimeout\":60"));
+        fake_aws_wait_call(RECEIVE, CALL_WAIT);
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 0);
+        assert_int_equal(event_log_count(&run->events, "Command Rejected"), 0);
+        assert_false(deleted("m-stop"));
+}
+
+/* heald stops while it asks: the question is dropped with the job, the message given back. */
+static void test_stop_while_asking(void **state) {
+        Run *run = *state;
+        _cleanup_(channel_freep) Channel *c = start_channel(run);
+        char buf[COMMAND_SIZE];
+
+        deliver("m-stop", command_with_token("cmd-stop-asking", "prepare-stop", buf), true);
+        FakeCall *asked = fake_aws_wait_call(STATES_TARGET_TASK_HEARTBEAT, CALL_WAIT);
+        channel_stop_receiving(c);
+        assert_true(asked->cancelled);
+        FakeCall *back = fake_aws_wait_call(SQS_TARGET_CHANGE_VISIBILITY, CALL_WAIT);
+        assert_non_null(strstr(back->body, "\"VisibilityTimeout\":0"));
+        fake_aws_run_for(200 * USEC_PER_MSEC);
+        assert_int_equal(event_log_count(&run->events, "Command Received"), 0);
+        assert_int_equal(event_log_count(&run->events, "Command Rejected"), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_message_becomes_job_and_redelivery_is_answered_from_the_journal,
@@ -377,6 +460,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_prepare_stop_waits_for_local_remediation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wait_for_local_remediation_is_bounded, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_expiring_while_waiting_is_rejected, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_command_of_an_ended_run_is_rejected_not_run, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_command_runs_once_its_run_is_said_to_wait, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unconfirmed_command_is_given_back, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stop_while_asking, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,7 +85,7 @@ static void test_action_names(void **state) {
         static const char *const names[] = { "malformed-json",   "not-a-command", "unknown-action",
                                              "action-not-allowed", "unit-not-allowed", "wrong-instance",
                                              "expired",          "oversized",     "sender-not-allowed",
-                                             "corrupt",          "id-reused" };
+                                             "corrupt",          "id-reused",     "asker-gone" };
         assert_int_equal(ELEMENTSOF(names), _COMMAND_REJECT_MAX);
         for (int i = 0; i < _COMMAND_REJECT_MAX; i++)
                 assert_string_equal(command_rejection_reason_to_string((CommandRejectionReason) i), names[i]);

@@ -402,6 +402,36 @@ static void test_states_failure_body(void **state) {
         assert_null(none);
 }
 
+static void test_states_heartbeat_body(void **state) {
+        (void) state;
+        _cleanup_free_ char *body = NULL, *none = NULL;
+        assert_int_equal(states_task_heartbeat_body("TOKEN", &body), 0);
+        assert_string_equal(body, "{\"taskToken\":\"TOKEN\"}");
+        assert_int_equal(states_task_heartbeat_body("", &none), -EINVAL);
+        assert_int_equal(states_task_heartbeat_body(NULL, &none), -EINVAL);
+        assert_null(none);
+}
+
+static void test_states_heartbeat_verdict(void **state) {
+        (void) state;
+        assert_int_equal(states_heartbeat_verdict(200, NULL), STATES_TASK_WAITING);
+        /* The run is over, or the token is none: Step Functions' own codes, and only those. */
+        assert_int_equal(states_heartbeat_verdict(400, "TaskTimedOut"), STATES_TASK_GONE);
+        assert_int_equal(states_heartbeat_verdict(400, "TaskDoesNotExist"), STATES_TASK_GONE);
+        assert_int_equal(states_heartbeat_verdict(400, "InvalidToken"), STATES_TASK_GONE);
+        /* Cannot tell: no answer, an outage, throttling, a refusal, a proxy's page, a code
+         * spelt otherwise. */
+        assert_int_equal(states_heartbeat_verdict(0, NULL), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(500, "InternalFailure"), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(503, "TaskTimedOut"), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(400, "ThrottlingException"), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(400, "AccessDeniedException"), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(404, "HTTP404"), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(400, "taskTimedOut"), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(400, ""), STATES_TASK_UNKNOWN);
+        assert_int_equal(states_heartbeat_verdict(400, NULL), STATES_TASK_UNKNOWN);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_receive_body),
@@ -417,6 +447,8 @@ int main(void) {
                 cmocka_unit_test(test_queue_url_expand),
                 cmocka_unit_test(test_states_success_body),
                 cmocka_unit_test(test_states_failure_body),
+                cmocka_unit_test(test_states_heartbeat_body),
+                cmocka_unit_test(test_states_heartbeat_verdict),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
