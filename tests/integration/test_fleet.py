@@ -830,13 +830,19 @@ class LeaseTakeOverTest(FleetCase):
         self.assertEqual(record.get("holders", []), [])
         self.assertEqual(s.lease_holders()["instance#" + a.id], [run], "a's instance lease waits for a's next request")
 
-        # The stopped run's prepare-stop still waits in a's queue: no later run withdraws a
-        # command of another run (nor does the reaper), so the heald that boots would run it.
-        # Taken away here as an operator would (a known limit, README "At fleet scale").
-        s.sqs.purge_queue(QueueUrl=s.queue_url(a.id))
+        # The stopped run's prepare-stop still waits in a's queue (no later run withdraws a
+        # command of another run, nor does the reaper): the heald that boots asks Step Functions
+        # (SendTaskHeartbeat), finds its run gone and rejects it instead of draining for a stop
+        # nobody will make; the new run's own commands are answered.
         (a_run,) = self.run_of(lambda: s.alarm(a, "system"))
         states = s.states_entered(a_run)
         self.assertEqual(s.sfn.describe_execution(executionArn=a_run)["status"], "SUCCEEDED", states)
+        stale = run.rsplit(":", 1)[-1]
+        s.heald_events.wait("Command Rejected", a.id, timeout=30)
+        rejected = [e["detail"] for e in s.heald_events.matching("Command Rejected", a.id)]
+        self.assertEqual([(d["command_id"].startswith(stale), d["reason"]) for d in rejected], [(True, "asker-gone")])
+        self.assertEqual([e for e in s.heald_events.matching("Ready For Stop", a.id)
+                          if e["detail"]["command_id"].startswith(stale)], [], "the stale prepare-stop never ran")
         self.assertNotIn("AlreadyRunning", states)
         self.assertIn("DropLeaseHolder", states)
         self.assertLeasesFree()
