@@ -14,6 +14,7 @@ import urllib.request
 import awsbed
 import fleetbed
 import harness
+import moto_aws
 
 
 _requests_before: dict = {}
@@ -979,6 +980,57 @@ class AutoRecoveryTest(FleetCase):
         self.assertEqual((decided["decision"], decided["why"], decided["waited_s"]), ("proceeded", "wait-ended", self.WAIT_S))
         (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
         self.assertEqual(json.loads(audit["steps"])["auto_recovery"], decided)
+        self.assertLeasesFree()
+
+    def test_status_checks_ok_again_without_word_from_ec2_is_recovered_by_ec2(self):
+        """AWS Health delivers its events on a best effort basis: both status checks OK again
+        while the run waits is EC2's recovery too (verified, nothing done)."""
+        s = self.stack
+        a = self.instance("ar-checks-ok")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            run = self.waiting_run(a, known)
+            s.ec2.delete_tags(Resources=[a.id], Tags=[{"Key": moto_aws.SYSTEM_STATUS_TAG}])
+            d = s.wait_done(run)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        self.assertIn("ChecksOkAgain", states)
+        self.assertNotIn("Stop", states)
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        decided = self.final_event(a, run, "Fleet Remediation Recovered By EC2")["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"]), ("recovered-by-ec2", "status-checks-ok"))
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual(audit["outcome"], "recovered-by-ec2")
+        self.assertLeasesFree()
+
+    def test_ec2_recovery_heald_does_not_verify_climbs_the_ladder(self):
+        """EC2 reports success but heald's checks still fail: run-checks answers verified =
+        false and the run goes up its ladder through the gate (a slot, stop and start, which
+        mends the service here); its Succeeded event says why (not-verified)."""
+        s = self.stack
+        a = self.instance("ar-unverified")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        os.utime(a.marker, (time.time() - 7200, time.time() - 7200))  # the service is broken
+
+        def mend_on_stop():
+            s.heald_events.wait("Ready For Stop", a.id, timeout=60)
+            os.utime(a.marker, None)
+        mender = threading.Thread(target=mend_on_stop, daemon=True)
+        mender.start()
+        run = self.waiting_run(a, known)
+        s.auto_recovered(a, "AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_SUCCESS")
+        d = s.wait_done(run)
+        mender.join(timeout=30)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        at = self.entered_at(run)
+        for earlier, later in (("RecoveredByEc2", "RunChecks"), ("RunChecks", "Ec2RecoveryNotVerified"),
+                               ("Ec2RecoveryNotVerified", "TakeUnhealthy"), ("TakeUnhealthy", "Stop")):
+            self.assertLess(at[earlier], at[later], (earlier, later))
+        decided = self.final_event(a, run, "Fleet Remediation Succeeded")["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"], decided["recovered"]["why"]),
+                         ("proceeded", "not-verified", "recovery-succeeded"))
+        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Recovered By EC2", a.id), [])
         self.assertLeasesFree()
 
     def test_instance_status_and_heald_requests_do_not_wait_for_ec2(self):
