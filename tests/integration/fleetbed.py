@@ -330,7 +330,9 @@ class Stack:
         event CloudWatch puts on the default bus for it (moto sends none)."""
         metric = {"system": "StatusCheckFailed_System", "instance": "StatusCheckFailed_Instance"}[which]
         name = f"heald-{which}-status-{inst.id}"
-        if which == "system":  # EC2's status check says the host is impaired (the moto shim)
+        # EC2's status check says the host is impaired (the moto shim), where a run reads it before
+        # it acts: elsewhere the call would only spread a storm's alarms further apart.
+        if which == "system" and self.parameters["AutoRecoveryWaitSeconds"] != "0":
             self.ec2.create_tags(Resources=[inst.id], Tags=[{"Key": moto_aws.SYSTEM_STATUS_TAG, "Value": "impaired"}])
         reason = "Threshold Crossed: 2 datapoints were greater than or equal to the threshold (1.0)."
         self.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
