@@ -17,11 +17,13 @@ import json
 import os
 import threading
 import time
+import unittest
 
 import jsonschema
 
 import awsbed
 import harness
+import moto_aws
 from imds_server import ImdsServer
 
 TEMPLATE = os.path.join(awsbed.REPO, "packaging", "cloudformation", "heald-fleet.yaml")
@@ -40,7 +42,11 @@ PARAMETERS = {
     "PollSeconds": "1", "MaxPolls": "20", "PrepareStopSeconds": "6", "RunChecksSeconds": "10",
     "RestartUnitsSeconds": "3", "RebootSeconds": "8",
     "StormWindowSeconds": "1", "S3PublicAccessRemediation": "true",
+    # No wait for EC2's automatic recovery but on the auto-recovery stack (health_stack()).
+    "AutoRecoveryWaitSeconds": "0",
 }
+# The shared examples of AWS's events ($HEALD_TESTDATA, as the unit tests read them).
+TESTDATA = os.environ.get("HEALD_TESTDATA", os.path.join(os.path.dirname(awsbed.REPO), "shared", "testdata"))
 
 
 def load_schema(detail_type: str) -> dict:
@@ -199,6 +205,16 @@ class StateSampler:
         return max((sum(st in AWAY for st in x.values()) for x in self.samples), default=0)
 
 
+def health_event_example() -> dict:
+    """AWS Health's event for EC2, from the shared examples; a clone without them skips the test
+    (call it before the test starts anything)."""
+    path = os.path.join(TESTDATA, "aws", "events", "aws-health-ec2-issue-instance-store-degraded.json")
+    if not os.path.exists(path):
+        raise unittest.SkipTest(f"no shared test data ({path})")
+    with open(path) as f:
+        return json.load(f)
+
+
 class Stack:
     def __init__(self, bed: harness.Bed, name: str = STACK, **parameters: str):
         """The stack deployed as `name`, with PARAMETERS and these overrides."""
@@ -314,6 +330,10 @@ class Stack:
         event CloudWatch puts on the default bus for it (moto sends none)."""
         metric = {"system": "StatusCheckFailed_System", "instance": "StatusCheckFailed_Instance"}[which]
         name = f"heald-{which}-status-{inst.id}"
+        # EC2's status check says the host is impaired (the moto shim), where a run reads it before
+        # it acts: elsewhere the call would only spread a storm's alarms further apart.
+        if which == "system" and self.parameters["AutoRecoveryWaitSeconds"] != "0":
+            self.ec2.create_tags(Resources=[inst.id], Tags=[{"Key": moto_aws.SYSTEM_STATUS_TAG, "Value": "impaired"}])
         reason = "Threshold Crossed: 2 datapoints were greater than or equal to the threshold (1.0)."
         self.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
         self.put_aws_event("aws.cloudwatch", "CloudWatch Alarm State Change",
@@ -335,6 +355,30 @@ class Stack:
         assert r["FailedEntryCount"] == 0, r
         self.injected.append({"source": source, "detail-type": detail_type, "resources": resources,
                               "detail": detail})
+
+    def auto_recovered(self, inst: Instance, code: str) -> None:
+        """EC2's automatic recovery ended on inst (code: AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_SUCCESS,
+        ..._FAILURE, ...): the AWS Health event AWS puts on the default bus, built from the shared
+        example envelope (moto cannot emit AWS Health events). After a success the instance boots
+        on a healthy host: its system status check is initializing, then ok once the lifecycle
+        recorded the outcome (so that a run sees the event before the status checks)."""
+        example = health_event_example()
+        detail = example["detail"]
+        detail["eventTypeCode"] = code
+        detail["eventArn"] = f"arn:aws:health:{harness.REGION}::event/EC2/{code}/{code}_{inst.id}"
+        for entity in detail["affectedEntities"]:
+            entity["entityValue"] = inst.id
+        recovered = code.endswith("_SUCCESS")
+        if recovered:
+            self.ec2.create_tags(Resources=[inst.id], Tags=[{"Key": moto_aws.SYSTEM_STATUS_TAG, "Value": "initializing"}])
+        self.put_aws_event(example["source"], example["detail-type"], [inst.id], detail)
+        deadline = time.monotonic() + 30
+        while self.auto_recovery_record(inst).get("auto_recovery_event") != code:
+            if time.monotonic() > deadline:
+                raise harness.HarnessError(f"the lifecycle did not record {code} for {inst.id} within 30 s")
+            time.sleep(0.05)
+        if recovered:
+            self.ec2.delete_tags(Resources=[inst.id], Tags=[{"Key": moto_aws.SYSTEM_STATUS_TAG}])
 
     def execution_ended(self, execution_arn: str) -> None:
         """Step Functions' Execution Status Change for an execution that ended (moto sends none)."""
@@ -447,6 +491,12 @@ class Stack:
         return {k: (int(v["N"]) if "N" in v else v.get("SS", v.get("BOOL", v.get("S"))))
                 for k, v in item.items()}
 
+    def auto_recovery_record(self, inst: Instance) -> dict:
+        """What the lifecycle recorded of EC2's automatic recovery on the instance's lease item."""
+        item = self.ddb.get_item(TableName=self.resources["LeaseTable"], Key={"pk": {"S": f"instance#{inst.id}"}},
+                                 ConsistentRead=True).get("Item", {})
+        return {k: v["S"] for k, v in item.items() if k.startswith("auto_recovery")}
+
     def audit(self, subject: str) -> list[dict]:
         r = self.ddb.query(TableName=self.resources["AuditTable"],
                            KeyConditionExpression="subject = :s",
@@ -517,6 +567,16 @@ def shadow_stack() -> Stack:
 # shadow mode.
 LIMITS = {"MaxConcurrent": "2", "MaxUnhealthy": "25%", "StormThreshold": "60", "MaxPolls": "120",
           "MaxRunsPerInstancePerDay": "2", "ShadowGroups": "dry,dry-too"}
+
+
+# The auto-recovery stack: a system status check's run waits up to 20 s (20 polls) for EC2's
+# automatic recovery (the template's default is 300 s; 0 on the other stacks and in fleet_sim).
+AUTO_RECOVERY_WAIT_S = 20
+
+
+def health_stack() -> Stack:
+    """A stack whose system status runs wait for EC2's automatic recovery (AUTO_RECOVERY_WAIT_S)."""
+    return _other_stack("health", AutoRecoveryWaitSeconds=str(AUTO_RECOVERY_WAIT_S))
 
 
 def limits_stack() -> Stack:

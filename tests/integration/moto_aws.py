@@ -182,6 +182,7 @@ def _patch_sdk_parameters() -> None:
 
 
 MACHINE_HALT_SECONDS = 30
+SYSTEM_STATUS_TAG = "heald-test:system-status"
 
 
 def _patch_fleet() -> None:
@@ -207,6 +208,9 @@ def _patch_fleet() -> None:
       stopping instance is stopped only once its machine has halted: while the test bed's
       tag heald-test:machine=up is on it (its heald still runs), it stays stopping (at most
       MACHINE_HALT_SECONDS, then it is stopped anyway, as EC2 forces a stop).
+    * moto's system status check is always ok: here a running instance's is the value of its
+      tag heald-test:system-status when it has one, and a stop removes the tag (a stop and
+      start moves the instance to another host).
     """
     import threading
     import uuid
@@ -288,15 +292,17 @@ def _patch_fleet() -> None:
     orig_send = Rule.send_to_targets
 
     def as_delivered(rule, target, event) -> dict:
+        # The event's time as EventBridge writes it (moto keeps seconds since the epoch), for an
+        # input transformer's $.time too.
+        event = dict(event)
+        if isinstance(event.get("time"), (int, float)):
+            event["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["time"]))
         transformer = target.get("InputTransformer")
         if transformer:
             return EventTemplateParser.parse(input_template=transformer.get("InputTemplate"),
                                              input_paths_map=transformer.get("InputPathsMap", {}),
                                              event=event)
-        out = {k: v for k, v in event.items() if k != "ingestion-time"}
-        if isinstance(out.get("time"), (int, float)):
-            out["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(out["time"]))
-        return out
+        return {k: v for k, v in event.items() if k != "ingestion-time"}
 
     def send_to_targets(self, original_event, transform_input=True):
         if not self.event_pattern.matches_event(original_event):
@@ -376,6 +382,27 @@ def _patch_fleet() -> None:
         return reservation
 
     InstanceBackend.run_instances = run_instances
+
+    # moto's system status check is always ok: here it is what the tag heald-test:system-status
+    # says while the instance runs (the bed sets impaired with a system status alarm; a test
+    # playing EC2's automatic recovery removes it). A stop moves the instance to another host,
+    # so the stop takes the tag with it.
+    orig_system_status = Instance.system_status.fget
+
+    def system_status(self) -> dict:
+        said = [t["value"] for t in self.get_tags() if t["key"] == SYSTEM_STATUS_TAG]
+        if said and self.state_code == 16:
+            return {"Status": said[0], "Details": [{"Name": "reachability", "Status": "failed"}]}
+        return orig_system_status(self)
+
+    Instance.system_status = property(system_status)
+    stop_on_this_host = Instance.stop
+
+    def stop_moves_host(self):
+        self.ec2_backend.delete_tags([self.id], {SYSTEM_STATUS_TAG: None})
+        return stop_on_this_host(self)
+
+    Instance.stop = stop_moves_host
 
 
 def _count_requests() -> None:

@@ -14,6 +14,7 @@ import urllib.request
 import awsbed
 import fleetbed
 import harness
+import moto_aws
 
 
 _requests_before: dict = {}
@@ -940,6 +941,215 @@ class ShadowTest(FleetCase):
         self.assertEqual(shadow.coordinator_events.matching("Fleet Remediation Started", a.id), [])
 
 
+class AutoRecoveryTest(FleetCase):
+    """No double action with EC2's automatic recovery: the auto-recovery stack
+    (fleetbed.health_stack(), AutoRecoveryWaitSeconds 20, PollSeconds 1). The bed plays EC2: a
+    system status alarm marks the status check impaired; AWS Health's outcome is put on the bus
+    (fleetbed.Stack.auto_recovered)."""
+
+    WAIT_S = fleetbed.AUTO_RECOVERY_WAIT_S
+
+    def setUp(self):
+        super().setUp()
+        self.stack = fleetbed.health_stack()
+
+    def entered_at(self, run: str) -> dict[str, float]:
+        """When the run first entered each state, in seconds since the epoch."""
+        out: dict[str, float] = {}
+        for e in self.stack.sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]:
+            name = e.get("stateEnteredEventDetails", {}).get("name")
+            if name and name not in out:
+                out[name] = e["timestamp"].timestamp()
+        return out
+
+    def waiting_run(self, inst: fleetbed.Instance, known: set) -> str:
+        """inst's system status alarm's run, once it waits for EC2."""
+        s = self.stack
+        s.alarm(inst, "system")
+        (run,) = s.wait_new_executions("Coordinator", known)
+        self.wait_until(lambda: "AutoRecoveryPoll" in s.states_entered(run), 30, "the run waits for EC2")
+        return run
+
+    def final_event(self, inst: fleetbed.Instance, run: str, detail_type: str) -> dict:
+        s = self.stack
+        def of_run() -> list[dict]:
+            s.coordinator_events.poll(wait=0)
+            return [e for e in s.coordinator_events.matching(detail_type, inst.id) if e["detail"]["execution"] == run]
+        self.wait_until(of_run, 30, f"{detail_type} of {run}")
+        (event,) = of_run()
+        return event
+
+    def test_ec2_recovery_success_verified_and_the_run_never_acts(self):
+        """A system status alarm, then AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_SUCCESS while the run
+        waits: the run verifies (run-checks, status checks), never stops or starts the
+        instance, audits recovered-by-ec2 and publishes one Fleet Remediation Recovered By EC2.
+        While it waits it holds the instance's lease (a second alarm's run starts nothing) but
+        no group slot and no MaxUnhealthy unit."""
+        fleetbed.health_event_example()  # AWS Health's events are built from it
+        s = self.stack
+        a = self.instance("ar-success")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            run = self.waiting_run(a, known)
+            held = s.lease_holders()
+            self.assertEqual(held.get(f"instance#{a.id}"), [run])
+            self.assertNotIn(run, held.get("group#default", []), "no slot while waiting")
+            self.assertNotIn(run, s.group_record("default").get("holders", []), "no MaxUnhealthy unit while waiting")
+            (second,) = self.run_of(lambda: s.alarm(a, "system"))
+            self.assertEqual(s.states_entered(second)[-1], "AlreadyRunning")
+            s.auto_recovered(a, "AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_SUCCESS")
+            d = s.wait_done(run)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        for step in ("RecoveredByEc2", "RunChecks", "StatusChecks", "Verified", "AuditRecoveredByEc2", "Ec2Recovered"):
+            self.assertIn(step, states)
+        for step in ("Remediate", "TakeLease", "PrepareStop", "Stop", "Start", "CountRun"):
+            self.assertNotIn(step, states[states.index("AutoRecoveryPoll"):])
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        self.assertEqual(s.auto_recovery_record(a)["auto_recovery"], "success")
+        def received() -> list[str]:
+            s.heald_events.poll(wait=0)
+            return [e["detail"]["command_id"] for e in s.heald_events.matching("Command Received", a.id)]
+        self.wait_until(received, 30, "heald's Command Received")
+        self.assertEqual([c.rsplit("-", 4)[-4:] for c in received()], [["ec2", "recovery", "run", "checks"]])
+
+        event = self.final_event(a, run, "Fleet Remediation Recovered By EC2")
+        decided = event["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"], decided["event"]),
+                         ("recovered-by-ec2", "recovery-succeeded", "AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_SUCCESS"))
+        self.assertLess(decided["waited_s"], self.WAIT_S)
+        self.assertTrue(event["detail"]["steps"]["run_checks"] and event["detail"]["steps"]["verified"])
+        self.assertEqual(len(s.coordinator_events.matching("Fleet Remediation Recovered By EC2", a.id)), 1)
+        for other in ("Fleet Remediation Started", "Fleet Remediation Succeeded", "Fleet Remediation Failed"):
+            self.assertEqual(s.coordinator_events.matching(other, a.id), [], other)
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual((audit["outcome"], audit["trigger"]), ("recovered-by-ec2", "system-status-check"))
+        self.assertEqual(json.loads(audit["steps"])["auto_recovery"], decided)
+        self.assertEqual([m for m in s.alert_messages() if a.id in m], [], "nothing for a person")
+        self.assertLeasesFree()
+
+    def test_ec2_recovery_failure_proceeds_at_once_and_stop_starts(self):
+        """AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_FAILURE while the run waits: it goes up its ladder
+        at once (well before AutoRecoveryWaitSeconds), stops and starts the instance and
+        verifies; the decision is in its event and audit record."""
+        fleetbed.health_event_example()  # AWS Health's events are built from it
+        s = self.stack
+        a = self.instance("ar-failure")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            run = self.waiting_run(a, known)
+            s.auto_recovered(a, "AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_FAILURE")
+            d = s.wait_done(run)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        at = self.entered_at(run)
+        self.assertLess(at["Ec2RecoveryFailed"] - at["AutoRecoveryPoll"], self.WAIT_S / 2, "proceeded before the wait ended")
+        self.assertNotIn("NoWordFromEc2", states)
+        self.assertLess(at["Ec2RecoveryFailed"], at["PauseGate"])  # the gate and the slot after the wait
+        self.assertLess(at["TakeUnhealthy"], at["Stop"])
+        self.assertIn("stopped", ec2.states(a.id))
+        event = self.final_event(a, run, "Fleet Remediation Succeeded")
+        decided = event["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"], decided["event"]),
+                         ("proceeded", "recovery-failed", "AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_FAILURE"))
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual(audit["outcome"], "succeeded")
+        self.assertEqual(json.loads(audit["steps"])["auto_recovery"], decided)
+        self.assertLeasesFree()
+
+    def test_no_word_from_ec2_within_the_wait_proceeds(self):
+        """No AWS Health event and the status check stays impaired: after
+        AutoRecoveryWaitSeconds the run goes up its ladder (stop and start)."""
+        s = self.stack
+        a = self.instance("ar-silent")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            run = self.waiting_run(a, known)
+            d = s.wait_done(run)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        at = self.entered_at(run)
+        self.assertGreaterEqual(at["NoWordFromEc2"] - at["AutoRecoveryPoll"], self.WAIT_S - 1)
+        self.assertEqual(states.count("AutoRecoveryPoll"), self.WAIT_S)
+        self.assertIn("stopped", ec2.states(a.id))
+        event = self.final_event(a, run, "Fleet Remediation Succeeded")
+        decided = event["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"], decided["waited_s"]), ("proceeded", "wait-ended", self.WAIT_S))
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual(json.loads(audit["steps"])["auto_recovery"], decided)
+        self.assertLeasesFree()
+
+    def test_status_checks_ok_again_without_word_from_ec2_is_recovered_by_ec2(self):
+        """AWS Health delivers its events on a best effort basis: both status checks OK again
+        while the run waits is EC2's recovery too (verified, nothing done)."""
+        s = self.stack
+        a = self.instance("ar-checks-ok")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        with s.sample_states(a) as ec2:
+            run = self.waiting_run(a, known)
+            s.ec2.delete_tags(Resources=[a.id], Tags=[{"Key": moto_aws.SYSTEM_STATUS_TAG}])
+            d = s.wait_done(run)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        self.assertIn("ChecksOkAgain", states)
+        self.assertNotIn("Stop", states)
+        self.assertEqual(ec2.states(a.id), {"running"}, "never stopped")
+        decided = self.final_event(a, run, "Fleet Remediation Recovered By EC2")["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"]), ("recovered-by-ec2", "status-checks-ok"))
+        (audit,) = [r for r in s.audit(a.id) if r["execution"] == run]
+        self.assertEqual(audit["outcome"], "recovered-by-ec2")
+        self.assertLeasesFree()
+
+    def test_ec2_recovery_heald_does_not_verify_climbs_the_ladder(self):
+        """EC2 reports success but heald's checks still fail: run-checks answers verified =
+        false and the run goes up its ladder through the gate (a slot, stop and start, which
+        mends the service here); its Succeeded event says why (not-verified)."""
+        fleetbed.health_event_example()  # AWS Health's events are built from it
+        s = self.stack
+        a = self.instance("ar-unverified")
+        known = {e["executionArn"] for e in s.executions("Coordinator")}
+        os.utime(a.marker, (time.time() - 7200, time.time() - 7200))  # the service is broken
+
+        def mend_on_stop():
+            s.heald_events.wait("Ready For Stop", a.id, timeout=60)
+            os.utime(a.marker, None)
+        mender = threading.Thread(target=mend_on_stop, daemon=True)
+        mender.start()
+        run = self.waiting_run(a, known)
+        s.auto_recovered(a, "AWS_EC2_SIMPLIFIED_AUTO_RECOVERY_SUCCESS")
+        d = s.wait_done(run)
+        mender.join(timeout=30)
+        states = s.states_entered(run)
+        self.assertEqual(d["status"], "SUCCEEDED", states)
+        at = self.entered_at(run)
+        for earlier, later in (("RecoveredByEc2", "RunChecks"), ("RunChecks", "Ec2RecoveryNotVerified"),
+                               ("Ec2RecoveryNotVerified", "TakeUnhealthy"), ("TakeUnhealthy", "Stop")):
+            self.assertLess(at[earlier], at[later], (earlier, later))
+        decided = self.final_event(a, run, "Fleet Remediation Succeeded")["detail"]["steps"]["auto_recovery"]
+        self.assertEqual((decided["decision"], decided["why"], decided["recovered"]["why"]),
+                         ("proceeded", "not-verified", "recovery-succeeded"))
+        self.assertEqual(s.coordinator_events.matching("Fleet Remediation Recovered By EC2", a.id), [])
+        self.assertLeasesFree()
+
+    def test_instance_status_and_heald_requests_do_not_wait_for_ec2(self):
+        """EC2 recovers a failed system status check only: an instance status alarm's run and
+        heald's own request go to the gate without waiting."""
+        s = self.stack
+        a = self.instance("ar-instance")
+        b, marker = self.requesting("ar-request", allow="ping, run-checks")
+        (by_alarm,) = self.run_of(lambda: s.alarm(a, "instance"))
+        (by_heald,) = self.run_of(lambda: os.utime(marker, (time.time() - 7200, time.time() - 7200)))
+        for run in (by_alarm, by_heald):
+            states = s.states_entered(run)
+            self.assertIn("MayBeRecovering", states)
+            self.assertNotIn("AutoRecoveryPoll", states)
+            self.assertLess(states.index("MayBeRecovering"), states.index("PauseGate"))
+            self.assertIn("Remediate", states)
+        self.assertEqual(s.sfn.describe_execution(executionArn=by_alarm)["status"], "SUCCEEDED", s.states_entered(by_alarm))
+        self.assertNotIn("auto_recovery", self.final_event(a, by_alarm, "Fleet Remediation Succeeded")["detail"]["steps"])
+        self.assertLeasesFree()
+
+
 def pattern_matches(pattern: dict, event: dict) -> bool:
     """EventBridge's matching for what the stack's patterns use (exact values, prefix,
     nesting, array fields): moto's TestEventPattern answers nothing, so the test matches."""
@@ -1001,7 +1211,7 @@ class RulesTest(FleetCase):
                   for r in page["Rules"]]
         rules = [r for r in listed
                  if r["Name"].startswith(s.name + "-") and not r["Name"].startswith(other_prefixes)]
-        self.assertEqual(len(rules), 7, [r["Name"] for r in rules])
+        self.assertEqual(len(rules), 8, [r["Name"] for r in rules])
         unseen = []
         for rule in rules:
             pattern = json.loads(rule["EventPattern"])
@@ -1016,6 +1226,9 @@ class RulesTest(FleetCase):
                                     awsbed.REPO, "agent", "schemas", harness.slug(detail_type) + ".json")),
                                     f"{detail_type} is not an event heald emits")
                                 unseen.append(f"{detail_type} ({rule['Name']})")
+                                continue
+                            if source == "aws.health" and not os.path.isdir(fleetbed.TESTDATA):
+                                unseen.append(f"{detail_type} ({rule['Name']}: no shared test data to build it)")
                                 continue
                             self.fail(f"no event of the run matches {rule['Name']} as {detail_type}")
                         for path in pattern_leaves(pattern):
@@ -1150,7 +1363,9 @@ class StaticTest(unittest.TestCase):
         seen, todo = set(), ["Remediate"]
         while todo:
             name = todo.pop()
-            if name in seen or name in ("ReleaseGroup",):
+            # Ec2RecoveryNotVerified: only a run that verified EC2's recovery, before any slot,
+            # climbs there; it goes back to the gate holding its instance's lease alone.
+            if name in seen or name in ("ReleaseGroup", "Ec2RecoveryNotVerified"):
                 continue
             seen.add(name)
             st = states[name]
