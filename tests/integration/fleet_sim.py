@@ -27,7 +27,6 @@ fleet scale" scales to 10,000 instances. Ends with "N passed, N failed".
 Usage: tests/integration/fleet_sim.py [--instances N] [--idle SECONDS] [--heartbeat SECONDS] [--scenarios 1,2,3,4,5]
 """
 import argparse
-import concurrent.futures
 import json
 import math
 import os
@@ -148,9 +147,7 @@ class Sim:
         s = self.stack
         known = {e["executionArn"] for e in s.executions("Coordinator")}
         with s.sample_states(*self.insts) as ec2:
-            # At once, as CloudWatch would send them (8 threads: moto is not made for many more).
-            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda inst: s.alarm(inst, "system"), insts))
+            s.alarm_at_once(insts)
             runs = s.wait_new_executions("Coordinator", known, n=len(insts), timeout=120)
             if while_asking is not None:
                 while_asking(runs)
@@ -329,8 +326,7 @@ class Sim:
                                     "message": "the marker is older than 1h", "dry_run": False})
         known = {e["executionArn"] for e in s.executions("Coordinator")}
         with s.sample_states(*silent) as ec2:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(lambda inst: s.alarm(inst, "system"), by_alarm))
+            s.alarm_at_once(by_alarm)
             heald_asked()
             runs = s.wait_new_executions("Coordinator", known, n=len(silent), timeout=120)
             for run in runs:

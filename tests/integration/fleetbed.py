@@ -13,6 +13,7 @@ instance role's credentials to the instance (through its own IMDS server). A hea
 stopped when its instance stops and started when it runs again (a watcher follows the
 EC2 state-change events the moto shim announces), as a machine's boot would.
 """
+import concurrent.futures
 import json
 import os
 import threading
@@ -325,6 +326,15 @@ class Stack:
             return None
 
     # ---- what AWS would send -----------------------------------------------------------
+    def alarm_at_once(self, insts: list[Instance], which: str = "system") -> None:
+        """Their alarms at once, as CloudWatch would send them when a shared cause hits (8
+        threads: moto is not made for many more). One after the other they would reach the
+        coordinator spread over seconds on a loaded machine, longer than a test stack's
+        PollSeconds: a storm's first runs would see a quiet group and act before the breaker
+        tripped, which is the slow storm of its own test, not this one."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda inst: self.alarm(inst, which), insts))
+
     def alarm(self, inst: Instance, which: str) -> None:
         """The instance's status-check alarm goes to ALARM: CloudWatch's state change, and the
         event CloudWatch puts on the default bus for it (moto sends none)."""

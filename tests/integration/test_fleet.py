@@ -562,8 +562,7 @@ class LimitsTest(FleetCase):
         s.alert_messages()  # what earlier tests left for a person
         known = {e["executionArn"] for e in s.executions("Coordinator")}
         with s.sample_states(*insts) as ec2:
-            for inst in asking:
-                s.alarm(inst, "system")
+            s.alarm_at_once(asking)
             runs = s.wait_new_executions("Coordinator", known, n=4)
             self.wait_until(lambda: self.paused_events("storm"), 30, "Fleet Remediation Paused of group storm")
             time.sleep(4)  # a few polls of the paused gate
